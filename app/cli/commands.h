@@ -1,0 +1,16 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace whittle::cli {
+
+struct Command {
+    const char* name;
+    const char* synopsis;
+    int (*run)(const std::vector<std::string>& args);
+};
+
+int runInspect(const std::vector<std::string>& args);
+int runMakeTiny(const std::vector<std::string>& args);
+
+}  // namespace whittle::cli

@@ -1,0 +1,61 @@
+// whittle-cli: every Whittle capability for scripts and CI. Errors print one line and exit non-zero.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "app/cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+using whittle::cli::Command;
+
+const Command kCommands[] = {
+    {"inspect", "MODEL_DIR [--json]            parameters and bytes by part, dtype and layer",
+     whittle::cli::runInspect},
+    {"make-tiny", "DEST [--preset P] [--seed N] [--zeros] [--tokenizer FILE]   write a small Gemma 4 checkpoint",
+     whittle::cli::runMakeTiny},
+};
+
+void usage(std::FILE* out) {
+    std::fprintf(out, "usage: whittle-cli COMMAND [ARGS]\n\ncommands:\n");
+    for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.synopsis);
+    std::fprintf(out, "\nwhittle-cli COMMAND --help shows a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!std::strcmp(argv[1], "--version")) {
+        std::printf("whittle-cli %s\n", WHITTLE_VERSION);
+        return 0;
+    }
+    const std::vector<std::string> args(argv + 2, argv + argc);
+    for (const auto& c : kCommands) {
+        if (std::strcmp(argv[1], c.name) != 0) continue;
+        if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+            std::printf("whittle-cli %s %s\n", c.name, c.synopsis);
+            return 0;
+        }
+        try {
+            return c.run(args);
+        } catch (const whittle::UsageError& e) {
+            std::fprintf(stderr, "whittle-cli %s: %s\n", c.name, e.what());
+            return 2;
+        } catch (const whittle::Error& e) {
+            std::fprintf(stderr, "whittle-cli %s: error: %s\n", c.name, e.what());
+            return 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "whittle-cli %s: internal error: %s\n", c.name, e.what());
+            return 3;
+        }
+    }
+    std::fprintf(stderr, "whittle-cli: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

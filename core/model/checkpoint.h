@@ -1,0 +1,48 @@
+#pragma once
+// A Gemma 4 checkpoint folder opened for reading: config, special token ids (always read from the
+// files), and every tensor checked against the tensor table — without touching tensor data.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/io/tensor_store.h"
+#include "core/model/gemma4_config.h"
+#include "core/model/tensor_table.h"
+
+namespace whittle {
+
+struct SpecialTokenIds {
+    int bos = -1;
+    int pad = -1;
+    std::vector<int> eos;  // generation_config.json's list (stop ids)
+};
+
+struct CheckpointTensor {
+    const TensorStore::Entry* entry = nullptr;
+    Part part = Part::Other;
+    int layer = -1;
+    bool unused = false;  // present but never read by the decoder (dead shared-layer k/v, lm_head duplicate)
+};
+
+class Checkpoint {
+public:
+    static Checkpoint open(const std::filesystem::path& dir);
+
+    const std::filesystem::path& dir() const { return dir_; }
+    const Gemma4Config& config() const { return config_; }
+    const TensorStore& store() const { return store_; }
+    const std::vector<CheckpointTensor>& tensors() const { return tensors_; }
+    const SpecialTokenIds& specialTokens() const { return special_; }
+    bool hasGenerationConfig() const { return hasGenerationConfig_; }
+
+private:
+    std::filesystem::path dir_;
+    Gemma4Config config_;
+    TensorStore store_;
+    std::vector<CheckpointTensor> tensors_;
+    SpecialTokenIds special_;
+    bool hasGenerationConfig_ = false;
+};
+
+}  // namespace whittle

@@ -1,0 +1,65 @@
+#pragma once
+// The Gemma 4 text decoder's configuration, read from config.json (full model: fields under
+// text_config; text-only: at top level). Every field that shapes tensors or numerics is required:
+// the transformers class defaults describe a different model (spec §1).
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/io/json_file.h"
+
+namespace whittle {
+
+enum class AttentionKind { Sliding, Full };
+const char* attentionKindName(AttentionKind k);
+
+struct RopeParams {
+    std::string type;  // "default" or "proportional"
+    double theta = 0;
+    double partialRotaryFactor = 1.0;
+};
+
+struct LayerSpec {
+    int index = 0;
+    AttentionKind kind = AttentionKind::Sliding;
+    int headDim = 0;
+    int ffnWidth = 0;
+    bool ownsKv = true;
+    int kvSource = 0;  // == index when the layer owns its KV cache
+};
+
+struct Gemma4Config {
+    std::string modelType;     // "gemma4" (multimodal wrapper) or "gemma4_text"
+    std::string architecture;  // architectures[0], informative only
+    int hiddenSize = 0;
+    int numLayers = 0;
+    int intermediateSize = 0;
+    int numHeads = 0;
+    int numKvHeads = 0;
+    int headDim = 0;        // sliding layers
+    int globalHeadDim = 0;  // full layers
+    int slidingWindow = 0;
+    int vocabSize = 0;
+    int vocabSizePerLayerInput = 0;
+    int pleDim = 0;  // hidden_size_per_layer_input
+    int numKvSharedLayers = 0;
+    int maxPositionEmbeddings = 0;
+    bool doubleWideMlp = false;
+    bool tieWordEmbeddings = true;
+    double rmsNormEps = 0;
+    std::optional<double> finalLogitSoftcap;
+    RopeParams ropeSliding, ropeFull;
+    std::vector<LayerSpec> layers;
+    bool hasVisionConfig = false, hasAudioConfig = false;
+    std::map<std::string, int> tokenIds;  // every *_token_id / *_token_index found in config.json
+
+    std::string tensorPrefix() const { return modelType == "gemma4" ? "model.language_model." : "model."; }
+    int firstSharedLayer() const { return numLayers - numKvSharedLayers; }
+
+    static Gemma4Config parse(const Json& j, const std::string& file);
+    static Gemma4Config load(const std::filesystem::path& configJson);
+};
+
+}  // namespace whittle

@@ -1,0 +1,82 @@
+#pragma once
+// Shared helpers for the Qt Test suites.
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace whittle::test {
+
+// Under CI=true nothing may be skipped: an unavailable prerequisite fails the test instead.
+#define WHITTLE_REQUIRE_OR_SKIP(cond, msg)                                   \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            if (qEnvironmentVariable("CI") == QLatin1String("true")) QFAIL(msg); \
+            QSKIP(msg);                                                       \
+        }                                                                     \
+    } while (0)
+
+// Checks that `expr` throws an exception of type E whose message contains every given fragment.
+#define WHITTLE_EXPECT_ERROR(expr, E, ...)                                                         \
+    do {                                                                                           \
+        bool thrown_ = false;                                                                      \
+        try {                                                                                      \
+            expr;                                                                                  \
+        } catch (const E& e_) {                                                                    \
+            thrown_ = true;                                                                        \
+            const std::string msg_ = e_.what();                                                    \
+            for (const char* frag_ : {__VA_ARGS__})                                                \
+                if (msg_.find(frag_) == std::string::npos)                                         \
+                    QFAIL(qPrintable(QString("message '%1' lacks '%2'").arg(msg_.c_str(), frag_))); \
+        }                                                                                          \
+        if (!thrown_) QFAIL("expected " #E " from: " #expr);                                       \
+    } while (0)
+
+inline std::filesystem::path tempPath(const QTemporaryDir& d, const char* name = "") {
+    return std::filesystem::path(d.path().toStdString()) / name;
+}
+
+inline std::string readBytes(const std::filesystem::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+inline void writeBytes(const std::filesystem::path& p, const std::string& bytes) {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+// An unsigned 64-bit little-endian integer as 8 bytes (the safetensors header length field).
+inline std::string le64(std::uint64_t n) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; ++i) s[std::size_t(i)] = char((n >> (8 * i)) & 0xff);
+    return s;
+}
+
+struct CliResult {
+    int exitCode = -1;
+    QProcess::ExitStatus status = QProcess::CrashExit;
+    QString out, err;
+};
+
+inline CliResult runCli(const QStringList& args, int timeoutMs = 120000) {
+    QProcess p;
+    p.start(QStringLiteral(WHITTLE_CLI_PATH), args);
+    CliResult r;
+    if (!p.waitForFinished(timeoutMs)) {
+        p.kill();
+        p.waitForFinished();
+        r.err = "timed out";
+        return r;
+    }
+    r.exitCode = p.exitCode();
+    r.status = p.exitStatus();
+    r.out = QString::fromUtf8(p.readAllStandardOutput());
+    r.err = QString::fromUtf8(p.readAllStandardError());
+    return r;
+}
+
+}  // namespace whittle::test
