@@ -153,8 +153,9 @@ private slots:
         if (m == "moe") tc["enable_moe_block"] = true;
         if (m == "activation") tc["hidden_activation"] = "relu";
         if (m == "rope") tc.erase("rope_parameters");
+        const QByteArray want = expect.toUtf8();
         WHITTLE_EXPECT_ERROR(Gemma4Config::parse(root, "some/config.json"), FormatError, "some/config.json",
-                             expect.toUtf8().constData());
+                             want.constData());
     }
 };
 
