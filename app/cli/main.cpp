@@ -16,6 +16,8 @@ const Command kCommands[] = {
      whittle::cli::runInspect},
     {"make-tiny", "DEST [--preset P] [--seed N] [--zeros] [--tokenizer FILE]   write a small Gemma 4 checkpoint",
      whittle::cli::runMakeTiny},
+    {"tokenize", "MODEL_OR_TOKENIZER_JSON [--file F] [--no-bos] [--decode]   one line of ids per input line",
+     whittle::cli::runTokenize},
 };
 
 void usage(std::FILE* out) {

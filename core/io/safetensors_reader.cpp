@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/io/json_file.h"
+#include "core/utf8.h"
 
 namespace whittle {
 
@@ -26,25 +27,6 @@ TensorView::TensorView(const TensorInfo& info, std::shared_ptr<const MappedRegio
     : info_(&info), region_(std::move(region)) {}
 
 namespace {
-
-bool validUtf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (len == 0 || i + std::size_t(len) > s.size()) return false;
-        std::uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-        for (int k = 1; k < len; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + std::size_t(k)]);
-            if ((cc >> 6) != 2) return false;
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        const std::uint32_t minCp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < minCp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += std::size_t(len);
-    }
-    return true;
-}
 
 std::uint64_t parseOffset(const Json& v, const std::string& file, const std::string& name) {
     if (!v.is_number_unsigned()) throw FormatError(file, name, "data_offsets must be non-negative integers");
@@ -72,7 +54,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(File
     headerLength_ = n;
     std::string header(n, '\0');
     file_.preadExact(header.data(), n, 8);
-    if (!validUtf8(header)) throw FormatError(p, {}, "header is not valid UTF-8");
+    if (!utf8::isValid(header)) throw FormatError(p, {}, "header is not valid UTF-8");
     const auto first = header.find_first_not_of(" \t\r\n");
     if (first == std::string::npos || header[first] != '{') throw FormatError(p, {}, "header is not a JSON object");
     const Json j = parseJson(header, p);
