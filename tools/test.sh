@@ -24,7 +24,9 @@ report() {
 trap report EXIT
 
 stage "setup" bash tools/setup.sh test
+stage "test peers" bash tests/peers/install.sh build/default
 stage "configure+build" bash -c "cmake --preset default >/dev/null && cmake --build --preset default -j $jobs"
 stage "tests" ctest --test-dir build/default -j2 --timeout 300 --output-on-failure
+stage "screenshots" bash tools/screenshots.sh build/default
 stage "asan build" bash -c "cmake --preset asan >/dev/null && cmake --build --preset asan -j $jobs"
 stage "asan tests" ctest --test-dir build/asan -L asan -j2 --timeout 300 --output-on-failure

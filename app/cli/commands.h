@@ -13,5 +13,6 @@ struct Command {
 int runInspect(const std::vector<std::string>& args);
 int runMakeTiny(const std::vector<std::string>& args);
 int runTokenize(const std::vector<std::string>& args);
+int runDevices(const std::vector<std::string>& args);
 
 }  // namespace whittle::cli

@@ -18,6 +18,7 @@ const Command kCommands[] = {
      whittle::cli::runMakeTiny},
     {"tokenize", "MODEL_OR_TOKENIZER_JSON [--file F] [--no-bos] [--decode]   one line of ids per input line",
      whittle::cli::runTokenize},
+    {"devices", "[--json]                    Vulkan devices, their memory, features and limits", whittle::cli::runDevices},
 };
 
 void usage(std::FILE* out) {

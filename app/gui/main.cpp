@@ -1,21 +1,47 @@
-// whittle: the desktop app. `whittle [MODEL_DIR]` opens the main window, on MODEL_DIR if given.
+// whittle: the desktop app.
+//   whittle [MODEL_DIR]                      open the main window (on MODEL_DIR if given)
+//   whittle --screenshots DIR [MODEL_DIR]    render every page to DIR/<page>.png and exit
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QEventLoop>
+#include <QTimer>
+#include <cstdio>
 
 #include "app/gui/main_window.h"
 
 int main(int argc, char** argv) {
     QApplication app(argc, argv);
+    QApplication::setOrganizationName("Whittle");
     QApplication::setApplicationName("Whittle");
     QApplication::setApplicationVersion(WHITTLE_VERSION);
     QCommandLineParser parser;
     parser.setApplicationDescription("Slim Gemma 4 models to fit your GPU.");
     parser.addHelpOption();
     parser.addVersionOption();
+    const QCommandLineOption shots("screenshots", "Render every page to DIR/<page>.png and exit.", "DIR");
+    parser.addOption(shots);
     parser.addPositionalArgument("model", "Gemma 4 checkpoint folder to open.");
     parser.process(app);
+    const QStringList models = parser.positionalArguments();
+
     whittle::gui::MainWindow w;
     w.show();
-    if (!parser.positionalArguments().isEmpty()) w.openCheckpoint(parser.positionalArguments().first());
+    if (parser.isSet(shots)) {
+        if (!models.isEmpty()) {
+            QEventLoop loop;
+            bool ok = false;
+            QObject::connect(&w, &whittle::gui::MainWindow::checkpointLoaded, &loop, [&] { ok = true; loop.quit(); });
+            QObject::connect(&w, &whittle::gui::MainWindow::checkpointFailed, &loop, [&](const QString& m) {
+                std::fprintf(stderr, "whittle: %s\n", m.toUtf8().constData());
+                loop.quit();
+            });
+            w.openCheckpoint(models.first());
+            loop.exec();
+            if (!ok) return 1;
+        }
+        for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
+        return 0;
+    }
+    if (!models.isEmpty()) w.openCheckpoint(models.first());
     return app.exec();
 }

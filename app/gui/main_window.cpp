@@ -1,19 +1,20 @@
 #include "app/gui/main_window.h"
 
+#include <QDir>
+#include <QDragEnterEvent>
 #include <QFileDialog>
-#include <QHeaderView>
-#include <QLabel>
-#include <QLineEdit>
+#include <QFileInfo>
+#include <QListWidget>
 #include <QMenuBar>
 #include <QMessageBox>
-#include <QSortFilterProxyModel>
-#include <QSplitter>
+#include <QMimeData>
+#include <QHBoxLayout>
+#include <QStackedWidget>
 #include <QStatusBar>
-#include <QTableView>
-#include <QVBoxLayout>
 #include <QtConcurrent>
 
-#include "core/error.h"
+#include "app/gui/model_page.h"
+#include "app/gui/recent_models.h"
 
 namespace whittle::gui {
 
@@ -29,60 +30,72 @@ LoadResult loadInventory(const QString& dir) {
     return r;
 }
 
-QTableView* makeTable(QAbstractItemModel* model, QWidget* parent) {
-    auto* v = new QTableView(parent);
-    v->setModel(model);
-    v->setSelectionBehavior(QAbstractItemView::SelectRows);
-    v->setAlternatingRowColors(true);
-    v->verticalHeader()->hide();
-    v->horizontalHeader()->setStretchLastSection(true);
-    return v;
+QString droppedFolder(const QMimeData* mime) {
+    if (!mime || !mime->hasUrls() || mime->urls().size() != 1) return {};
+    const QUrl url = mime->urls().first();
+    if (!url.isLocalFile()) return {};
+    const QFileInfo info(url.toLocalFile());
+    // A dropped config.json or shard means its folder.
+    return info.isDir() ? info.absoluteFilePath() : info.absolutePath();
 }
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowTitle("Whittle");
+    setAcceptDrops(true);
     auto* central = new QWidget(this);
-    auto* layout = new QVBoxLayout(central);
-    summary_ = new QLabel(tr("Open a Gemma 4 checkpoint folder (File → Open)."), central);
-    summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    summary_->setWordWrap(true);
-    layout->addWidget(summary_);
-
-    auto* split = new QSplitter(Qt::Vertical, central);
-    partView_ = makeTable(&parts_, split);
-    auto* lower = new QWidget(split);
-    auto* lowerLayout = new QVBoxLayout(lower);
-    lowerLayout->setContentsMargins(0, 0, 0, 0);
-    filter_ = new QLineEdit(lower);
-    filter_->setPlaceholderText(tr("Filter tensors by name, part or dtype"));
-    filter_->setClearButtonEnabled(true);
-    tensorProxy_ = new QSortFilterProxyModel(this);
-    tensorProxy_->setSourceModel(&tensors_);
-    tensorProxy_->setFilterKeyColumn(-1);
-    tensorProxy_->setFilterCaseSensitivity(Qt::CaseInsensitive);
-    tensorProxy_->setSortRole(Qt::UserRole);
-    tensorView_ = makeTable(tensorProxy_, lower);
-    tensorView_->setSortingEnabled(true);
-    tensorView_->sortByColumn(-1, Qt::AscendingOrder);
-    lowerLayout->addWidget(filter_);
-    lowerLayout->addWidget(tensorView_);
-    split->addWidget(partView_);
-    split->addWidget(lower);
-    split->setStretchFactor(1, 3);
-    layout->addWidget(split);
+    auto* row = new QHBoxLayout(central);
+    row->setContentsMargins(0, 0, 0, 0);
+    pageList_ = new QListWidget(central);
+    pageList_->setFixedWidth(150);
+    pageList_->setFrameShape(QFrame::NoFrame);
+    pageList_->setSpacing(2);
+    pages_ = new QStackedWidget(central);
+    row->addWidget(pageList_);
+    row->addWidget(pages_, 1);
     setCentralWidget(central);
-    connect(filter_, &QLineEdit::textChanged, tensorProxy_, &QSortFilterProxyModel::setFilterFixedString);
+    modelPage_ = new ModelPage(pages_);
+    addPage(tr("Model"), modelPage_);
+    connect(pageList_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
+    pageList_->setCurrentRow(0);
 
     auto* file = menuBar()->addMenu(tr("&File"));
     file->addAction(tr("&Open checkpoint…"), QKeySequence::Open, this, &MainWindow::chooseCheckpoint);
+    recentMenu_ = file->addMenu(tr("Open &recent"));
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    rebuildRecentMenu();
     connect(&watcher_, &QFutureWatcher<LoadResult>::finished, this, &MainWindow::loadFinished);
-    resize(1100, 760);
+    statusBar()->showMessage(tr("Open a Gemma 4 checkpoint folder to begin."));
+    resize(1200, 800);
 }
 
 MainWindow::~MainWindow() { watcher_.waitForFinished(); }
+
+void MainWindow::addPage(const QString& name, QWidget* page) {
+    pageList_->addItem(name);
+    pages_->addWidget(page);
+}
+
+QStringList MainWindow::pageNames() const {
+    QStringList names;
+    for (int i = 0; i < pageList_->count(); ++i) names << pageList_->item(i)->text();
+    return names;
+}
+
+void MainWindow::showPage(int index) { pageList_->setCurrentRow(index); }
+
+QStringList MainWindow::saveScreenshots(const QString& dir) {
+    QDir().mkpath(dir);
+    QStringList written;
+    for (int i = 0; i < pageList_->count(); ++i) {
+        showPage(i);
+        QCoreApplication::processEvents();
+        const QString path = QDir(dir).filePath(pageList_->item(i)->text().toLower() + ".png");
+        if (grab().save(path)) written << path;
+    }
+    return written;
+}
 
 void MainWindow::chooseCheckpoint() {
     const QString dir = QFileDialog::getExistingDirectory(this, tr("Open Gemma 4 checkpoint folder"));
@@ -101,32 +114,50 @@ void MainWindow::loadFinished() {
     statusBar()->clearMessage();
     if (!r.inventory) {
         emit checkpointFailed(r.error);
-        if (!quietErrors_) QMessageBox::critical(this, tr("Cannot open checkpoint"), r.error);
+        // Window-modal but non-blocking: the event loop keeps running.
+        auto* box = new QMessageBox(QMessageBox::Critical, tr("Cannot open checkpoint"), r.error, QMessageBox::Ok, this);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->setObjectName("errorDialog");
+        box->open();
         return;
     }
-    parts_.setInventory(nullptr);
-    tensors_.setInventory(nullptr);
+    modelPage_->setInventory(nullptr);
     inventory_ = r.inventory;
-    parts_.setInventory(inventory_.get());
-    tensors_.setInventory(inventory_.get());
-    partView_->resizeColumnsToContents();
-    tensorView_->resizeColumnToContents(0);
-    const Gemma4Config& c = inventory_->config;
-    int full = 0;
-    for (const auto& l : c.layers) full += l.kind == AttentionKind::Full;
-    summary_->setText(tr("<b>%1</b><br>%2 · %3 layers (%4 sliding, %5 full, %6 share KV) · hidden %7 · vocabulary %8 · "
-                         "%9 parameters · %10 on disk")
-                          .arg(loadingDir_.toHtmlEscaped(), QString::fromStdString(c.modelType))
-                          .arg(c.numLayers)
-                          .arg(c.numLayers - full)
-                          .arg(full)
-                          .arg(c.numKvSharedLayers)
-                          .arg(c.hiddenSize)
-                          .arg(c.vocabSize)
-                          .arg(QString::fromStdString(formatParams(inventory_->total.params)),
-                               QString::fromStdString(formatBytes(inventory_->fileBytes))));
+    modelPage_->setInventory(inventory_.get());
+    RecentModels::add(loadingDir_);
+    rebuildRecentMenu();
     setWindowTitle(tr("Whittle — %1").arg(QFileInfo(loadingDir_).fileName()));
+    statusBar()->showMessage(tr("%1: %2 parameters, %3")
+                                 .arg(QDir::toNativeSeparators(loadingDir_),
+                                      QString::fromStdString(formatParams(inventory_->total.params)),
+                                      QString::fromStdString(formatBytes(inventory_->fileBytes))));
     emit checkpointLoaded(loadingDir_);
+}
+
+void MainWindow::rebuildRecentMenu() {
+    recentMenu_->clear();
+    const QStringList recent = RecentModels::load();
+    for (const QString& dir : recent)
+        recentMenu_->addAction(QDir::toNativeSeparators(dir), this, [this, dir] { openCheckpoint(dir); });
+    if (!recent.isEmpty()) {
+        recentMenu_->addSeparator();
+        recentMenu_->addAction(tr("Clear list"), this, [this] {
+            RecentModels::clear();
+            rebuildRecentMenu();
+        });
+    }
+    recentMenu_->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
+    if (!droppedFolder(e->mimeData()).isEmpty()) e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e) {
+    const QString dir = droppedFolder(e->mimeData());
+    if (dir.isEmpty()) return;
+    e->acceptProposedAction();
+    openCheckpoint(dir);
 }
 
 }  // namespace whittle::gui

@@ -1,18 +1,20 @@
 #pragma once
-// Whittle's main window. Opening a checkpoint runs off the GUI thread; errors go to a dialog and the
-// window keeps running.
+// Whittle's main window: a page list on the left (Model now; Vocabulary, Recipe, Run, Compare and Chat
+// as they land), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
+// off the GUI thread; errors go to a dialog and the window keeps running.
 #include <QFutureWatcher>
 #include <QMainWindow>
 #include <memory>
 
-#include "app/gui/inventory_models.h"
+#include "core/model/inventory.h"
 
-class QLabel;
-class QLineEdit;
-class QTableView;
-class QSortFilterProxyModel;
+class QListWidget;
+class QMenu;
+class QStackedWidget;
 
 namespace whittle::gui {
+
+class ModelPage;
 
 struct LoadResult {
     std::shared_ptr<Inventory> inventory;
@@ -27,35 +29,36 @@ public:
 
     void openCheckpoint(const QString& dir);
     const Inventory* inventory() const { return inventory_.get(); }
-    QTableView* partTable() const { return partView_; }
-    QTableView* tensorTable() const { return tensorView_; }
-    QLineEdit* tensorFilter() const { return filter_; }
-    QLabel* summary() const { return summary_; }
+    ModelPage* modelPage() const { return modelPage_; }
+    QMenu* recentMenu() const { return recentMenu_; }
     bool loading() const { return watcher_.isRunning(); }
+
+    QStringList pageNames() const;
+    void showPage(int index);
+    // Renders every page to DIR/<page>.png (the window is laid out at its current size).
+    QStringList saveScreenshots(const QString& dir);
 
 signals:
     void checkpointLoaded(const QString& dir);
     void checkpointFailed(const QString& message);
 
+protected:
+    void dragEnterEvent(QDragEnterEvent* e) override;
+    void dropEvent(QDropEvent* e) override;
+
 private:
     void chooseCheckpoint();
     void loadFinished();
+    void rebuildRecentMenu();
+    void addPage(const QString& name, QWidget* page);
 
-    QLabel* summary_;
-    QTableView* partView_;
-    QTableView* tensorView_;
-    QLineEdit* filter_;
-    PartTableModel parts_;
-    TensorTableModel tensors_;
-    QSortFilterProxyModel* tensorProxy_;
+    QListWidget* pageList_;
+    QStackedWidget* pages_;
+    ModelPage* modelPage_;
+    QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
     QFutureWatcher<LoadResult> watcher_;
     QString loadingDir_;
-    bool quietErrors_ = false;
-
-public:
-    // Tests set this to get checkpointFailed without a modal dialog.
-    void setQuietErrors(bool quiet) { quietErrors_ = quiet; }
 };
 
 }  // namespace whittle::gui

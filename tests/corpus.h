@@ -1,0 +1,88 @@
+#pragma once
+// The multilingual test corpus: every line of Debian's fortune packages (offensive sets, symlinks and
+// index files left out), this repository's own C++ sources, emoji sequences and random valid code points.
+// Deterministic for a given set of installed packages.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/utf8.h"
+
+namespace whittle::test {
+
+inline std::vector<std::string> fortuneLines(const std::filesystem::path& root = "/usr/share/games/fortunes") {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); ++it) {
+        const fs::path& p = it->path();
+        if (it->is_symlink() || !it->is_regular_file()) continue;
+        if (p.string().find("/off/") != std::string::npos || p.extension() == ".dat" || p.extension() == ".u8") continue;
+        files.push_back(p);
+    }
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> lines;
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        std::string line;
+        while (std::getline(in, line))
+            if (!line.empty() && line != "%") lines.push_back(line);
+    }
+    return lines;
+}
+
+inline std::vector<std::string> sourceLines(const std::filesystem::path& repo) {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> files;
+    for (const char* dir : {"core", "app", "gpu", "shaders"})
+        for (const auto& e : fs::recursive_directory_iterator(repo / dir))
+            if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> lines;
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        std::string line;
+        while (std::getline(in, line)) lines.push_back(line);
+    }
+    return lines;
+}
+
+inline std::vector<std::string> syntheticLines(std::uint32_t seed, int count) {
+    std::vector<std::string> lines = {
+        "👩‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇩🇪🇯🇵 flags, 1️⃣ keycap",
+        "emoji run: 😀😃😄😁😆😅🤣😂🙂🙃😉😊😇🥰😍🤩",
+        "mixed: Grüße, ça va? Привет! 你好! こんにちは! 안녕하세요! مرحبا! שלום! नमस्ते! สวัสดี!",
+        "math: ∀x∈ℝ, ∃y: x² + y² ≤ ∞; ∑ᵢ aᵢ = π·r²",
+        "whitespace:\t\ttabs   spaces \u00a0nbsp \u2003emsp \u3000ideographic",
+    };
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> len(1, 40), plane(0, 9);
+    for (int i = 0; i < count; ++i) {
+        std::string s;
+        for (int k = len(rng); k > 0; --k) {
+            char32_t cp;
+            do {
+                const int p = plane(rng);
+                cp = p < 5 ? char32_t(rng() % 0x80 + 0x20) : p < 8 ? char32_t(rng() % 0x10000) : char32_t(rng() % 0x110000);
+            } while ((cp >= 0xd800 && cp <= 0xdfff) || cp == 0 || cp == '\n' || cp == '\r');
+            utf8::append(s, cp);
+        }
+        lines.push_back(s);
+    }
+    return lines;
+}
+
+// Unique lines in first-seen order.
+inline std::vector<std::string> unique(const std::vector<std::string>& in) {
+    std::set<std::string> seen;
+    std::vector<std::string> out;
+    for (const auto& l : in)
+        if (seen.insert(l).second) out.push_back(l);
+    return out;
+}
+
+}  // namespace whittle::test

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Renders every page of the GUI under Xvfb on a full-size E2B-shaped checkpoint (zero weights, sparse):
+#   tools/screenshots.sh BUILD_DIR  ->  BUILD_DIR/screenshots/<page>.png
+# tools/test.sh runs it (CI keeps the images); packaging/screenshots/ holds the copies the README shows.
+set -euo pipefail
+build=${1:-build/default}
+model="$build/models/e2b-full-zeros"
+if [[ ! -f "$model/config.json" ]]; then
+  "$build/app/whittle-cli" make-tiny "$model" --preset e2b-full --zeros --force >/dev/null
+fi
+rm -rf "$build/screenshots"
+xvfb-run -a -s "-screen 0 1280x860x24" "$build/app/whittle" --screenshots "$build/screenshots" "$model"
+for f in "$build"/screenshots/*.png; do
+  [[ -s "$f" ]] || { echo "screenshots: $f is empty" >&2; exit 1; }
+done
