@@ -14,5 +14,6 @@ int runInspect(const std::vector<std::string>& args);
 int runMakeTiny(const std::vector<std::string>& args);
 int runTokenize(const std::vector<std::string>& args);
 int runDevices(const std::vector<std::string>& args);
+int runGenerate(const std::vector<std::string>& args);
 
 }  // namespace whittle::cli

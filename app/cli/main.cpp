@@ -18,6 +18,8 @@ const Command kCommands[] = {
      whittle::cli::runMakeTiny},
     {"tokenize", "MODEL_OR_TOKENIZER_JSON [--file F] [--no-bos] [--decode]   one line of ids per input line",
      whittle::cli::runTokenize},
+    {"generate", "MODEL --prompt TEXT [--chat] [--max-tokens N] [--seed N] [--greedy]   generate text (CPU reference)",
+     whittle::cli::runGenerate},
     {"devices", "[--json]                    Vulkan devices, their memory, features and limits", whittle::cli::runDevices},
 };
 

@@ -1,0 +1,101 @@
+#include "core/model/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "core/utf8.h"
+
+namespace whittle {
+
+std::vector<bool> suppressedIds(const Tokenizer& tok, int vocabRows) {
+    std::vector<bool> s(std::size_t(vocabRows), false);
+    for (int id = 0; id < vocabRows; ++id) {
+        if (id >= tok.size()) {
+            s[std::size_t(id)] = true;
+            continue;
+        }
+        const std::string& t = tok.tokenText(id);
+        if (t.rfind("<unused", 0) == 0 && t.back() == '>') s[std::size_t(id)] = true;
+    }
+    return s;
+}
+
+namespace {
+// Length of the longest prefix of s that does not end inside a UTF-8 sequence.
+std::size_t completePrefix(std::string_view s) {
+    std::size_t end = s.size();
+    for (std::size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+        const auto c = static_cast<unsigned char>(s[s.size() - back]);
+        if ((c & 0xc0) == 0x80) continue;  // continuation byte: keep looking for the lead
+        const std::size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        if (need > back) end = s.size() - back;
+        break;
+    }
+    return end;
+}
+}  // namespace
+
+GenerateResult generate(InferenceSession& session, const Tokenizer& tok, std::span<const int> prompt,
+                        const GenerateOptions& o, const std::function<void(std::string_view)>& onText,
+                        const CancelToken& cancel) {
+    using Clock = std::chrono::steady_clock;
+    if (prompt.empty()) throw UsageError("the prompt is empty (it needs at least a BOS token)");
+    if (o.maxTokens < 0) throw UsageError("max tokens must not be negative");
+    validate(o.sampling);
+    if (session.position() + std::int64_t(prompt.size()) > session.maxContext())
+        throw UsageError("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
+                         std::to_string(session.maxContext() - session.position()));
+    GenerateResult r;
+    r.promptTokens = int(prompt.size());
+    std::vector<int> history(prompt.begin(), prompt.end());
+    history.reserve(prompt.size() + std::size_t(o.maxTokens) + 1);
+    r.tokens.reserve(std::size_t(o.maxTokens));
+    if (cancel.cancelled()) {
+        r.stopReason = "cancelled";
+        return r;
+    }
+    const auto t0 = Clock::now();
+    std::span<const float> logits = session.forward(prompt);
+    const auto t1 = Clock::now();
+    r.prefillSeconds = std::chrono::duration<double>(t1 - t0).count();
+    Sampler sampler(int(logits.size()), o.sampling);
+    sampler.setSuppressed(suppressedIds(tok, int(logits.size())));
+    std::vector<float> work(logits.size());
+    std::size_t emitted = 0;
+    for (int i = 0; i < o.maxTokens; ++i) {
+        if (cancel.cancelled()) {
+            r.stopReason = "cancelled";
+            break;
+        }
+        std::copy(logits.begin(), logits.end(), work.begin());
+        const int id = sampler.sample(work, history);
+        if (std::find(o.stopIds.begin(), o.stopIds.end(), id) != o.stopIds.end()) {
+            r.stopReason = "stop";
+            break;
+        }
+        r.tokens.push_back(id);
+        history.push_back(id);
+        if (onText) {
+            const std::string text = tok.decode(r.tokens, true);
+            const std::size_t ready = completePrefix(text);
+            if (ready > emitted) {
+                onText(std::string_view(text).substr(emitted, ready - emitted));
+                emitted = ready;
+            }
+        }
+        if (i + 1 == o.maxTokens) break;
+        if (session.position() >= session.maxContext()) {
+            r.stopReason = "context";
+            break;
+        }
+        logits = session.forward(std::span<const int>(&id, 1));
+    }
+    if (r.stopReason.empty()) r.stopReason = "length";
+    r.text = tok.decode(r.tokens, true);
+    if (onText && r.text.size() > emitted) onText(std::string_view(r.text).substr(emitted));
+    r.decodeSeconds = std::chrono::duration<double>(Clock::now() - t1).count();
+    return r;
+}
+
+}  // namespace whittle

@@ -1,0 +1,38 @@
+#pragma once
+// Text generation on the reference engine: prompt prefill, then one token at a time until a stop id,
+// the token limit, the context end, or cancel. Text streams out in whole UTF-8 characters.
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/model/reference_model.h"
+#include "core/model/sampler.h"
+#include "core/progress.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace whittle {
+
+struct GenerateOptions {
+    int maxTokens = 256;
+    SamplingParams sampling;
+    std::vector<int> stopIds;
+};
+
+struct GenerateResult {
+    std::vector<int> tokens;  // generated ids, stop id excluded
+    std::string text;
+    std::string stopReason;   // "stop", "length", "context", "cancelled"
+    int promptTokens = 0;
+    double prefillSeconds = 0, decodeSeconds = 0;
+};
+
+// Ids a sampler must never pick: <unusedN> placeholders and rows past the tokenizer.
+std::vector<bool> suppressedIds(const Tokenizer& tok, int vocabRows);
+
+GenerateResult generate(InferenceSession& session, const Tokenizer& tok, std::span<const int> prompt,
+                        const GenerateOptions& options, const std::function<void(std::string_view)>& onText,
+                        const CancelToken& cancel);
+
+}  // namespace whittle
