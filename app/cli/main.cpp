@@ -20,6 +20,10 @@ const Command kCommands[] = {
      whittle::cli::runTokenize},
     {"generate", "MODEL --prompt TEXT [--chat] [--max-tokens N] [--seed N] [--greedy]   generate text (CPU reference)",
      whittle::cli::runGenerate},
+    {"eval", "MODEL --text FILE [--ref ORIGINAL] [--ctx N --stride N] [--json]   perplexity, KL divergence, top-1",
+     whittle::cli::runEval},
+    {"bench", "MODEL [--backend cpu] [--prompt-tokens N] [--decode-tokens N] [--json]   prefill/decode speed, RSS, allocations",
+     whittle::cli::runBench},
     {"devices", "[--json]                    Vulkan devices, their memory, features and limits", whittle::cli::runDevices},
 };
 

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fixtures/tiny_checkpoint.h"
+#include "core/model/evaluate.h"
 #include "core/model/generator.h"
 #include "test_support.h"
 
@@ -228,6 +229,87 @@ private slots:
         s.reset();
         cancel.cancel();
         QCOMPARE(generate(s, tok, prompt, o, nullptr, cancel).stopReason, std::string("cancelled"));
+    }
+
+    // eval's KL divergence and top-1 against a perturbed copy equal values computed here, independently,
+    // from each model's saved logits over the same windows.
+    void evalMatchesSavedLogits() {
+        QTemporaryDir d;
+        const fs::path orig = e2b_, pert = tempPath(d, "perturbed");
+        fs::copy(orig, pert);
+        const Checkpoint pc = Checkpoint::open(pert);
+        const auto* e = pc.store().find("model.language_model.layers.1.mlp.down_proj.weight");
+        {
+            std::fstream f(e->file->path(), std::ios::in | std::ios::out | std::ios::binary);
+            std::vector<char> bytes(e->info->nbytes);
+            f.seekg(std::streamoff(e->info->offset));
+            f.read(bytes.data(), std::streamsize(bytes.size()));
+            for (std::size_t i = 0; i + 1 < bytes.size(); i += 2) {  // scale every bf16 by 1.5
+                std::uint16_t v;
+                std::memcpy(&v, &bytes[i], 2);
+                v = floatToBf16(bf16ToFloat(v) * 1.5f);
+                std::memcpy(&bytes[i], &v, 2);
+            }
+            f.seekp(std::streamoff(e->info->offset));
+            f.write(bytes.data(), std::streamsize(bytes.size()));
+        }
+        const Checkpoint oc = Checkpoint::open(orig), pc2 = Checkpoint::open(pert);
+        const ReferenceModel mo(oc, {}), mp(pc2, {});
+        const Tokenizer tok = Tokenizer::fromModelOrFile(orig);
+        std::string text;
+        for (int i = 0; i < 40; ++i) text += "The quick brown fox jumps over the lazy dog " + std::to_string(i) + ". ";
+        EvalOptions eo;
+        eo.ctx = 48;
+        eo.stride = 48;
+        NullProgress np;
+        CancelToken cancel;
+        const EvalReport r = evaluate(mp, tok, text, eo, &mo, {}, np, cancel);
+        QVERIFY(r.kldMean && *r.kldMean > 0);
+
+        EncodeOptions noBos;
+        noBos.addSpecialTokens = false;
+        const auto ids = tok.encode(text, noBos);
+        const std::size_t V = std::size_t(mo.vocabSize());
+        double kl = 0, nll = 0;
+        int n = 0, agree = 0;
+        for (std::size_t start = 0; start < ids.size(); start += 48) {
+            const std::size_t m = std::min<std::size_t>(48, ids.size() - start);
+            std::vector<int> in = {2};
+            for (std::size_t i = 0; i + 1 < m; ++i) in.push_back(ids[start + i]);
+            std::vector<float> lo(in.size() * V), lp(in.size() * V);
+            InferenceSession so(mo, 48), sp(mp, 48);
+            so.forward(in, lo.data());
+            sp.forward(in, lp.data());
+            for (std::size_t pos = 0; pos < in.size(); ++pos) {
+                auto lse = [&](const float* row) {
+                    double mx = *std::max_element(row, row + V), s = 0;
+                    for (std::size_t v = 0; v < V; ++v) s += std::exp(double(row[v]) - mx);
+                    return mx + std::log(s);
+                };
+                const float* ro = &lo[pos * V];
+                const float* rp = &lp[pos * V];
+                const double zo = lse(ro), zp = lse(rp);
+                for (std::size_t v = 0; v < V; ++v) kl += std::exp(ro[v] - zo) * ((ro[v] - zo) - (rp[v] - zp));
+                nll -= rp[ids[start + pos]] - zp;
+                agree += std::max_element(ro, ro + V) - ro == std::max_element(rp, rp + V) - rp;
+                ++n;
+            }
+        }
+        QCOMPARE(r.tokens, n);
+        QVERIFY2(std::abs(*r.kldMean - kl / n) <= 1e-9 + 1e-6 * kl / n, qPrintable(QString("%1 vs %2").arg(*r.kldMean).arg(kl / n)));
+        QVERIFY(std::abs(r.ppl - std::exp(nll / n)) <= 1e-6 * r.ppl);
+        QCOMPARE(*r.top1, double(agree) / n);
+        const Json j = toJson(r);
+        for (const char* k : {"ppl", "kld_mean", "kld_p99", "top1", "tokens"}) QVERIFY(j.contains(k));
+        // The CLI prints the same figures.
+        QTemporaryDir t;
+        writeBytes(tempPath(t, "text.txt"), text);
+        const CliResult cli = runCli({"eval", QString::fromStdString(pert.string()), "--text", QString::fromStdString(tempPath(t, "text.txt").string()),
+                                      "--ref", QString::fromStdString(orig.string()), "--ctx", "48", "--json"});
+        QCOMPARE(cli.exitCode, 0);
+        const Json cj = Json::parse(cli.out.toStdString());
+        QCOMPARE(cj["tokens"].get<int>(), n);
+        QVERIFY(std::abs(cj["kld_mean"].get<double>() - *r.kldMean) <= 1e-12 + 1e-9 * *r.kldMean);
     }
 
     void noAllocationPerToken() {

@@ -1,0 +1,79 @@
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "app/cli/alloc_counter.h"
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "core/error.h"
+#include "core/model/reference_model.h"
+#include "core/model/sampler.h"
+
+namespace whittle::cli {
+
+int runBench(const std::vector<std::string>& argv) {
+    using Clock = std::chrono::steady_clock;
+    const Args a(argv, {"json", "no-check"}, {"backend", "prompt-tokens", "decode-tokens", "threads"});
+    if (a.positional().size() != 1)
+        throw UsageError("usage: whittle-cli bench MODEL [--backend cpu] [--prompt-tokens N] [--decode-tokens N] [--threads N] [--json]");
+    if (a.value("backend").value_or("cpu") != "cpu") throw UsageError("only --backend cpu exists so far");
+    const int promptTokens = int(a.uintValue("prompt-tokens", 64)), decodeTokens = int(a.uintValue("decode-tokens", 16));
+    if (promptTokens < 1 || decodeTokens < 1) throw UsageError("--prompt-tokens and --decode-tokens must be positive");
+    const auto t0 = Clock::now();
+    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+    ReferenceOptions ro;
+    ro.threads = int(a.uintValue("threads", 0));
+    ro.checkFinite = !a.flag("no-check");
+    const ReferenceModel model(ck, ro);
+    const double loadSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    InferenceSession session(model, promptTokens + decodeTokens + 1);
+    std::vector<int> prompt(static_cast<std::size_t>(promptTokens));
+    for (int i = 0; i < promptTokens; ++i) prompt[std::size_t(i)] = i == 0 ? 2 : 200 + (i * 7919) % (model.vocabSize() - 200);
+    Sampler sampler(model.vocabSize(), SamplingParams{});
+    std::vector<float> work(std::size_t(model.vocabSize()));
+    std::vector<int> history = prompt;
+    history.reserve(history.size() + std::size_t(decodeTokens) + 1);
+
+    const auto p0 = Clock::now();
+    auto logits = session.forward(prompt);
+    const double prefill = std::chrono::duration<double>(Clock::now() - p0).count();
+    // First decode step outside the measurement: it sizes the worker threads' row buffers.
+    auto step = [&] {
+        std::copy(logits.begin(), logits.end(), work.begin());
+        const int id = sampler.sample(work, history);
+        history.push_back(id);
+        logits = session.forward(std::span<const int>(&history.back(), 1));
+    };
+    step();
+    const std::uint64_t allocBefore = allocationCount();
+    const auto d0 = Clock::now();
+    for (int i = 1; i < decodeTokens; ++i) step();
+    const double decode = std::chrono::duration<double>(Clock::now() - d0).count();
+    const std::uint64_t allocs = allocationCount() - allocBefore;
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    const int measured = decodeTokens - 1;
+    const Json j = {{"model", ck.dir().string()},
+                    {"backend", "cpu"},
+                    {"threads", model.pool().size()},
+                    {"load_seconds", loadSeconds},
+                    {"prompt_tokens", promptTokens},
+                    {"prefill_tok_per_s", promptTokens / prefill},
+                    {"decode_tokens", measured},
+                    {"decode_tok_per_s", measured > 0 ? measured / decode : 0.0},
+                    {"allocations_per_decoded_token", measured > 0 ? double(allocs) / measured : 0.0},
+                    {"peak_rss_bytes", std::uint64_t(ru.ru_maxrss) * 1024}};
+    if (a.flag("json")) {
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::printf("load %.2f s; prefill %.1f tok/s (%d tokens); decode %.2f tok/s (%d tokens); %.2f allocations per decoded token; "
+                    "peak RSS %.1f MB\n",
+                    loadSeconds, promptTokens / prefill, promptTokens, measured / decode, measured, double(allocs) / measured,
+                    double(ru.ru_maxrss) / 1024.0);
+    }
+    return 0;
+}
+
+}  // namespace whittle::cli

@@ -1,0 +1,50 @@
+#include <cstdio>
+#include <iostream>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "app/cli/progress_printer.h"
+#include "core/error.h"
+#include "core/io/file.h"
+#include "core/model/evaluate.h"
+
+namespace whittle::cli {
+
+int runEval(const std::vector<std::string>& argv) {
+    const Args a(argv, {"json"}, {"text", "ref", "mapping", "ctx", "stride", "max-tokens", "threads"});
+    if (a.positional().size() != 1 || !a.value("text"))
+        throw UsageError("usage: whittle-cli eval MODEL --text FILE [--ref ORIGINAL [--mapping FILE]] [--ctx N] [--stride N] "
+                         "[--max-tokens N] [--threads N] [--json]");
+    EvalOptions o;
+    o.ctx = int(a.uintValue("ctx", 512));
+    o.stride = int(a.uintValue("stride", std::uint64_t(o.ctx)));
+    o.maxTokens = int(a.uintValue("max-tokens", 0));
+    ReferenceOptions ro;
+    ro.threads = int(a.uintValue("threads", 0));
+    const std::string text = readTextFile(*a.value("text"), 1ull << 30);
+    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+    const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
+    const ReferenceModel model(ck, ro);
+    std::unique_ptr<Checkpoint> refCk;
+    std::unique_ptr<ReferenceModel> ref;
+    if (auto r = a.value("ref")) {
+        refCk = std::make_unique<Checkpoint>(Checkpoint::open(*r));
+        ref = std::make_unique<ReferenceModel>(*refCk, ro);
+    }
+    VocabMapping mapping;
+    if (auto m = a.value("mapping")) mapping = loadVocabMapping(*m);
+    ProgressPrinter progress;
+    CancelToken cancel;
+    const EvalReport r = evaluate(model, tok, text, o, ref.get(), mapping, progress, cancel);
+    if (a.flag("json")) {
+        std::cout << toJson(r).dump(2) << "\n";
+        return 0;
+    }
+    std::printf("perplexity %.4f over %d tokens (%d windows of %d, stride %d) in %.1f s\n", r.ppl, r.tokens, r.windows, o.ctx,
+                o.stride, r.seconds);
+    if (r.kldMean)
+        std::printf("KL divergence vs reference: mean %.6f, p99 %.6f; top-1 agreement %.2f %%\n", *r.kldMean, *r.kldP99, 100.0 * *r.top1);
+    return 0;
+}
+
+}  // namespace whittle::cli

@@ -1,0 +1,149 @@
+#include "core/model/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace whittle {
+
+VocabMapping loadVocabMapping(const std::filesystem::path& file) {
+    const Json j = readJsonFile(file, 256ull << 20);
+    const std::string f = file.string();
+    if (j.contains("new_to_old")) return j["new_to_old"].get<std::vector<int>>();
+    if (j.contains("old_to_new")) {
+        const auto o2n = j["old_to_new"].get<std::vector<int>>();
+        int n = 0;
+        for (int v : o2n) n = std::max(n, v + 1);
+        VocabMapping m(std::size_t(n), -1);
+        for (std::size_t old = 0; old < o2n.size(); ++old)
+            if (o2n[old] >= 0) m[std::size_t(o2n[old])] = int(old);
+        for (std::size_t i = 0; i < m.size(); ++i)
+            if (m[i] < 0) throw FormatError(f, {}, "new id " + std::to_string(i) + " has no original id");
+        return m;
+    }
+    throw FormatError(f, {}, "expected a 'new_to_old' or 'old_to_new' array");
+}
+
+namespace {
+// log-softmax of one row into out (double for the sums).
+void logSoftmax(const float* logits, std::size_t n, std::vector<double>& out) {
+    double mx = -INFINITY;
+    for (std::size_t i = 0; i < n; ++i) mx = std::max(mx, double(logits[i]));
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - mx);
+    const double lse = mx + std::log(sum);
+    out.resize(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = double(logits[i]) - lse;
+}
+}  // namespace
+
+EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std::string& text, const EvalOptions& o,
+                    const ReferenceModel* ref, const VocabMapping& mapping, Progress& progress, const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (o.ctx < 2) throw UsageError("--ctx must be at least 2");
+    if (o.stride < 1 || o.stride > o.ctx) throw UsageError("--stride must be between 1 and --ctx");
+    const auto bos = tok.bosId();
+    if (!bos) throw UsageError("the tokenizer has no BOS token");
+    EncodeOptions eo;
+    eo.addSpecialTokens = false;
+    std::vector<int> tokens = tok.encode(text, eo);
+    if (o.maxTokens > 0 && int(tokens.size()) > o.maxTokens) tokens.resize(std::size_t(o.maxTokens));
+    if (tokens.empty()) throw UsageError("the text has no tokens to score");
+    const std::size_t V = std::size_t(model.vocabSize());
+    if (ref && mapping.empty() && ref->vocabSize() != model.vocabSize())
+        throw UsageError("the models' vocabularies differ (" + std::to_string(model.vocabSize()) + " vs " +
+                         std::to_string(ref->vocabSize()) + "): give the id mapping written by the pruner");
+    if (!mapping.empty() && mapping.size() != V)
+        throw UsageError("the id mapping has " + std::to_string(mapping.size()) + " entries for a vocabulary of " + std::to_string(V));
+    auto toRef = [&](int id) { return mapping.empty() ? id : mapping[std::size_t(id)]; };
+
+    constexpr int kChunk = 32;
+    InferenceSession session(model, o.ctx, kChunk);
+    std::unique_ptr<InferenceSession> refSession;
+    if (ref) refSession = std::make_unique<InferenceSession>(*ref, o.ctx, kChunk);
+    std::vector<float> logits(std::size_t(kChunk) * V), refLogits(ref ? std::size_t(kChunk) * std::size_t(ref->vocabSize()) : 0);
+    std::vector<double> lp, rlp, shared;
+    std::vector<double> klds;
+    double nll = 0;
+    int scored = 0, agree = 0, windows = 0;
+    StageMeter meter(progress, "evaluating", tokens.size());
+    for (std::size_t start = 0; start < tokens.size(); start += std::size_t(o.stride)) {
+        cancel.throwIfCancelled();
+        const std::size_t n = std::min<std::size_t>(std::size_t(o.ctx), tokens.size() - start);  // targets
+        std::vector<int> input;
+        input.reserve(n);
+        input.push_back(*bos);
+        for (std::size_t i = 0; i + 1 < n; ++i) input.push_back(tokens[start + i]);
+        const std::size_t firstScored = start == 0 ? 0 : std::size_t(o.ctx - o.stride);
+        session.reset();
+        if (refSession) refSession->reset();
+        for (std::size_t c0 = 0; c0 < input.size(); c0 += kChunk) {
+            const std::size_t cn = std::min<std::size_t>(kChunk, input.size() - c0);
+            const std::span<const int> part(input.data() + c0, cn);
+            session.forward(part, logits.data());
+            std::vector<int> refPart;
+            if (refSession) {
+                for (int id : part) refPart.push_back(toRef(id));
+                refSession->forward(refPart, refLogits.data());
+            }
+            for (std::size_t i = 0; i < cn; ++i) {
+                const std::size_t pos = c0 + i;
+                if (pos < firstScored) continue;
+                const int target = tokens[start + pos];
+                logSoftmax(&logits[i * V], V, lp);
+                nll -= lp[std::size_t(target)];
+                ++scored;
+                if (!refSession) continue;
+                const std::size_t RV = std::size_t(ref->vocabSize());
+                logSoftmax(&refLogits[i * RV], RV, rlp);
+                // Reference distribution over the ids both vocabularies share, renormalised.
+                shared.resize(V);
+                double mass = 0;
+                for (std::size_t v = 0; v < V; ++v) mass += std::exp(shared[v] = rlp[std::size_t(toRef(int(v)))]);
+                const double logMass = std::log(mass);
+                double kl = 0;
+                std::size_t argP = 0, argQ = 0;
+                for (std::size_t v = 0; v < V; ++v) {
+                    const double lr = shared[v] - logMass;
+                    kl += std::exp(lr) * (lr - lp[v]);
+                    if (shared[v] > shared[argP]) argP = v;
+                    if (lp[v] > lp[argQ]) argQ = v;
+                }
+                klds.push_back(std::max(0.0, kl));
+                agree += argP == argQ;
+            }
+        }
+        ++windows;
+        meter.advance(n);
+        if (start + n >= tokens.size()) break;
+    }
+    meter.finish();
+    EvalReport r;
+    r.tokens = scored;
+    r.windows = windows;
+    r.nll = nll / scored;
+    r.ppl = std::exp(r.nll);
+    if (ref) {
+        double sum = 0;
+        for (double k : klds) sum += k;
+        r.kldMean = sum / double(klds.size());
+        std::vector<double> sorted = klds;
+        std::sort(sorted.begin(), sorted.end());
+        r.kldP99 = sorted[std::min(sorted.size() - 1, std::size_t(std::ceil(0.99 * double(sorted.size()))) - 1)];
+        r.top1 = double(agree) / double(scored);
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+Json toJson(const EvalReport& r) {
+    Json j = {{"ppl", r.ppl}, {"nll", r.nll}, {"tokens", r.tokens}, {"windows", r.windows}, {"seconds", r.seconds}};
+    j["kld_mean"] = r.kldMean ? Json(*r.kldMean) : Json(nullptr);
+    j["kld_p99"] = r.kldP99 ? Json(*r.kldP99) : Json(nullptr);
+    j["top1"] = r.top1 ? Json(*r.top1) : Json(nullptr);
+    return j;
+}
+
+}  // namespace whittle

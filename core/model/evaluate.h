@@ -1,0 +1,44 @@
+#pragma once
+// Quality metrics on the reference engine: perplexity over fixed windows of a text, and — against a
+// reference model — KL divergence (mean and 99th percentile) and top-1 agreement, position by position.
+//
+// Windows: the text's tokens (no BOS) are cut into windows starting every `stride` tokens; each window is
+// evaluated as BOS + its first ctx−1 tokens and predicts its ctx tokens. The first window scores all of
+// them, later ones only the last `stride` (so with stride == ctx every token is scored exactly once).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/io/json_file.h"
+#include "core/model/reference_model.h"
+#include "core/progress.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace whittle {
+
+struct EvalOptions {
+    int ctx = 512;
+    int stride = 512;
+    int maxTokens = 0;  // 0: the whole text
+};
+
+struct EvalReport {
+    double ppl = 0;
+    double nll = 0;  // mean negative log-likelihood (nats)
+    int tokens = 0;  // scored positions
+    int windows = 0;
+    std::optional<double> kldMean, kldP99, top1;
+    double seconds = 0;
+};
+
+// Maps an evaluated model's ids to the reference's (pruned vocabularies): newToOld[id] = reference id.
+// Empty: identical vocabularies. The reference distribution is renormalised over the mapped ids.
+using VocabMapping = std::vector<int>;
+VocabMapping loadVocabMapping(const std::filesystem::path& file);
+
+EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std::string& text, const EvalOptions& options,
+                    const ReferenceModel* reference, const VocabMapping& mapping, Progress& progress, const CancelToken& cancel);
+
+Json toJson(const EvalReport& r);
+
+}  // namespace whittle
