@@ -17,5 +17,6 @@ int runDevices(const std::vector<std::string>& args);
 int runGenerate(const std::vector<std::string>& args);
 int runEval(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
+int runBuckets(const std::vector<std::string>& args);
 
 }  // namespace whittle::cli

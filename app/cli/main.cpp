@@ -18,6 +18,8 @@ const Command kCommands[] = {
      whittle::cli::runMakeTiny},
     {"tokenize", "MODEL_OR_TOKENIZER_JSON [--file F] [--no-bos] [--decode]   one line of ids per input line",
      whittle::cli::runTokenize},
+    {"buckets", "MODEL_OR_TOKENIZER_JSON [--corpus FILES] [--json]   tokens by script and the vocabulary presets",
+     whittle::cli::runBuckets},
     {"generate", "MODEL --prompt TEXT [--chat] [--max-tokens N] [--seed N] [--greedy]   generate text (CPU reference)",
      whittle::cli::runGenerate},
     {"eval", "MODEL --text FILE [--ref ORIGINAL] [--ctx N --stride N] [--json]   perplexity, KL divergence, top-1",

@@ -332,6 +332,7 @@ std::optional<int> Tokenizer::tokenId(std::string_view text) const {
 }
 
 bool Tokenizer::isSpecial(int id) const { return id >= 0 && id < size() && impl_->tokens[std::size_t(id)].special; }
+bool Tokenizer::isAdded(int id) const { return id >= 0 && id < size() && impl_->tokens[std::size_t(id)].added; }
 bool Tokenizer::isByteToken(int id) const { return id >= 0 && id < size() && impl_->tokens[std::size_t(id)].byte >= 0; }
 std::optional<int> Tokenizer::bosId() const { return impl_->bos; }
 const std::vector<AddedToken>& Tokenizer::addedTokens() const { return impl_->added; }

@@ -57,6 +57,7 @@ public:
     std::optional<int> tokenId(std::string_view text) const;
     bool isSpecial(int id) const;
     bool isByteToken(int id) const;
+    bool isAdded(int id) const;  // listed in added_tokens (matched before BPE)
     std::optional<int> bosId() const;  // from the post-processor (tokenizer.json) or the GGUF metadata
     const std::vector<AddedToken>& addedTokens() const;
     // Merges in rank order as (left id, right id); their result is the token of the concatenation.

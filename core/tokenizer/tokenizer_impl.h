@@ -43,6 +43,7 @@ struct SplitPreTokenizer {
 struct TokenEntry {
     std::string text;
     bool special = false;
+    bool added = false;
     int byte = -1;  // 0..255 for <0xHH> byte-fallback tokens
 };
 

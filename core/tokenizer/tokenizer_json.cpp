@@ -110,6 +110,7 @@ void Tokenizer::Impl::finish() {
         seen[std::size_t(a.id)] = true;
         t.text = a.content;
         t.special = a.special;
+        t.added = true;
         t.byte = -1;  // an added token is matched as text, never as a fallback byte
     }
     for (std::size_t i = 0; i < seen.size(); ++i)

@@ -1,0 +1,115 @@
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "core/error.h"
+#include "core/model/checkpoint.h"
+#include "core/model/inventory.h"
+#include "core/tokenizer/buckets.h"
+
+namespace whittle::cli {
+
+namespace {
+std::vector<std::string> readLines(const std::vector<std::string>& files) {
+    std::vector<std::string> lines;
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        if (!in) throw IoError(f, {}, "cannot open corpus file");
+        std::string line;
+        while (std::getline(in, line)) lines.push_back(line);
+    }
+    return lines;
+}
+
+std::string visible(const std::string& t) {
+    std::string out;
+    for (char c : t) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (static_cast<unsigned char>(c) < 0x20) out += "?";
+        else out += c;
+    }
+    return out;
+}
+}  // namespace
+
+int runBuckets(const std::vector<std::string>& argv) {
+    const Args a(argv, {"json"}, {"corpus"});
+    if (a.positional().size() != 1) throw UsageError("usage: whittle-cli buckets MODEL_OR_TOKENIZER_JSON [--corpus FILE[,FILE…]] [--json]");
+    const std::filesystem::path path = a.positional()[0];
+    const Tokenizer tok = Tokenizer::fromModelOrFile(path);
+    std::vector<std::string> corpusFiles;
+    if (auto c = a.value("corpus")) {
+        std::string s = *c;
+        for (std::size_t p; (p = s.find(',')) != std::string::npos; s = s.substr(p + 1)) corpusFiles.push_back(s.substr(0, p));
+        corpusFiles.push_back(s);
+    }
+    const auto corpus = readLines(corpusFiles);
+    const BucketTable table = classifyVocabulary(tok, corpus);
+    // With a model folder, the cost of each token: one row of the main embedding and of the PLE table.
+    std::optional<Gemma4Config> cfg;
+    std::uint64_t bytesPerParam = 2;
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec) && std::filesystem::exists(path / "config.json", ec)) {
+        const Checkpoint ck = Checkpoint::open(path);
+        cfg = ck.config();
+        const auto* e = ck.store().find(cfg->tensorPrefix() + "embed_tokens.weight");
+        if (e) bytesPerParam = dtypeSize(e->info->dtype);
+    }
+    const std::uint64_t embedPerToken = cfg ? std::uint64_t(cfg->hiddenSize) : 0;
+    const std::uint64_t plePerToken = cfg ? std::uint64_t(cfg->numLayers) * std::uint64_t(cfg->pleDim) : 0;
+
+    Json presets = Json::object();
+    for (const auto& p : presetNames()) {
+        if (p == "corpus" && corpus.empty()) continue;
+        KeepSelection s = selectPreset(tok, table, p, corpus);
+        const int before = s.kept;
+        const int merges = keptMerges(tok, s.keep);
+        const int padded = padSelection(tok, s.keep, 256);
+        presets[p] = {{"description", presetDescription(p)}, {"tokens_kept", before}, {"tokens_after_padding", padded}, {"merges_kept", merges},
+                      {"merges_total", tok.merges().size()}, {"tokens_total", tok.size()}};
+        if (cfg) presets[p]["parameters_removed"] = std::uint64_t(std::max(0, tok.size() - padded)) * (embedPerToken + plePerToken);
+    }
+    if (a.flag("json")) {
+        Json buckets = Json::array();
+        for (const auto& b : table.buckets) {
+            Json ex = Json::array();
+            for (int id : b.examples) ex.push_back({{"id", id}, {"text", tok.tokenText(id)}});
+            Json row = {{"bucket", b.name}, {"tokens", b.tokens}, {"share", double(b.tokens) / tok.size()}, {"examples", ex}};
+            if (cfg) {
+                row["embedding_params"] = std::uint64_t(b.tokens) * embedPerToken;
+                row["ple_params"] = std::uint64_t(b.tokens) * plePerToken;
+                row["embedding_bytes"] = std::uint64_t(b.tokens) * embedPerToken * bytesPerParam;
+                row["ple_bytes"] = std::uint64_t(b.tokens) * plePerToken * bytesPerParam;
+            }
+            if (!corpus.empty()) row["corpus_count"] = b.corpusCount;
+            buckets.push_back(row);
+        }
+        std::cout << Json{{"tokenizer", tok.source()}, {"tokens", tok.size()}, {"buckets", buckets}, {"presets", presets}}.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%s: %d tokens, %zu merges\n\n", tok.source().c_str(), tok.size(), tok.merges().size());
+    std::printf("%-14s %8s %7s", "bucket", "tokens", "share");
+    if (cfg) std::printf(" %12s %12s", "embedding", "PLE");
+    if (!corpus.empty()) std::printf(" %10s", "in corpus");
+    std::printf("  examples\n");
+    for (const auto& b : table.buckets) {
+        std::printf("%-14s %8d %6.2f%%", b.name.c_str(), b.tokens, 100.0 * b.tokens / tok.size());
+        if (cfg)
+            std::printf(" %12s %12s", formatBytes(std::uint64_t(b.tokens) * embedPerToken * bytesPerParam).c_str(),
+                        formatBytes(std::uint64_t(b.tokens) * plePerToken * bytesPerParam).c_str());
+        if (!corpus.empty()) std::printf(" %10llu", (unsigned long long)b.corpusCount);
+        std::string ex;
+        for (int id : b.examples) ex += (ex.empty() ? "" : " ") + visible(tok.tokenText(id));
+        std::printf("  %s\n", ex.c_str());
+    }
+    std::printf("\n%-10s %10s %10s %10s\n", "preset", "kept", "padded", "merges");
+    for (auto it = presets.begin(); it != presets.end(); ++it)
+        std::printf("%-10s %10d %10d %10d\n", it.key().c_str(), it.value()["tokens_kept"].get<int>(),
+                    it.value()["tokens_after_padding"].get<int>(), it.value()["merges_kept"].get<int>());
+    return 0;
+}
+
+}  // namespace whittle::cli
