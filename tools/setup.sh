@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Whittle needs, read from packaging/debian-packages.txt (the one list).
-# usage: tools/setup.sh [build|run|test]   (test installs everything; build and run skip test-only packages)
+# usage: tools/setup.sh [build|run|test|tools]
+#   build, run: packages to compile and run Whittle; test: those plus the test suite's;
+#   tools: those plus what tools/ scripts need (PyTorch for retraining the bundled model).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode="${1:-test}"
@@ -9,7 +11,11 @@ list="$root/packaging/debian-packages.txt"
 wanted=()
 while read -r pkg role _; do
   [[ -z "${pkg:-}" || "$pkg" == \#* ]] && continue
-  if [[ "$mode" == test || "$role" != test ]]; then wanted+=("$pkg"); fi
+  case "$mode:$role" in
+    *:build|*:run|test:test|tools:test|tools:tools) wanted+=("$pkg") ;;
+    build:*|run:*|test:*|tools:*) ;;
+    *) echo "setup: unknown mode '$mode' (build|run|test|tools)" >&2; exit 2 ;;
+  esac
 done < "$list"
 
 missing=()
@@ -35,7 +41,7 @@ else
   echo "setup: all ${#wanted[@]} Debian packages present"
 fi
 
-if [[ "$mode" == test ]]; then
+if [[ "$mode" == test || "$mode" == tools ]]; then
   # The npm test peers need Node >= 20 (NodeSource's nodejs, which bundles npm). Debian 12's own
   # nodejs is 18 and its npm package conflicts with NodeSource's, so neither is in the apt list.
   if ! command -v node >/dev/null; then

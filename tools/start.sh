@@ -7,13 +7,13 @@ cd "$root"
 bash tools/setup.sh run
 cmake --preset default >/dev/null
 cmake --build --preset default
-model="$root/build/default/models/e2b-mini"
-# Until the bundled trained model exists, the default model is a generated mini fixture.
-if [[ ! -f "$model/config.json" ]]; then
-  build/default/app/whittle-cli make-tiny "$model" --preset e2b-mini --seed 1
-fi
+model="$root/resources/models/whittle-gemma4-tiny"
 if [[ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]]; then
   exec build/default/app/whittle "$model"
 fi
-echo "No display: showing the default model with whittle-cli instead of the window."
-exec build/default/app/whittle-cli inspect "$model"
+echo "No display: running the bundled model with whittle-cli instead of the window."
+build/default/app/whittle-cli inspect "$model" | head -12
+echo
+echo "\$ whittle-cli generate $model --prompt 'The meaning of life is' --max-tokens 64 --seed 7"
+build/default/app/whittle-cli generate "$model" --prompt "The meaning of life is" --max-tokens 64 --seed 7
+echo
