@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -67,7 +68,8 @@ int runBuckets(const std::vector<std::string>& argv) {
         KeepSelection s = selectPreset(tok, table, p, corpus);
         const int before = s.kept;
         const int merges = keptMerges(tok, s.keep);
-        const int padded = padSelection(tok, s.keep, 256);
+        const int extra = padSelection(tok, s.keep, 256);
+        const int padded = int(std::count(s.keep.begin(), s.keep.end(), true)) + extra;
         presets[p] = {{"description", presetDescription(p)}, {"tokens_kept", before}, {"tokens_after_padding", padded}, {"merges_kept", merges},
                       {"merges_total", tok.merges().size()}, {"tokens_total", tok.size()}};
         if (cfg) presets[p]["parameters_removed"] = std::uint64_t(std::max(0, tok.size() - padded)) * (embedPerToken + plePerToken);

@@ -18,5 +18,6 @@ int runGenerate(const std::vector<std::string>& args);
 int runEval(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
 int runBuckets(const std::vector<std::string>& args);
+int runPruneVocab(const std::vector<std::string>& args);
 
 }  // namespace whittle::cli

@@ -20,6 +20,8 @@ const Command kCommands[] = {
      whittle::cli::runTokenize},
     {"buckets", "MODEL_OR_TOKENIZER_JSON [--corpus FILES] [--json]   tokens by script and the vocabulary presets",
      whittle::cli::runBuckets},
+    {"prune-vocab", "MODEL OUT --preset P | --buckets B,… | --recipe FILE   keep part of the vocabulary",
+     whittle::cli::runPruneVocab},
     {"generate", "MODEL --prompt TEXT [--chat] [--max-tokens N] [--seed N] [--greedy]   generate text (CPU reference)",
      whittle::cli::runGenerate},
     {"eval", "MODEL --text FILE [--ref ORIGINAL] [--ctx N --stride N] [--json]   perplexity, KL divergence, top-1",

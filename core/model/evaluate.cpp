@@ -19,8 +19,6 @@ VocabMapping loadVocabMapping(const std::filesystem::path& file) {
         VocabMapping m(std::size_t(n), -1);
         for (std::size_t old = 0; old < o2n.size(); ++old)
             if (o2n[old] >= 0) m[std::size_t(o2n[old])] = int(old);
-        for (std::size_t i = 0; i < m.size(); ++i)
-            if (m[i] < 0) throw FormatError(f, {}, "new id " + std::to_string(i) + " has no original id");
         return m;
     }
     throw FormatError(f, {}, "expected a 'new_to_old' or 'old_to_new' array");
@@ -58,6 +56,11 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
     if (!mapping.empty() && mapping.size() != V)
         throw UsageError("the id mapping has " + std::to_string(mapping.size()) + " entries for a vocabulary of " + std::to_string(V));
     auto toRef = [&](int id) { return mapping.empty() ? id : mapping[std::size_t(id)]; };
+    // A padding placeholder never appears in text, so inputs always map; guard anyway.
+    auto toRefInput = [&](int id) {
+        const int r = toRef(id);
+        return r < 0 ? *tok.bosId() : r;
+    };
 
     constexpr int kChunk = 32;
     InferenceSession session(model, o.ctx, kChunk);
@@ -85,7 +88,7 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
             session.forward(part, logits.data());
             std::vector<int> refPart;
             if (refSession) {
-                for (int id : part) refPart.push_back(toRef(id));
+                for (int id : part) refPart.push_back(toRefInput(id));
                 refSession->forward(refPart, refLogits.data());
             }
             for (std::size_t i = 0; i < cn; ++i) {
@@ -101,11 +104,16 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
                 // Reference distribution over the ids both vocabularies share, renormalised.
                 shared.resize(V);
                 double mass = 0;
-                for (std::size_t v = 0; v < V; ++v) mass += std::exp(shared[v] = rlp[std::size_t(toRef(int(v)))]);
+                for (std::size_t v = 0; v < V; ++v) {
+                    const int rv = toRef(int(v));  // -1: a padding placeholder with no original id
+                    shared[v] = rv < 0 ? -INFINITY : rlp[std::size_t(rv)];
+                    mass += std::exp(shared[v]);
+                }
                 const double logMass = std::log(mass);
                 double kl = 0;
                 std::size_t argP = 0, argQ = 0;
                 for (std::size_t v = 0; v < V; ++v) {
+                    if (shared[v] == -INFINITY) continue;
                     const double lr = shared[v] - logMass;
                     kl += std::exp(lr) * (lr - lp[v]);
                     if (shared[v] > shared[argP]) argP = v;

@@ -238,16 +238,14 @@ KeepSelection selectPreset(const Tokenizer& tok, const BucketTable& table, const
 }
 
 int padSelection(const Tokenizer& tok, std::vector<bool>& keep, int multiple) {
-    if (multiple <= 1) return int(std::count(keep.begin(), keep.end(), true));
+    if (multiple <= 1) return 0;
     int kept = int(std::count(keep.begin(), keep.end(), true));
     for (int id = 0; id < tok.size() && kept % multiple != 0; ++id)
         if (!keep[std::size_t(id)] && isUnusedText(tok.tokenText(id)) && id < tok.modelVocabSize()) {
             keep[std::size_t(id)] = true;
             ++kept;
         }
-    if (kept % multiple != 0)
-        throw UsageError("not enough <unusedN> placeholders to pad the vocabulary to a multiple of " + std::to_string(multiple));
-    return kept;
+    return (multiple - kept % multiple) % multiple;
 }
 
 }  // namespace whittle

@@ -67,7 +67,9 @@ void closeUnderMergeAncestry(const Tokenizer& tok, std::vector<bool>& keep);
 // Merges whose left, right and result all survive.
 int keptMerges(const Tokenizer& tok, const std::vector<bool>& keep);
 
-// Keeps enough <unusedN> placeholders (lowest ids first) to make the count a multiple of `multiple`.
+// Keeps <unusedN> placeholders (lowest ids first) until the count is a multiple of `multiple`; returns
+// how many more padding tokens are needed when the vocabulary has too few placeholders (the pruner then
+// appends new ones whose rows copy an original placeholder's).
 int padSelection(const Tokenizer& tok, std::vector<bool>& keep, int multiple);
 
 }  // namespace whittle

@@ -1,0 +1,59 @@
+#include <cstdio>
+#include <iostream>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "app/cli/progress_printer.h"
+#include "core/error.h"
+#include "core/recipes/vocab_prune.h"
+
+namespace whittle::cli {
+
+namespace {
+std::vector<std::string> commaList(const std::string& s) {
+    std::vector<std::string> out;
+    std::string rest = s;
+    for (std::size_t p; (p = rest.find(',')) != std::string::npos; rest = rest.substr(p + 1))
+        if (p) out.push_back(rest.substr(0, p));
+    if (!rest.empty()) out.push_back(rest);
+    return out;
+}
+}  // namespace
+
+int runPruneVocab(const std::vector<std::string>& argv) {
+    const Args a(argv, {"force", "json"}, {"preset", "buckets", "recipe", "corpus", "min-count", "pad"});
+    if (a.positional().size() != 2)
+        throw UsageError("usage: whittle-cli prune-vocab MODEL OUT (--preset english|latin|european|cjk|corpus | --buckets B,… | "
+                         "--recipe FILE.json) [--corpus FILE,…] [--min-count N] [--pad N] [--force] [--json]");
+    Recipe recipe;
+    if (auto r = a.value("recipe")) {
+        if (a.value("preset") || a.value("buckets")) throw UsageError("give either --recipe or --preset/--buckets, not both");
+        recipe = loadRecipe(*r);
+    } else {
+        VocabularyRecipe v;
+        if (auto p = a.value("preset")) v.preset = *p;
+        if (auto b = a.value("buckets")) v.buckets = commaList(*b);
+        if (v.preset.empty() == v.buckets.empty()) throw UsageError("give exactly one of --preset, --buckets or --recipe");
+        if (auto c = a.value("corpus")) v.corpusFiles = commaList(*c);
+        v.corpusMinCount = int(a.uintValue("min-count", 1));
+        v.padMultiple = int(a.uintValue("pad", 256));
+        recipe.vocabulary = v;
+    }
+    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+    ProgressPrinter progress;
+    CancelToken cancel;
+    const VocabPruneReport r = pruneVocabulary(ck, recipe, a.positional()[1], a.flag("force"), progress, cancel);
+    for (const auto& t : r.droppedWithoutRows)
+        std::fprintf(stderr, "note: dropped '%s': an added token with no embedding row\n", t.c_str());
+    if (a.flag("json")) {
+        std::cout << toJson(r).dump(2) << "\n";
+        return 0;
+    }
+    std::printf("vocabulary %d -> %d tokens (%d kept + %d padding), merges %d -> %d\n", r.tokensBefore, r.tokensAfterPadding, r.tokensKept,
+                r.tokensAfterPadding - r.tokensKept, r.mergesBefore, r.mergesKept);
+    std::printf("parameters %llu -> %llu (%llu removed); wrote %s in %.1f s\n", (unsigned long long)r.paramsBefore,
+                (unsigned long long)r.paramsAfter, (unsigned long long)(r.paramsBefore - r.paramsAfter), a.positional()[1].c_str(), r.seconds);
+    return 0;
+}
+
+}  // namespace whittle::cli

@@ -1,0 +1,308 @@
+#include "core/recipes/vocab_prune.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+#include "core/io/atomic_output.h"
+#include "core/io/file.h"
+#include "core/io/safetensors_writer.h"
+
+namespace fs = std::filesystem;
+
+namespace whittle {
+
+Json toJson(const VocabPruneReport& r) {
+    return {{"tokens_before", r.tokensBefore},         {"tokens_kept", r.tokensKept},
+            {"tokens_after_padding", r.tokensAfterPadding}, {"merges_before", r.mergesBefore},
+            {"merges_kept", r.mergesKept},             {"params_before", r.paramsBefore},
+            {"params_after", r.paramsAfter},           {"params_removed", r.paramsBefore - r.paramsAfter},
+            {"dropped_without_rows", r.droppedWithoutRows}, {"bytes_written", r.bytesWritten},
+            {"seconds", r.seconds}};
+}
+
+namespace {
+std::vector<std::string> readCorpus(const std::vector<std::string>& files) {
+    std::vector<std::string> lines;
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        if (!in) throw IoError(f, {}, "cannot open corpus file");
+        std::string line;
+        while (std::getline(in, line)) lines.push_back(line);
+    }
+    return lines;
+}
+
+bool idKey(const std::string& k) {
+    auto ends = [&](const char* s) {
+        const std::size_t n = std::strlen(s);
+        return k.size() >= n && k.compare(k.size() - n, n, s) == 0;
+    };
+    return ends("_token_id") || ends("_token_index") || k == "eos_token_id";
+}
+
+// Rewrites every *_token_id / *_token_index (ints or lists) in obj and its nested objects.
+void remapIds(Json& obj, const std::vector<int>& oldToNew, const std::string& file) {
+    if (!obj.is_object()) return;
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+        if (it.value().is_object()) {
+            remapIds(it.value(), oldToNew, file);
+            continue;
+        }
+        if (!idKey(it.key())) continue;
+        auto map = [&](Json& v) {
+            if (!v.is_number_integer()) return;
+            const int old = v.get<int>();
+            if (old < 0 || old >= int(oldToNew.size()) || oldToNew[std::size_t(old)] < 0)
+                throw UsageError(file, {}, "'" + it.key() + "' names token " + std::to_string(old) + ", which the selection removes");
+            v = oldToNew[std::size_t(old)];
+        };
+        if (it.value().is_array())
+            for (auto& e : it.value()) map(e);
+        else
+            map(it.value());
+    }
+}
+}  // namespace
+
+std::vector<bool> selectionFromRecipe(const Tokenizer& tok, const VocabularyRecipe& r, int* keptBeforePadding, int* extraPadding) {
+    const auto corpus = readCorpus(r.corpusFiles);
+    const BucketTable table = classifyVocabulary(tok);
+    KeepSelection s = r.preset.empty() ? selectBuckets(tok, table, r.buckets) : selectPreset(tok, table, r.preset, corpus, r.corpusMinCount);
+    if (keptBeforePadding) *keptBeforePadding = s.kept;
+    const int extra = padSelection(tok, s.keep, r.padMultiple);
+    if (extraPadding) *extraPadding = extra;
+    return s.keep;
+}
+
+std::vector<int> idMapping(const std::vector<bool>& keep, int rows) {
+    std::vector<int> m(std::size_t(rows), -1);
+    int next = 0;
+    for (int id = 0; id < rows && id < int(keep.size()); ++id)
+        if (keep[std::size_t(id)]) m[std::size_t(id)] = next++;
+    return m;
+}
+
+void checkRequiredTokens(const Checkpoint& ck, const Tokenizer& tok, const std::vector<bool>& keep) {
+    auto need = [&](int id, const std::string& why) {
+        if (id >= 0 && (id >= int(keep.size()) || !keep[std::size_t(id)]))
+            throw UsageError(ck.dir().string(), {}, "the selection drops the required " + why + " token '" +
+                                                        (id < tok.size() ? tok.tokenText(id) : "?") + "' (id " + std::to_string(id) + ")");
+    };
+    const auto& s = ck.specialTokens();
+    need(s.bos, "bos");
+    need(s.pad, "pad");
+    for (int e : s.eos) need(e, "eos");
+    for (const char* turn : {"<|turn>", "<turn|>", "<start_of_turn>", "<end_of_turn>"})
+        if (const auto id = tok.tokenId(turn)) need(*id, "chat turn");
+}
+
+namespace {
+int largestUnusedNumber(const Tokenizer& tok) {
+    int best = -1;
+    for (int id = 0; id < tok.size(); ++id) {
+        const std::string& t = tok.tokenText(id);
+        if (t.rfind("<unused", 0) == 0 && t.back() == '>') try {
+                best = std::max(best, std::stoi(t.substr(7, t.size() - 8)));
+            } catch (...) {
+            }
+    }
+    return best;
+}
+
+int firstUnusedId(const Tokenizer& tok) {
+    for (int id = 0; id < tok.modelVocabSize(); ++id) {
+        const std::string& t = tok.tokenText(id);
+        if (t.rfind("<unused", 0) == 0 && t.back() == '>') return id;
+    }
+    return -1;
+}
+}  // namespace
+
+Json prunedTokenizerJson(const Json& original, const Tokenizer& tok, const std::vector<int>& oldToNew, int extraPadding) {
+    Json j = original;
+    auto newId = [&](int old) { return old >= 0 && old < int(oldToNew.size()) ? oldToNew[std::size_t(old)] : -1; };
+    Json vocab = Json::object();
+    for (int old = 0; old < int(oldToNew.size()) && old < tok.modelVocabSize(); ++old)
+        if (newId(old) >= 0) vocab[tok.tokenText(old)] = newId(old);
+    j["model"]["vocab"] = vocab;
+    Json merges = Json::array();
+    const Json& om = original["model"]["merges"];
+    for (std::size_t r = 0; r < tok.merges().size(); ++r) {
+        const auto [a, b] = tok.merges()[r];
+        const auto res = tok.tokenId(tok.tokenText(a) + tok.tokenText(b));
+        if (newId(a) >= 0 && newId(b) >= 0 && res && newId(*res) >= 0) merges.push_back(om[r]);
+    }
+    j["model"]["merges"] = merges;
+    Json added = Json::array();
+    for (const auto& a : original.value("added_tokens", Json::array())) {
+        const int n = newId(a["id"].get<int>());
+        if (n < 0) continue;
+        Json b = a;
+        b["id"] = n;
+        added.push_back(b);
+    }
+    // New placeholders, flagged like the vocabulary's own <unusedN> added tokens.
+    int next = int(vocab.size()), number = largestUnusedNumber(tok);
+    Json tmpl;
+    const int unusedId = firstUnusedId(tok);
+    for (const auto& a : original.value("added_tokens", Json::array()))
+        if (a["id"].get<int>() == unusedId) tmpl = a;
+    for (int i = 0; i < extraPadding; ++i, ++next) {
+        const std::string text = "<unused" + std::to_string(++number) + ">";
+        j["model"]["vocab"][text] = next;
+        if (!tmpl.is_null()) {
+            Json a = tmpl;
+            a["id"] = next;
+            a["content"] = text;
+            added.push_back(a);
+        }
+    }
+    j["added_tokens"] = added;
+    if (j.contains("post_processor") && j["post_processor"].is_object() && j["post_processor"].contains("special_tokens"))
+        for (auto& st : j["post_processor"]["special_tokens"])
+            for (auto& id : st["ids"]) {
+                const int n = newId(id.get<int>());
+                if (n < 0) throw UsageError("the post-processor's token " + id.dump() + " is removed by the selection");
+                id = n;
+            }
+    return j;
+}
+
+VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
+                                 const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!recipe.vocabulary) throw UsageError("the recipe has no vocabulary section");
+    const fs::path src = ck.dir();
+    const Gemma4Config& c = ck.config();
+    const fs::path tokPath = src / "tokenizer.json";
+    const Json tokJson = readJsonFile(tokPath, 512ull << 20);
+    const Tokenizer tok = Tokenizer::fromJson(tokJson, tokPath.string());
+    const int rows = c.vocabSize;
+    if (c.vocabSizePerLayerInput != rows)
+        throw FormatError((src / "config.json").string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
+    VocabPruneReport rep;
+    rep.tokensBefore = rows;
+    int extra = 0;
+    std::vector<bool> keep = selectionFromRecipe(tok, *recipe.vocabulary, &rep.tokensKept, &extra);
+    const int padSource = firstUnusedId(tok);
+    if (extra > 0 && (padSource < 0 || padSource >= rows))
+        throw UsageError(tokPath.string(), {}, "the vocabulary has no <unusedN> placeholder whose rows padding could copy");
+    keep.resize(std::size_t(std::max(rows, tok.size())), false);
+    for (int id = rows; id < tok.size(); ++id) rep.droppedWithoutRows.push_back(tok.tokenText(id));
+    checkRequiredTokens(ck, tok, keep);
+    const std::vector<int> oldToNew = idMapping(keep, rows);
+    std::vector<int> newToOld;
+    for (int old = 0; old < rows; ++old)
+        if (oldToNew[std::size_t(old)] >= 0) newToOld.push_back(old);
+    const int keptRows = int(newToOld.size());
+    const int V = keptRows + extra;
+    rep.tokensAfterPadding = V;  // kept + padding
+    rep.mergesBefore = int(tok.merges().size());
+
+    AtomicOutputDir out(dest, force, {src});
+    // Tokenizer, configs and every other small file.
+    const Json newTok = prunedTokenizerJson(tokJson, tok, oldToNew, extra);
+    rep.mergesKept = int(newTok["model"]["merges"].size());
+    writeTextFile(out.path() / "tokenizer.json", newTok.dump(2) + "\n");
+    for (const auto& e : fs::directory_iterator(src)) {
+        const std::string name = e.path().filename().string();
+        if (!e.is_regular_file() || name == "tokenizer.json" || e.path().extension() == ".safetensors" ||
+            name == "model.safetensors.index.json" || name == "vocab_mapping.json" || name == "whittle.json")
+            continue;
+        if (name == "config.json" || name == "generation_config.json" || name == "processor_config.json") {
+            Json j = readJsonFile(e.path());
+            remapIds(j, oldToNew, e.path().string());
+            if (name == "config.json") {
+                Json& t = j.contains("text_config") ? j["text_config"] : j;
+                t["vocab_size"] = V;
+                t["vocab_size_per_layer_input"] = V;
+            }
+            writeJsonFile(out.path() / name, j);
+        } else if (name == "tokenizer_config.json") {
+            Json j = readJsonFile(e.path(), 256ull << 20);
+            if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
+                Json dec = Json::object();
+                for (auto it = j["added_tokens_decoder"].begin(); it != j["added_tokens_decoder"].end(); ++it) {
+                    const int old = std::stoi(it.key());
+                    if (old < rows && oldToNew[std::size_t(old)] >= 0) dec[std::to_string(oldToNew[std::size_t(old)])] = it.value();
+                }
+                j["added_tokens_decoder"] = dec;
+            }
+            writeJsonFile(out.path() / name, j);
+        } else {
+            fs::copy_file(e.path(), out.path() / name);
+        }
+    }
+    std::vector<int> newToOldPadded = newToOld;
+    newToOldPadded.resize(std::size_t(V), -1);  // appended placeholders have no original id
+    writeJsonFile(out.path() / "vocab_mapping.json",
+                  Json{{"old_to_new", oldToNew}, {"new_to_old", newToOldPadded}, {"padding_copies_row_of", extra ? padSource : -1}});
+
+    // Tensors: embedding rows sliced, the rest passed through.
+    const std::string p = c.tensorPrefix();
+    const std::set<std::string> sliced = {p + "embed_tokens.weight", p + "embed_tokens_per_layer.weight", "lm_head.weight"};
+    std::vector<TensorSpec> plan;
+    std::uint64_t total = 0;
+    for (const auto& t : ck.tensors()) {
+        TensorSpec s{t.entry->info->name, t.entry->info->dtype, t.entry->info->shape};
+        rep.paramsBefore += s.numel();
+        if (sliced.count(s.name)) {
+            if (s.shape.empty() || s.shape[0] != rows)
+                throw FormatError(t.entry->file->path(), s.name, "has " + std::to_string(s.shape.empty() ? 0 : s.shape[0]) +
+                                                                     " rows but vocab_size is " + std::to_string(rows));
+            s.shape[0] = V;
+        }
+        rep.paramsAfter += s.numel();
+        total += s.nbytes();
+        plan.push_back(std::move(s));
+    }
+    SafetensorsWriter writer(out.path(), plan);
+    StageMeter meter(progress, "writing tensors", total);
+    constexpr std::uint64_t kChunk = 4u << 20;
+    std::vector<char> buf(kChunk);
+    for (const auto& t : ck.tensors()) {
+        const TensorInfo& info = *t.entry->info;
+        const SafetensorsFile& file = *t.entry->file;
+        if (sliced.count(info.name)) {
+            const std::uint64_t rowBytes = info.nbytes / std::uint64_t(rows);
+            // Consecutive kept rows are read and written together.
+            for (std::size_t i = 0; i < newToOld.size();) {
+                cancel.throwIfCancelled();
+                std::size_t j = i + 1;
+                while (j < newToOld.size() && newToOld[j] == newToOld[j - 1] + 1 && (j - i + 1) * rowBytes <= kChunk) ++j;
+                const std::uint64_t n = (j - i) * rowBytes;
+                if (buf.size() < n) buf.resize(n);
+                file.read(info, buf.data(), std::uint64_t(newToOld[i]) * rowBytes, n);
+                writer.write(info.name, buf.data(), n);
+                meter.advance(n);
+                i = j;
+            }
+            if (extra > 0) {
+                // Padding rows copy a placeholder's row, never zeros: a zero row gives logit 0, which can win.
+                file.read(info, buf.data(), std::uint64_t(padSource) * rowBytes, rowBytes);
+                for (int k = 0; k < extra; ++k) writer.write(info.name, buf.data(), rowBytes);
+                meter.advance(std::uint64_t(extra) * rowBytes);
+            }
+        } else {
+            for (std::uint64_t off = 0; off < info.nbytes; off += kChunk) {
+                cancel.throwIfCancelled();
+                const std::uint64_t n = std::min(kChunk, info.nbytes - off);
+                file.read(info, buf.data(), off, n);
+                writer.write(info.name, buf.data(), n);
+                meter.advance(n);
+            }
+        }
+    }
+    writer.finish();
+    meter.finish();
+    rep.bytesWritten = writer.totalBytes();
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"vocabulary", toJson(rep)}});
+    out.commit();
+    return rep;
+}
+
+}  // namespace whittle

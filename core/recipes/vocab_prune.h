@@ -1,0 +1,50 @@
+#pragma once
+// Vocabulary pruning: keep a subset of token ids (in their original order), rebuild the tokenizer and
+// every config that names token ids, slice the rows of the main embedding and the PLE table (and an
+// untied lm_head), and pass every other tensor through byte for byte. Streams tensor by tensor into an
+// atomic output folder, with an id mapping file (old → new) beside the weights.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/io/json_file.h"
+#include "core/model/checkpoint.h"
+#include "core/progress.h"
+#include "core/recipe/recipe.h"
+#include "core/tokenizer/buckets.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace whittle {
+
+struct VocabPruneReport {
+    int tokensBefore = 0;
+    int tokensKept = 0;          // before padding
+    int tokensAfterPadding = 0;  // the new vocab_size
+    int mergesBefore = 0, mergesKept = 0;
+    std::uint64_t paramsBefore = 0, paramsAfter = 0;
+    std::vector<std::string> droppedWithoutRows;  // added tokens past the embedding rows
+    std::uint64_t bytesWritten = 0;
+    double seconds = 0;
+};
+
+Json toJson(const VocabPruneReport& r);
+
+// The selection a recipe describes, padded with the vocabulary's own placeholders (keep has one entry per
+// tokenizer id); *extraPadding is how many new placeholders must still be appended.
+std::vector<bool> selectionFromRecipe(const Tokenizer& tok, const VocabularyRecipe& recipe, int* keptBeforePadding = nullptr,
+                                      int* extraPadding = nullptr);
+
+// old id -> new id (-1: removed) for a padded selection, over the model's embedding rows.
+std::vector<int> idMapping(const std::vector<bool>& keep, int rows);
+
+// The pruned tokenizer.json (vocab, merges whose parts and result survive, added tokens, post-processor),
+// with `extraPadding` new <unusedN> placeholders appended after the kept ids.
+Json prunedTokenizerJson(const Json& original, const Tokenizer& tok, const std::vector<int>& oldToNew, int extraPadding = 0);
+
+// Refuses (UsageError) a selection that drops bos, eos, pad or a chat turn marker.
+void checkRequiredTokens(const Checkpoint& ck, const Tokenizer& tok, const std::vector<bool>& keep);
+
+VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, const std::filesystem::path& dest, bool force,
+                                 Progress& progress, const CancelToken& cancel);
+
+}  // namespace whittle
