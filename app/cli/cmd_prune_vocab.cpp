@@ -1,3 +1,5 @@
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -46,7 +48,11 @@ int runPruneVocab(const std::vector<std::string>& argv) {
     for (const auto& t : r.droppedWithoutRows)
         std::fprintf(stderr, "note: dropped '%s': an added token with no embedding row\n", t.c_str());
     if (a.flag("json")) {
-        std::cout << toJson(r).dump(2) << "\n";
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        Json j = toJson(r);
+        j["peak_rss_bytes"] = std::uint64_t(ru.ru_maxrss) * 1024;
+        std::cout << j.dump(2) << "\n";
         return 0;
     }
     std::printf("vocabulary %d -> %d tokens (%d kept + %d padding), merges %d -> %d\n", r.tokensBefore, r.tokensAfterPadding, r.tokensKept,

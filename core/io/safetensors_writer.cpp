@@ -109,8 +109,9 @@ void SafetensorsWriter::writeSkippingZeroBlocks(const FileHandle& f, const std::
     while (pos < n) {
         const std::uint64_t abs = offset + pos;
         const std::size_t blockEnd = std::size_t(std::min<std::uint64_t>(n, pos + (kHoleBlock - abs % kHoleBlock)));
-        const bool fullBlock = abs % kHoleBlock == 0 && blockEnd - pos == kHoleBlock;
-        if (fullBlock && allZero(data + pos, kHoleBlock)) {
+        // The shard is a fresh file written once, so any zero piece — a partial block at a write-call
+        // boundary too — can stay a hole; writing those pieces made ext4 allocate around them.
+        if (allZero(data + pos, blockEnd - pos)) {
             if (pos > runStart) f.pwriteAll(data + runStart, pos - runStart, offset + runStart);
             runStart = blockEnd;
         }
