@@ -8,6 +8,8 @@
 #include <cstdio>
 
 #include "app/gui/main_window.h"
+#include "app/gui/vocabulary_page.h"
+#include <QPlainTextEdit>
 
 int main(int argc, char** argv) {
     QApplication app(argc, argv);
@@ -38,6 +40,19 @@ int main(int argc, char** argv) {
             w.openCheckpoint(models.first());
             loop.exec();
             if (!ok) return 1;
+            // The Vocabulary page loads the tokenizer after the inventory; show it with a sample text.
+            auto* vocab = w.vocabularyPage();
+            vocab->tryText()->setPlainText(QStringLiteral("Whittle keeps English tokens. Привет, мир! 你好，世界！ 🙂"));
+            bool vocabFailed = false;
+            QObject::connect(vocab, &whittle::gui::VocabularyPage::loadFailed, [&](const QString& m) {
+                std::fprintf(stderr, "whittle: %s\n", m.toUtf8().constData());
+                vocabFailed = true;
+            });
+            while (!vocabFailed && (vocab->busy() || !vocab->data())) {
+                QEventLoop wait;
+                QTimer::singleShot(50, &wait, &QEventLoop::quit);
+                wait.exec();
+            }
         }
         for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
         return 0;

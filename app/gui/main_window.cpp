@@ -15,6 +15,7 @@
 
 #include "app/gui/model_page.h"
 #include "app/gui/recent_models.h"
+#include "app/gui/vocabulary_page.h"
 
 namespace whittle::gui {
 
@@ -56,6 +57,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setCentralWidget(central);
     modelPage_ = new ModelPage(pages_);
     addPage(tr("Model"), modelPage_);
+    vocabularyPage_ = new VocabularyPage(pages_);
+    addPage(tr("Vocabulary"), vocabularyPage_);
     connect(pageList_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
     pageList_->setCurrentRow(0);
 
@@ -124,6 +127,7 @@ void MainWindow::loadFinished() {
     modelPage_->setInventory(nullptr);
     inventory_ = r.inventory;
     modelPage_->setInventory(inventory_.get());
+    vocabularyPage_->open(loadingDir_);
     RecentModels::add(loadingDir_);
     rebuildRecentMenu();
     setWindowTitle(tr("Whittle — %1").arg(QFileInfo(loadingDir_).fileName()));

@@ -1,5 +1,5 @@
 #pragma once
-// Whittle's main window: a page list on the left (Model now; Vocabulary, Recipe, Run, Compare and Chat
+// Whittle's main window: a page list on the left (Model, Vocabulary; Recipe, Run, Compare and Chat
 // as they land), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
 // off the GUI thread; errors go to a dialog and the window keeps running.
 #include <QFutureWatcher>
@@ -15,6 +15,7 @@ class QStackedWidget;
 namespace whittle::gui {
 
 class ModelPage;
+class VocabularyPage;
 
 struct LoadResult {
     std::shared_ptr<Inventory> inventory;
@@ -30,6 +31,7 @@ public:
     void openCheckpoint(const QString& dir);
     const Inventory* inventory() const { return inventory_.get(); }
     ModelPage* modelPage() const { return modelPage_; }
+    VocabularyPage* vocabularyPage() const { return vocabularyPage_; }
     QMenu* recentMenu() const { return recentMenu_; }
     bool loading() const { return watcher_.isRunning(); }
 
@@ -55,6 +57,7 @@ private:
     QListWidget* pageList_;
     QStackedWidget* pages_;
     ModelPage* modelPage_;
+    VocabularyPage* vocabularyPage_;
     QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
     QFutureWatcher<LoadResult> watcher_;

@@ -1,0 +1,79 @@
+// whittle-cli quantize MODEL OUT --format F: writes the model in another storage format. One table of
+// formats, so later quantizers (INT4, NVFP4, GGUF k-quants) are one more row and one more function.
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "app/cli/progress_printer.h"
+#include "core/error.h"
+#include "core/export/gguf_export.h"
+
+namespace whittle::cli {
+
+namespace {
+
+struct QuantizeRequest {
+    const Checkpoint& checkpoint;
+    std::filesystem::path out;
+    bool force;
+};
+
+using FormatFn = void (*)(const QuantizeRequest&, const char* formatName);
+
+void writeGguf(const QuantizeRequest& r, GgmlType type, const char* formatName) {
+    if (r.out.extension() != ".gguf") throw UsageError(r.out.string(), {}, std::string(formatName) + " writes a .gguf file");
+    GgufExportOptions o;
+    o.weightType = type;
+    o.force = r.force;
+    ProgressPrinter progress;
+    CancelToken cancel;
+    const GgufExportReport rep = exportGguf(r.checkpoint, r.out, o, progress, cancel);
+    std::printf("wrote %s (%s, %d tensors, %.1f M parameters, %.1f MB, vocabulary %d) in %.2f s\n", rep.output.c_str(), formatName,
+                rep.tensors, double(rep.parameters) / 1e6, double(rep.fileBytes) / 1e6, rep.vocabulary, rep.seconds);
+    for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
+}
+
+void ggufF32(const QuantizeRequest& r, const char* name) { writeGguf(r, GgmlType::F32, name); }
+void ggufF16(const QuantizeRequest& r, const char* name) { writeGguf(r, GgmlType::F16, name); }
+
+struct Format {
+    const char* name;
+    const char* what;
+    FormatFn run;
+};
+
+const Format kFormats[] = {
+    {"gguf-f32", "llama.cpp GGUF, every weight F32 (lossless from bf16)", ggufF32},
+    {"gguf-f16", "llama.cpp GGUF, 2-D weights F16, norms F32", ggufF16},
+};
+
+std::string formatList() {
+    std::string s;
+    for (const auto& f : kFormats) s += std::string(s.empty() ? "" : "|") + f.name;
+    return s;
+}
+
+}  // namespace
+
+int runQuantize(const std::vector<std::string>& argv) {
+    const Args a(argv, {"force", "list-formats"}, {"format"});
+    if (a.flag("list-formats")) {
+        for (const auto& f : kFormats) std::printf("%-10s %s\n", f.name, f.what);
+        return 0;
+    }
+    const std::string usage = "usage: whittle-cli quantize MODEL OUT --format " + formatList() +
+                              " [--force]   (--list-formats describes each format)";
+    if (a.positional().size() != 2 || !a.value("format")) throw UsageError(usage);
+    const std::string format = *a.value("format");
+    for (const auto& f : kFormats) {
+        if (format != f.name) continue;
+        const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+        f.run({ck, a.positional()[1], a.flag("force")}, f.name);
+        return 0;
+    }
+    throw UsageError("unknown --format '" + format + "' (known: " + formatList() + ")\n" + usage);
+}
+
+}  // namespace whittle::cli

@@ -1,0 +1,59 @@
+#include "app/gui/vocabulary_data.h"
+
+#include "core/model/checkpoint.h"
+#include "core/model/inventory.h"
+
+namespace whittle::gui {
+
+namespace fs = std::filesystem;
+
+std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path) {
+    auto d = std::make_shared<VocabularyData>();
+    d->source = path;
+    if (fs::is_directory(path) && fs::exists(path / "config.json")) {
+        d->modelDir = path;
+        const Checkpoint ck = Checkpoint::open(path);
+        const Inventory inv = makeInventory(ck);
+        RowCost c;
+        c.rows = ck.config().vocabSize;
+        c.totalParams = inv.total.params;
+        c.totalBytes = inv.total.bytes;
+        const std::string p = ck.config().tensorPrefix();
+        for (const auto& t : inv.tensors) {
+            if (t.name == p + "embed_tokens.weight" || t.name == "lm_head.weight") {
+                c.mainParams += t.params / std::uint64_t(c.rows);
+                c.mainBytes += t.bytes / std::uint64_t(c.rows);
+            } else if (t.name == p + "embed_tokens_per_layer.weight") {
+                c.pleParams += t.params / std::uint64_t(c.rows);
+                c.pleBytes += t.bytes / std::uint64_t(c.rows);
+            }
+        }
+        d->cost = c;
+    }
+    d->tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromModelOrFile(path));
+    d->table = classifyVocabulary(*d->tokenizer);
+    return d;
+}
+
+SelectionSummary summarize(const VocabularyData& d, const std::vector<bool>& keep, int multiple) {
+    SelectionSummary s;
+    const Tokenizer& tok = *d.tokenizer;
+    std::vector<bool> k = keep;
+    const int rows = d.rows();
+    // Added tokens past the embedding rows have nothing to keep.
+    for (std::size_t id = std::size_t(rows); id < k.size(); ++id) k[id] = false;
+    for (int id = 0; id < rows && id < int(k.size()); ++id) s.kept += k[std::size_t(id)];
+    const int extra = padSelection(tok, k, multiple);
+    for (int id = 0; id < rows && id < int(k.size()); ++id) s.padded += k[std::size_t(id)];
+    s.padded += extra;
+    s.merges = keptMerges(tok, k);
+    s.mergesBefore = int(tok.merges().size());
+    if (d.cost) {
+        const std::uint64_t removed = std::uint64_t(std::max(0, rows - s.padded));
+        s.paramsAfter = d.cost->totalParams - removed * (d.cost->mainParams + d.cost->pleParams);
+        s.bytesAfter = d.cost->totalBytes - removed * (d.cost->mainBytes + d.cost->pleBytes);
+    }
+    return s;
+}
+
+}  // namespace whittle::gui

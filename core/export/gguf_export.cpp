@@ -1,0 +1,451 @@
+#include "core/export/gguf_export.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "core/io/dtype.h"
+#include "core/io/gguf_writer.h"
+#include "core/io/json_file.h"
+#include "core/model/tensor_table.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace whittle {
+
+namespace {
+
+// GGUF token types (llama.cpp's llama_token_type / gguf-py TokenType).
+enum : std::int64_t { kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+// llama.cpp's file types (general.file_type).
+enum : std::uint32_t { kFileTypeAllF32 = 0, kFileTypeMostlyF16 = 1 };
+// The converter's placeholder score for every token of a tokenizer.json vocabulary (LlamaHfVocab).
+constexpr float kTokenScore = -1000.0f;
+// ggml divides the RoPE angle of pair i by rope_freqs[i]: 1e30 makes an identity pair (spec §3.4).
+constexpr float kNoRotation = 1e30f;
+constexpr std::uint64_t kChunkElements = 1u << 20;
+
+// Rendered as text by llama.cpp's chat parser: its converter forces these to USER_DEFINED whatever the
+// tokenizer says (conversion/gemma.py Gemma4Model.set_vocab).
+const std::set<std::string> kVisibleTokens = {"<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>",
+                                              "<|tool_response>", "<tool_response|>", "<|\"|>"};
+
+const char* const kArch = "gemma4";
+std::string key(const char* k) { return std::string(kArch) + "." + k; }
+
+// HF (after the model prefix) → llama.cpp names of the per-layer tensors (llama-arch.cpp, tensor_mapping.py).
+const std::unordered_map<std::string, std::string>& layerNames() {
+    static const std::unordered_map<std::string, std::string> m = {
+        {"input_layernorm.weight", "attn_norm.weight"},
+        {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.k_proj.weight", "attn_k.weight"},
+        {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.o_proj.weight", "attn_output.weight"},
+        {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+        {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+        {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+        {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},
+        {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"},
+        {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+        {"per_layer_input_gate.weight", "inp_gate.weight"},
+        {"per_layer_projection.weight", "proj.weight"},
+        {"post_per_layer_input_norm.weight", "post_norm.weight"},
+        {"layer_scalar", "layer_output_scale.weight"},  // the converter appends ".weight"
+    };
+    return m;
+}
+
+// A token named in tokenizer_config.json: "<x>" or {"content": "<x>", …}.
+std::optional<std::string> tokenContent(const Json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    return std::nullopt;
+}
+
+struct TokenizerFiles {
+    Json config = Json::object();  // tokenizer_config.json (empty object when absent)
+    std::string configPath;
+    std::optional<std::string> chatTemplate;
+};
+
+TokenizerFiles readTokenizerFiles(const fs::path& dir) {
+    TokenizerFiles t;
+    std::error_code ec;
+    const fs::path cfg = dir / "tokenizer_config.json";
+    t.configPath = cfg.string();
+    if (fs::exists(cfg, ec)) {
+        t.config = readJsonFile(cfg, 256ull << 20);
+        if (!t.config.is_object()) throw FormatError(cfg.string(), {}, "not a JSON object");
+    }
+    // Like gguf-py's SpecialVocab: chat_template.jinja, unless tokenizer_config.json holds a template.
+    if (const auto it = t.config.find("chat_template"); it != t.config.end() && it->is_string())
+        t.chatTemplate = it->get<std::string>();
+    else if (const fs::path j = dir / "chat_template.jinja"; fs::exists(j, ec))
+        t.chatTemplate = readTextFile(j);
+    return t;
+}
+
+// Token types as llama.cpp's converter assigns them (LlamaHfVocab + Gemma4Model.set_vocab): byte-fallback
+// tokens BYTE; the tokenizer's special tokens (special added tokens and every token tokenizer_config.json
+// names, as transformers' all_special_ids) CONTROL; the chat-visible set USER_DEFINED; the rest NORMAL.
+std::vector<std::int64_t> tokenTypes(const Tokenizer& tok, const Json& tokConfig, int rows) {
+    std::set<int> named;
+    for (auto it = tokConfig.begin(); it != tokConfig.end(); ++it) {
+        const std::string& k = it.key();
+        const bool oneToken = k.size() > 6 && k.compare(k.size() - 6, 6, "_token") == 0;
+        const bool list = k == "extra_special_tokens" || k == "additional_special_tokens";
+        std::vector<std::string> texts;
+        if (oneToken) {
+            if (auto c = tokenContent(*it)) texts.push_back(*c);
+        } else if (list && it->is_array()) {
+            for (const auto& e : *it)
+                if (auto c = tokenContent(e)) texts.push_back(*c);
+        }
+        for (const auto& text : texts)
+            if (auto id = tok.tokenId(text)) named.insert(*id);
+    }
+    std::vector<std::int64_t> types(std::size_t(rows), kUnused);
+    for (int id = 0; id < tok.size(); ++id) {
+        std::int64_t t = kNormal;
+        if (tok.isByteToken(id)) t = kByte;
+        else if (tok.isSpecial(id) || named.count(id)) t = kControl;
+        else if (tok.isAdded(id) && id >= tok.modelVocabSize()) t = kUserDefined;  // added beyond the BPE vocabulary
+        if (kVisibleTokens.count(tok.tokenText(id))) t = kUserDefined;
+        types[std::size_t(id)] = t;
+    }
+    return types;
+}
+
+// Special ids as gguf-py's SpecialVocab finds them: tokenizer_config.json's <kind>_token first, then the
+// checkpoint's config files. Never constants.
+void addSpecialIds(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, const TokenizerFiles& tf) {
+    const Gemma4Config& c = ck.config();
+    const SpecialTokenIds& s = ck.specialTokens();
+    struct Kind {
+        const char* name;  // tokenizer_config.json's <name>_token
+        int fallback;
+        const char* key;   // gguf-py's Keys.Tokenizer (llama.cpp spells "seperator")
+    };
+    auto configId = [&](const char* k) {
+        const auto it = c.tokenIds.find(k);
+        return it == c.tokenIds.end() ? -1 : it->second;
+    };
+    const Kind kinds[] = {
+        {"bos", s.bos >= 0 ? s.bos : configId("bos_token_id"), "tokenizer.ggml.bos_token_id"},
+        {"eos", !s.eos.empty() ? s.eos.front() : configId("eos_token_id"), "tokenizer.ggml.eos_token_id"},
+        {"unk", configId("unk_token_id"), "tokenizer.ggml.unknown_token_id"},
+        {"sep", configId("sep_token_id"), "tokenizer.ggml.seperator_token_id"},
+        {"pad", s.pad >= 0 ? s.pad : configId("pad_token_id"), "tokenizer.ggml.padding_token_id"},
+        {"cls", configId("cls_token_id"), "tokenizer.ggml.cls_token_id"},
+        {"mask", configId("mask_token_id"), "tokenizer.ggml.mask_token_id"},
+    };
+    for (const Kind& k : kinds) {
+        int id = -1;
+        const auto it = tf.config.find(std::string(k.name) + "_token");
+        if (it != tf.config.end())
+            if (auto text = tokenContent(*it)) {
+                const auto found = tok.tokenId(*text);
+                if (!found)
+                    throw FormatError(tf.configPath, {}, std::string(k.name) + "_token '" + *text + "' is not in the vocabulary");
+                id = *found;
+            }
+        if (id < 0) id = k.fallback;
+        if (id < 0) continue;
+        if (id >= tok.size())
+            throw FormatError(ck.dir().string(), {}, std::string(k.name) + " token id " + std::to_string(id) +
+                                                         " is outside the vocabulary (" + std::to_string(tok.size()) + ")");
+        md.addUint32(k.key, std::uint32_t(id));
+    }
+}
+
+void addTokenizer(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, int rows, std::vector<std::string>& notes) {
+    const TokenizerFiles tf = readTokenizerFiles(ck.dir());
+    const std::string tokPath = (ck.dir() / "tokenizer.json").string();
+    if (tok.size() > rows)
+        throw FormatError(tokPath, {}, "the tokenizer has " + std::to_string(tok.size()) + " tokens but the embedding has " +
+                                           std::to_string(rows) + " rows");
+    std::vector<std::string> tokens(static_cast<std::size_t>(rows));
+    for (int id = 0; id < rows; ++id)
+        tokens[std::size_t(id)] = id < tok.size() ? tok.tokenText(id) : "[PAD" + std::to_string(id) + "]";
+    if (tok.size() < rows)
+        notes.push_back("the tokenizer has " + std::to_string(tok.size()) + " tokens for " + std::to_string(rows) +
+                        " embedding rows; the rest are written as unused [PADn] tokens");
+    std::vector<std::string> merges;
+    merges.reserve(tok.merges().size());
+    for (const auto& [a, b] : tok.merges()) {
+        const std::string& l = tok.tokenText(a);
+        const std::string& r = tok.tokenText(b);
+        // llama.cpp splits a merge at its first space after the first byte: a space inside would be misread.
+        if (l.find(' ', 1) != std::string::npos || r.find(' ') != std::string::npos)
+            throw FormatError(tokPath, {}, "merge '" + l + "' + '" + r + "' contains a space, which GGUF merges cannot hold");
+        merges.push_back(l + " " + r);
+    }
+    md.addString("tokenizer.ggml.model", "gemma4");
+    md.addStringArray("tokenizer.ggml.tokens", tokens);
+    md.addFloat32Array("tokenizer.ggml.scores", std::vector<float>(std::size_t(rows), kTokenScore));
+    md.addIntArray("tokenizer.ggml.token_type", GgufType::INT32, tokenTypes(tok, tf.config, rows));
+    md.addStringArray("tokenizer.ggml.merges", merges);
+    addSpecialIds(md, ck, tok, tf);
+    // llama.cpp's loader sets add_bos for Gemma 4 whatever the file says, and the converter writes true.
+    md.addBool("tokenizer.ggml.add_bos_token", true);
+    if (const auto it = tf.config.find("add_eos_token"); it != tf.config.end() && it->is_boolean())
+        md.addBool("tokenizer.ggml.add_eos_token", it->get<bool>());
+    md.addBool("tokenizer.ggml.add_space_prefix", false);  // the Gemma 4 normalizer adds no prefix space
+    if (tf.chatTemplate) md.addString("tokenizer.chat_template", *tf.chatTemplate);
+}
+
+// Rotated pairs of a RoPE kind: all of them for "default", ⌊factor·hd/2⌋ for "proportional" (spec §3.4).
+int rotatedPairs(const RopeParams& r, int hd, const std::string& file, const char* kind) {
+    if (r.type == "proportional") return int(std::floor(r.partialRotaryFactor * hd / 2));
+    if (r.partialRotaryFactor != 1.0)
+        throw FormatError(file, {}, std::string("a partial rotary factor with default RoPE on ") + kind +
+                                        " layers cannot be exported to GGUF");
+    return hd / 2;
+}
+
+void checkLlamaCppCompatible(const Checkpoint& ck) {
+    const Gemma4Config& c = ck.config();
+    const std::string cfg = (ck.dir() / "config.json").string();
+    if (c.vocabSizePerLayerInput != c.vocabSize)
+        throw FormatError(cfg, {}, "vocab_size_per_layer_input (" + std::to_string(c.vocabSizePerLayerInput) +
+                                       ") differs from vocab_size (" + std::to_string(c.vocabSize) +
+                                       "); llama.cpp needs them equal");
+    if (c.numKvSharedLayers > 0 && c.firstSharedLayer() < 2)
+        throw FormatError(cfg, {}, "llama.cpp needs at least 2 KV-owning layers before the shared ones");
+    for (const LayerSpec& l : c.layers) {
+        const int theirs = llamaCppKvSource(c, l.index);
+        if (theirs != l.kvSource)
+            throw FormatError(cfg, {}, "layer " + std::to_string(l.index) + " reads the KV cache of layer " +
+                                           std::to_string(l.kvSource) + " (the last KV-owning " +
+                                           attentionKindName(l.kind) + " layer) but llama.cpp hard-codes layer " +
+                                           std::to_string(theirs) + "; its output would differ");
+    }
+    if (rotatedPairs(c.ropeSliding, c.headDim, cfg, "sliding") != c.headDim / 2)
+        throw FormatError(cfg, {}, "proportional RoPE on sliding layers cannot be expressed in GGUF (llama.cpp applies "
+                                   "rope_freqs to full-attention layers only)");
+}
+
+// Converts n elements of a source dtype into the destination type (F32, or F16 with an overflow check).
+void convert(DType src, const std::byte* in, std::size_t n, GgmlType dst, std::byte* out, const std::string& file,
+             const std::string& tensor, std::uint64_t firstElement) {
+    if (dst == GgmlType::F32) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const float f = loadAsFloat(src, in, i);
+            std::memcpy(out + 4 * i, &f, 4);
+        }
+        return;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const float f = loadAsFloat(src, in, i);
+        const std::uint16_t h = floatToF16(f);
+        if ((h & 0x7c00) == 0x7c00 && std::isfinite(f))
+            throw FormatError(file, tensor, "element " + std::to_string(firstElement + i) + " (" + std::to_string(f) +
+                                                ") overflows F16; export F32 instead");
+        std::memcpy(out + 2 * i, &h, 2);
+    }
+}
+
+struct PlannedTensor {
+    GgufTensorSpec spec;
+    const CheckpointTensor* source = nullptr;  // null: generated (rope_freqs)
+    std::vector<float> generated;
+};
+
+}  // namespace
+
+int llamaCppKvSource(const Gemma4Config& c, int layer) {
+    const int firstShared = c.firstSharedLayer();
+    if (layer < firstShared) return layer;
+    return firstShared - (c.layers[std::size_t(layer)].kind == AttentionKind::Sliding ? 2 : 1);
+}
+
+std::string ggufTensorName(const Gemma4Config& c, const std::string& hfName) {
+    const std::string p = c.tensorPrefix();
+    if (hfName == "lm_head.weight") return "output.weight";
+    if (hfName.compare(0, p.size(), p) != 0) return {};
+    const std::string rest = hfName.substr(p.size());
+    if (rest == "embed_tokens.weight") return "token_embd.weight";
+    if (rest == "embed_tokens_per_layer.weight") return "per_layer_token_embd.weight";
+    if (rest == "per_layer_model_projection.weight") return "per_layer_model_proj.weight";
+    if (rest == "per_layer_projection_norm.weight") return "per_layer_proj_norm.weight";
+    if (rest == "norm.weight") return "output_norm.weight";
+    if (rest.compare(0, 7, "layers.") != 0) return {};
+    const auto dot = rest.find('.', 7);
+    if (dot == std::string::npos) return {};
+    const auto it = layerNames().find(rest.substr(dot + 1));
+    if (it == layerNames().end()) return {};
+    return "blk." + rest.substr(7, dot - 7) + "." + it->second;
+}
+
+GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const GgufExportOptions& options, Progress& progress,
+                            const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (options.weightType != GgmlType::F32 && options.weightType != GgmlType::F16)
+        throw UsageError(dest.string(), {}, "GGUF export writes F32 or F16 weights, not " +
+                                                std::string(ggmlTypeTraits(options.weightType).name));
+    const Gemma4Config& c = ck.config();
+    const std::string cfg = (ck.dir() / "config.json").string();
+    checkLlamaCppCompatible(ck);
+    GgufExportReport rep;
+    rep.weightType = std::string(ggmlTypeTraits(options.weightType).name);
+    const int rows = c.vocabSize;
+    rep.vocabulary = rows;
+
+    // ---- Tensor plan: rope_freqs, then the tensor table in order. ----
+    std::unordered_map<std::string, const CheckpointTensor*> byName;
+    for (const auto& t : ck.tensors()) byName.emplace(t.entry->info->name, &t);
+    std::vector<PlannedTensor> plan;
+    {
+        PlannedTensor rf;
+        const int half = c.globalHeadDim / 2;
+        const int rotated = rotatedPairs(c.ropeFull, c.globalHeadDim, cfg, "full");
+        rf.generated.assign(std::size_t(half), kNoRotation);
+        std::fill(rf.generated.begin(), rf.generated.begin() + rotated, 1.0f);
+        rf.spec = {"rope_freqs.weight", GgmlType::F32, {half}};
+        plan.push_back(std::move(rf));
+    }
+    std::set<std::string> planned;
+    int skippedDead = 0;
+    for (const ExpectedTensor& e : textTensorTable(c)) {
+        const auto it = byName.find(e.name);
+        if (it == byName.end()) continue;  // an optional tensor the checkpoint does not have
+        planned.insert(e.name);
+        if (e.optional) {
+            // Dead k/v of KV-shared layers, or a saved copy of the tied head: llama.cpp reads neither.
+            if (e.name != "lm_head.weight" || c.tieWordEmbeddings) {
+                if (e.name != "lm_head.weight") ++skippedDead;
+                else rep.notes.push_back("lm_head.weight skipped: the head is tied to token_embd");
+                continue;
+            }
+        }
+        const TensorInfo& info = *it->second->entry->info;
+        PlannedTensor pt;
+        pt.source = it->second;
+        pt.spec.name = ggufTensorName(c, e.name);
+        if (pt.spec.name.empty()) throw FormatError(it->second->entry->file->path(), e.name, "has no GGUF name");
+        pt.spec.dims.assign(info.shape.rbegin(), info.shape.rend());
+        // As the converter: 1-D tensors and norms stay F32 (llama.cpp's kernels expect it).
+        const bool keepF32 = info.shape.size() <= 1 || pt.spec.name.ends_with("_norm.weight");
+        pt.spec.type = keepF32 ? GgmlType::F32 : options.weightType;
+        plan.push_back(std::move(pt));
+    }
+    if (!c.tieWordEmbeddings && !planned.count("lm_head.weight"))
+        throw FormatError(ck.dir().string(), "lm_head.weight",
+                          "missing: tie_word_embeddings is false, so llama.cpp would need an output head");
+    if (skippedDead > 0)
+        rep.notes.push_back(std::to_string(skippedDead) + " unused k/v tensors of KV-shared layers skipped");
+    int towers = 0, others = 0;
+    for (const auto& t : ck.tensors()) {
+        if (planned.count(t.entry->info->name)) continue;
+        if (t.part == Part::VisionTower || t.part == Part::AudioTower) ++towers;
+        else ++others;
+    }
+    if (towers > 0 || c.hasVisionConfig || c.hasAudioConfig)
+        rep.notes.push_back("vision/audio towers skipped (" + std::to_string(towers) +
+                            " tensors): llama.cpp reads them from a separate mmproj GGUF");
+    if (others > 0) rep.notes.push_back(std::to_string(others) + " tensors outside the Gemma 4 text decoder skipped");
+
+    // ---- Metadata, as conversion/gemma.py writes it. ----
+    GgufMetadata md;
+    std::string name = ck.dir().lexically_normal().filename().string();
+    if (name.empty()) name = ck.dir().lexically_normal().parent_path().filename().string();
+    md.addString("general.architecture", kArch);
+    md.addString("general.type", "model");
+    md.addString("general.name", name);
+    md.addUint32(key("block_count"), std::uint32_t(c.numLayers));
+    md.addUint32(key("context_length"), std::uint32_t(c.maxPositionEmbeddings));
+    md.addUint32(key("embedding_length"), std::uint32_t(c.hiddenSize));
+    bool uniformFfn = true;
+    for (const auto& l : c.layers) uniformFfn = uniformFfn && l.ffnWidth == c.layers.front().ffnWidth;
+    if (uniformFfn) {
+        md.addUint32(key("feed_forward_length"), std::uint32_t(c.layers.front().ffnWidth));
+    } else {  // double-wide MLP on KV-shared layers: one width per layer
+        std::vector<std::int64_t> ff;
+        for (const auto& l : c.layers) ff.push_back(l.ffnWidth);
+        md.addIntArray(key("feed_forward_length"), GgufType::INT32, ff);
+    }
+    md.addUint32(key("attention.head_count"), std::uint32_t(c.numHeads));
+    md.addUint32(key("attention.head_count_kv"), std::uint32_t(c.numKvHeads));
+    md.addFloat32(key("rope.freq_base"), float(c.ropeFull.theta));
+    md.addFloat32(key("rope.freq_base_swa"), float(c.ropeSliding.theta));
+    md.addFloat32(key("attention.layer_norm_rms_epsilon"), float(c.rmsNormEps));
+    // key/value_length are the full-layer head dim; the _swa keys the sliding one (llama.cpp needs k == v).
+    md.addUint32(key("attention.key_length"), std::uint32_t(c.globalHeadDim));
+    md.addUint32(key("attention.value_length"), std::uint32_t(c.globalHeadDim));
+    md.addUint32("general.file_type", options.weightType == GgmlType::F32 ? kFileTypeAllF32 : kFileTypeMostlyF16);
+    if (c.finalLogitSoftcap) md.addFloat32(key("final_logit_softcapping"), float(*c.finalLogitSoftcap));
+    md.addUint32(key("attention.sliding_window"), std::uint32_t(c.slidingWindow));
+    md.addUint32(key("attention.shared_kv_layers"), std::uint32_t(c.numKvSharedLayers));
+    md.addUint32(key("embedding_length_per_layer_input"), std::uint32_t(c.pleDim));
+    std::vector<bool> swa;
+    for (const auto& l : c.layers) swa.push_back(l.kind == AttentionKind::Sliding);
+    md.addBoolArray(key("attention.sliding_window_pattern"), swa);
+    md.addUint32(key("attention.key_length_swa"), std::uint32_t(c.headDim));
+    md.addUint32(key("attention.value_length_swa"), std::uint32_t(c.headDim));
+    // Full layers rotate over the whole head; rope_freqs turns the unrotated pairs into identities.
+    md.addUint32(key("rope.dimension_count"), std::uint32_t(c.globalHeadDim));
+    md.addUint32(key("rope.dimension_count_swa"), std::uint32_t(c.headDim));
+    md.addUint32("general.quantization_version", 2);
+    const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
+    addTokenizer(md, ck, tok, rows, rep.notes);
+    cancel.throwIfCancelled();
+
+    // ---- Data, streamed tensor by tensor. ----
+    std::vector<GgufTensorSpec> specs;
+    std::uint64_t total = 0;
+    for (const auto& p : plan) {
+        specs.push_back(p.spec);
+        total += p.spec.nbytes();
+        rep.parameters += p.spec.numel();
+    }
+    GgufWriteOptions wo;
+    wo.force = options.force;
+    wo.inputs = {ck.dir()};
+    GgufWriter writer(dest, md, specs, wo);
+    StageMeter meter(progress, "writing GGUF", total);
+    std::vector<std::byte> in, out;
+    for (const auto& p : plan) {
+        cancel.throwIfCancelled();
+        if (!p.source) {
+            writer.write(p.spec.name, p.generated.data(), p.generated.size() * sizeof(float));
+            meter.advance(p.generated.size() * sizeof(float));
+            continue;
+        }
+        const TensorInfo& info = *p.source->entry->info;
+        const SafetensorsFile& file = *p.source->entry->file;
+        const std::size_t inSize = dtypeSize(info.dtype);
+        const std::size_t outSize = ggmlTypeTraits(p.spec.type).typeSize;
+        const bool sameType = (info.dtype == DType::F32 && p.spec.type == GgmlType::F32) ||
+                              (info.dtype == DType::F16 && p.spec.type == GgmlType::F16);
+        const std::uint64_t n = info.numel();
+        for (std::uint64_t off = 0; off < n; off += kChunkElements) {
+            cancel.throwIfCancelled();
+            const std::size_t k = std::size_t(std::min<std::uint64_t>(kChunkElements, n - off));
+            in.resize(k * inSize);
+            file.read(info, in.data(), off * inSize, k * inSize);
+            if (sameType) {
+                writer.write(p.spec.name, in.data(), in.size());
+            } else {
+                out.resize(k * outSize);
+                convert(info.dtype, in.data(), k, p.spec.type, out.data(), file.path(), info.name, off);
+                writer.write(p.spec.name, out.data(), out.size());
+            }
+            meter.advance(k * outSize);
+        }
+    }
+    writer.finish();
+    meter.finish();
+    rep.output = writer.destination();
+    rep.fileBytes = writer.fileSize();
+    rep.tensors = int(plan.size());
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return rep;
+}
+
+}  // namespace whittle
