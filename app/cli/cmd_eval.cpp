@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "app/cli/args.h"
@@ -13,7 +14,7 @@ namespace whittle::cli {
 int runEval(const std::vector<std::string>& argv) {
     const Args a(argv, {"json"}, {"text", "ref", "mapping", "ctx", "stride", "max-tokens", "threads"});
     if (a.positional().size() != 1 || !a.value("text"))
-        throw UsageError("usage: whittle-cli eval MODEL --text FILE [--ref ORIGINAL [--mapping FILE]] [--ctx N] [--stride N] "
+        throw UsageError("usage: whittle-cli eval MODEL --text FILE [--ref ORIGINAL [--mapping FILE (default: MODEL/vocab_mapping.json)]] [--ctx N] [--stride N] "
                          "[--max-tokens N] [--threads N] [--json]");
     EvalOptions o;
     o.ctx = int(a.uintValue("ctx", 512));
@@ -33,6 +34,9 @@ int runEval(const std::vector<std::string>& argv) {
     }
     VocabMapping mapping;
     if (auto m = a.value("mapping")) mapping = loadVocabMapping(*m);
+    // A pruned checkpoint carries its own mapping; use it when the vocabularies differ.
+    else if (ref && ref->vocabSize() != model.vocabSize() && std::filesystem::exists(ck.dir() / "vocab_mapping.json"))
+        mapping = loadVocabMapping(ck.dir() / "vocab_mapping.json");
     ProgressPrinter progress;
     CancelToken cancel;
     const EvalReport r = evaluate(model, tok, text, o, ref.get(), mapping, progress, cancel);

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
             if (!ok) return 1;
             // The Vocabulary page loads the tokenizer after the inventory; show it with a sample text.
             auto* vocab = w.vocabularyPage();
-            vocab->tryText()->setPlainText(QStringLiteral("Whittle keeps English tokens. Привет, мир! 你好，世界！ 🙂"));
+            vocab->tryText()->setPlainText(QStringLiteral("Whittle keeps English tokens; Grüße aus Köln. Привет, мир!"));
             bool vocabFailed = false;
             QObject::connect(vocab, &whittle::gui::VocabularyPage::loadFailed, [&](const QString& m) {
                 std::fprintf(stderr, "whittle: %s\n", m.toUtf8().constData());
