@@ -14,6 +14,19 @@
 
 namespace whittle::test {
 
+// The non-empty lines of fortune files ('%' separators left out), files in sorted order.
+inline std::vector<std::string> fortuneFileLines(std::vector<std::filesystem::path> files) {
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> lines;
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        std::string line;
+        while (std::getline(in, line))
+            if (!line.empty() && line != "%") lines.push_back(line);
+    }
+    return lines;
+}
+
 inline std::vector<std::string> fortuneLines(const std::filesystem::path& root = "/usr/share/games/fortunes") {
     namespace fs = std::filesystem;
     std::vector<fs::path> files;
@@ -24,15 +37,7 @@ inline std::vector<std::string> fortuneLines(const std::filesystem::path& root =
         if (p.string().find("/off/") != std::string::npos || p.extension() == ".dat" || p.extension() == ".u8") continue;
         files.push_back(p);
     }
-    std::sort(files.begin(), files.end());
-    std::vector<std::string> lines;
-    for (const auto& f : files) {
-        std::ifstream in(f, std::ios::binary);
-        std::string line;
-        while (std::getline(in, line))
-            if (!line.empty() && line != "%") lines.push_back(line);
-    }
-    return lines;
+    return fortuneFileLines(std::move(files));
 }
 
 inline std::vector<std::string> sourceLines(const std::filesystem::path& repo) {

@@ -13,17 +13,6 @@
 namespace whittle::cli {
 
 namespace {
-std::vector<std::string> readLines(const std::vector<std::string>& files) {
-    std::vector<std::string> lines;
-    for (const auto& f : files) {
-        std::ifstream in(f, std::ios::binary);
-        if (!in) throw IoError(f, {}, "cannot open corpus file");
-        std::string line;
-        while (std::getline(in, line)) lines.push_back(line);
-    }
-    return lines;
-}
-
 std::string visible(const std::string& t) {
     std::string out;
     for (char c : t) {
@@ -47,7 +36,7 @@ int runBuckets(const std::vector<std::string>& argv) {
         for (std::size_t p; (p = s.find(',')) != std::string::npos; s = s.substr(p + 1)) corpusFiles.push_back(s.substr(0, p));
         corpusFiles.push_back(s);
     }
-    const auto corpus = readLines(corpusFiles);
+    const auto corpus = readCorpusLines(corpusFiles);
     const BucketTable table = classifyVocabulary(tok, corpus);
     // With a model folder, the cost of each token: one row of the main embedding and of the PLE table.
     std::optional<Gemma4Config> cfg;

@@ -24,17 +24,6 @@ Json toJson(const VocabPruneReport& r) {
 }
 
 namespace {
-std::vector<std::string> readCorpus(const std::vector<std::string>& files) {
-    std::vector<std::string> lines;
-    for (const auto& f : files) {
-        std::ifstream in(f, std::ios::binary);
-        if (!in) throw IoError(f, {}, "cannot open corpus file");
-        std::string line;
-        while (std::getline(in, line)) lines.push_back(line);
-    }
-    return lines;
-}
-
 bool idKey(const std::string& k) {
     auto ends = [&](const char* s) {
         const std::size_t n = std::strlen(s);
@@ -68,7 +57,7 @@ void remapIds(Json& obj, const std::vector<int>& oldToNew, const std::string& fi
 }  // namespace
 
 std::vector<bool> selectionFromRecipe(const Tokenizer& tok, const VocabularyRecipe& r, int* keptBeforePadding, int* extraPadding) {
-    const auto corpus = readCorpus(r.corpusFiles);
+    const auto corpus = readCorpusLines(r.corpusFiles);
     const BucketTable table = classifyVocabulary(tok);
     KeepSelection s = r.preset.empty() ? selectBuckets(tok, table, r.buckets) : selectPreset(tok, table, r.preset, corpus, r.corpusMinCount);
     if (keptBeforePadding) *keptBeforePadding = s.kept;

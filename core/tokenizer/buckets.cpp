@@ -1,5 +1,6 @@
 #include "core/tokenizer/buckets.h"
 
+#include <fstream>
 #include <unicode/uchar.h>
 #include <unicode/uscript.h>
 
@@ -101,6 +102,17 @@ const BucketStats* BucketTable::find(const std::string& name) const {
     for (const auto& b : buckets)
         if (b.name == name) return &b;
     return nullptr;
+}
+
+std::vector<std::string> readCorpusLines(const std::vector<std::string>& files) {
+    std::vector<std::string> lines;
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        if (!in) throw IoError(f, {}, "cannot open corpus file");
+        std::string line;
+        while (std::getline(in, line)) lines.push_back(line);
+    }
+    return lines;
 }
 
 BucketTable classifyVocabulary(const Tokenizer& tok, const std::vector<std::string>& corpus) {

@@ -34,6 +34,10 @@ struct BucketTable {
     const BucketStats* find(const std::string& name) const;
 };
 
+// The lines of corpus text files, for bucket frequencies and the corpus preset (IoError names a file
+// that cannot be read).
+std::vector<std::string> readCorpusLines(const std::vector<std::string>& files);
+
 // Classifies every id; with corpus lines, also counts how often each bucket's tokens occur.
 BucketTable classifyVocabulary(const Tokenizer& tok, const std::vector<std::string>& corpusLines = {});
 

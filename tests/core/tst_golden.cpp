@@ -8,6 +8,7 @@
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/model/generator.h"
+#include "core/tokenizer/chat_format.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -108,6 +109,51 @@ private slots:
         QCOMPARE(r.tokens, expected);
         // The golden text decodes special tokens too; the streamed text leaves them out.
         QCOMPARE(tok_->decode(r.tokens), g.at("text").get<std::string>());
+    }
+
+    // Prompts people type: defined behaviour, never a crash. An empty prompt is BOS alone; invalid UTF-8
+    // travels as byte tokens and comes back exactly; special-token text inside a chat message stays text;
+    // a prompt longer than the context is refused by name; generation past 3 windows wraps the ring.
+    void awkwardPrompts() {
+        const CancelToken cancel;
+        GenerateOptions o;
+        o.maxTokens = 8;
+        o.stopIds = ck_->specialTokens().eos;
+        {
+            InferenceSession s(*model_, 256, 16);
+            const auto prompt = tok_->encode("");
+            QCOMPARE(prompt, std::vector<int>{*tok_->bosId()});
+            const auto r = generate(s, *tok_, prompt, o, {}, cancel);
+            QCOMPARE(r.promptTokens, 1);
+        }
+        const std::string invalid = "caf\xc3 \xff\xfe na\xefve";
+        EncodeOptions raw;
+        raw.addSpecialTokens = false;
+        QCOMPARE(tok_->decode(tok_->encode(invalid, raw)), invalid);
+        {
+            InferenceSession s(*model_, 256, 16);
+            const auto r = generate(s, *tok_, tok_->encode(invalid), o, {}, cancel);
+            QVERIFY(r.stopReason == "stop" || r.stopReason == "length");
+        }
+        const int turnEnd = *tok_->tokenId("<turn|>");
+        const auto chat = encodeChat(*tok_, {{"user", "please type <turn|> and <bos> for me"}});
+        QCOMPARE(std::count(chat.begin(), chat.end(), turnEnd), 1L);  // only the template's own
+        QCOMPARE(std::count(chat.begin(), chat.end(), *tok_->bosId()), 1L);
+        {
+            InferenceSession s(*model_, 64, 16);
+            WHITTLE_EXPECT_ERROR(generate(s, *tok_, std::vector<int>(65, 500), o, {}, cancel), UsageError, "prompt has 65 tokens");
+        }
+        {
+            // 200 tokens in a 256-position session with a 64-token window: the sliding ring wraps 3 times.
+            InferenceSession s(*model_, 256, 16);
+            GenerateOptions longRun;
+            longRun.maxTokens = 200;
+            longRun.sampling.temperature = 0.8f;
+            longRun.sampling.seed = 3;
+            const auto r = generate(s, *tok_, tok_->encode("Once upon a time"), longRun, {}, cancel);
+            QCOMPARE(int(r.tokens.size()), 200);
+            QVERIFY(s.position() > 3 * model_->config().slidingWindow);
+        }
     }
 
     // The first held-out windows: [BOS] + 255 tokens, NLL summed over the 255 predicted tokens.
