@@ -411,6 +411,19 @@ private slots:
         r = runCli({"prune-vocab", src, out, "--preset", "latin", "--force", "--json"});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
         QVERIFY(fileDigest(pruned_) != before);
+
+        // The same prune from a recipe file gives the same checkpoint as the flags.
+        const fs::path recipe = tempPath(dir_, "latin.json");
+        writeBytes(recipe, R"({"whittle_recipe": 1, "vocabulary": {"preset": "latin"}})");
+        const QString viaRecipe = QString::fromStdString(tempPath(dir_, "via-recipe").string());
+        r = runCli({"prune-vocab", src, viaRecipe, "--recipe", QString::fromStdString(recipe.string())});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        for (const char* f : {"model.safetensors", "tokenizer.json", "config.json", "vocab_mapping.json"})
+            QVERIFY2(readBytes(pruned_ / f) == readBytes(fs::path(viaRecipe.toStdString()) / f), f);
+        writeBytes(recipe, R"({"whittle_recipe": 1, "vocabulary": {"preset": "latin", "keep_emoji": true}})");
+        r = runCli({"prune-vocab", src, viaRecipe + "2", "--recipe", QString::fromStdString(recipe.string())});
+        QVERIFY(r.exitCode != 0);
+        QVERIFY2(r.err.contains("keep_emoji") && r.err.contains("latin.json"), qPrintable(r.err));
     }
 };
 
