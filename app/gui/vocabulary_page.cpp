@@ -37,15 +37,17 @@ struct PresetEntry {
     const char* label;
 };
 const PresetEntry kPresets[] = {
-    {"english", "English (as published)"}, {"latin", "Latin script"}, {"european", "European"}, {"cjk", "CJK"}, {"", "Custom"}};
+    {"english", "English (as published)"}, {"latin", "Latin script"}, {"european", "European"}, {"cjk", "CJK"},
+    {"corpus", "Tokens my text files use…"}, {"", "Custom"}};
 
 SelectionResult computeSelection(std::shared_ptr<const VocabularyData> d, std::string preset, std::vector<std::string> buckets,
-                                 int generation) {
+                                 std::vector<std::string> corpusFiles, int generation) {
     SelectionResult r;
     r.generation = generation;
     try {
         const KeepSelection sel = preset.empty() ? selectBuckets(*d->tokenizer, d->table, buckets)
-                                                 : selectPreset(*d->tokenizer, d->table, preset);
+                                                 : selectPreset(*d->tokenizer, d->table, preset,
+                                                                preset == "corpus" ? readCorpusLines(corpusFiles) : std::vector<std::string>{});
         r.keep = sel.keep;
         std::map<std::string, int> perName;
         for (std::size_t id = 0; id < r.keep.size(); ++id)
@@ -251,7 +253,18 @@ VocabularyPage::VocabularyPage(QWidget* parent) : QWidget(parent) {
     tryTimer_->setInterval(250);
     connect(tryTimer_, &QTimer::timeout, this, &VocabularyPage::scheduleTry);
     connect(tryText_, &QPlainTextEdit::textChanged, tryTimer_, qOverload<>(&QTimer::start));
-    connect(preset_, &QComboBox::activated, this, [this](int i) { choosePreset(preset_->itemData(i).toString()); });
+    connect(preset_, &QComboBox::activated, this, [this](int i) {
+        const QString key = preset_->itemData(i).toString();
+        if (key == "corpus") {
+            const QStringList files = QFileDialog::getOpenFileNames(this, tr("Text files whose tokens to keep"), {}, tr("Text (*.txt *.md);;All files (*)"));
+            if (files.isEmpty()) {
+                choosePreset(QString::fromStdString(preset_key_));  // back to what was selected
+                return;
+            }
+            corpusFiles_ = files;
+        }
+        choosePreset(key);
+    });
     connect(&buckets_, &BucketTableModel::keepToggled, this, &VocabularyPage::setBucketKept);
     connect(tokenFilter_, &QLineEdit::textChanged, &tokens_, &TokenTableModel::setTextFilter);
     connect(tokenBucket_, &QComboBox::currentIndexChanged, this,
@@ -369,6 +382,11 @@ void VocabularyPage::choosePreset(const QString& preset) {
     reselect();
 }
 
+void VocabularyPage::setCorpusFiles(const QStringList& files) {
+    corpusFiles_ = files;
+    if (preset_key_ == "corpus") reselect();
+}
+
 void VocabularyPage::setBucketKept(const QString& bucket, bool keep) {
     if (!data_) return;
     if (!preset_key_.empty()) choosePreset({});  // the boxes now describe a custom selection
@@ -387,7 +405,9 @@ void VocabularyPage::reselect() {
     std::vector<std::string> buckets(customBuckets_.begin(), customBuckets_.end());
     for (const auto& a : alwaysKeptBuckets()) buckets.push_back(a);
     selecting_ = true;
-    selectWatcher_.setFuture(QtConcurrent::run(computeSelection, data_, preset_key_, buckets, ++generation_));
+    std::vector<std::string> corpus;
+    for (const QString& f : corpusFiles_) corpus.push_back(f.toStdString());
+    selectWatcher_.setFuture(QtConcurrent::run(computeSelection, data_, preset_key_, buckets, corpus, ++generation_));
 }
 
 void VocabularyPage::selectionFinished() {
@@ -470,6 +490,8 @@ Recipe VocabularyPage::recipe() const {
     VocabularyRecipe v;
     v.preset = preset_key_;
     if (v.preset.empty()) v.buckets.assign(customBuckets_.begin(), customBuckets_.end());
+    if (v.preset == "corpus")
+        for (const QString& f : corpusFiles_) v.corpusFiles.push_back(f.toStdString());
     r.vocabulary = v;
     return r;
 }

@@ -79,7 +79,10 @@ public:
     QProgressBar* progressBar() const { return progress_; }
     QLabel* statusLabel() const { return status_; }
 
-    void choosePreset(const QString& preset);  // "english", …; "" = custom
+    void choosePreset(const QString& preset);  // "english", …; "" = custom; "corpus" uses corpusFiles()
+    // The "corpus" preset: keep the tokens used when encoding these text files (and the always-kept ones).
+    void setCorpusFiles(const QStringList& files);
+    const QStringList& corpusFiles() const { return corpusFiles_; }
     void setBucketKept(const QString& bucket, bool keep);
     void startPrune();
     void cancelPrune();
@@ -108,6 +111,7 @@ private:
     SelectionSummary summary_;
     std::string preset_key_;                  // empty: custom
     std::set<std::string> customBuckets_;     // used when preset_key_ is empty
+    QStringList corpusFiles_;                 // used when preset_key_ is "corpus"
     int generation_ = 0;
     bool reselectPending_ = false, tryPending_ = false;
     // Set when a job starts, cleared when its result has been applied (a future can be finished while its

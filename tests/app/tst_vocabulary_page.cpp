@@ -188,6 +188,33 @@ private slots:
         QVERIFY(waitIdle(page_));
     }
 
+    // "Tokens my text files use": the selection equals the core's corpus preset; an unreadable file is
+    // reported by name and the page keeps working.
+    void corpusPreset() {
+        const QString text = dir_.path() + "/mine.txt";
+        writeBytes(text.toStdString(), "The cat sat on the mat.\nA computer scientist walks into a bar.\n");
+        page_->setCorpusFiles({text});
+        page_->choosePreset("corpus");
+        QVERIFY(waitIdle(page_));
+        QCOMPARE(page_->presetBox()->currentData().toString(), QString("corpus"));
+        const Recipe r = page_->recipe();
+        QCOMPARE(r.vocabulary->preset, std::string("corpus"));
+        QCOMPARE(r.vocabulary->corpusFiles, std::vector<std::string>{text.toStdString()});
+        const Tokenizer tok = Tokenizer::fromModelOrFile(kBundled.toStdString());
+        int kept = 0, extra = 0;
+        const auto keep = selectionFromRecipe(tok, *r.vocabulary, &kept, &extra);
+        QCOMPARE(page_->summary().kept, kept);
+        QCOMPARE(page_->summary().padded, keptCount(keep) + extra);
+        QVERIFY(kept < 1000);  // a couple of sentences need few tokens beyond special and bytes
+
+        page_->setCorpusFiles({dir_.path() + "/missing.txt"});
+        QVERIFY(waitIdle(page_));
+        QVERIFY2(page_->statusLabel()->text().contains("missing.txt"), qPrintable(page_->statusLabel()->text()));
+        page_->choosePreset("english");
+        QVERIFY(waitIdle(page_));
+        page_->statusLabel()->clear();
+    }
+
     void pruneFromThePage() {
         page_->choosePreset("english");
         QVERIFY(waitIdle(page_));
