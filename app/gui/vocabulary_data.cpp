@@ -2,6 +2,7 @@
 
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
+#include "core/recipes/vocab_prune.h"
 
 namespace whittle::gui {
 
@@ -38,15 +39,11 @@ std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path) {
 SelectionSummary summarize(const VocabularyData& d, const std::vector<bool>& keep, int multiple) {
     SelectionSummary s;
     const Tokenizer& tok = *d.tokenizer;
-    std::vector<bool> k = keep;
     const int rows = d.rows();
-    // Added tokens past the embedding rows have nothing to keep.
-    for (std::size_t id = std::size_t(rows); id < k.size(); ++id) k[id] = false;
-    for (int id = 0; id < rows && id < int(k.size()); ++id) s.kept += k[std::size_t(id)];
-    const int extra = padSelection(tok, k, multiple);
-    for (int id = 0; id < rows && id < int(k.size()); ++id) s.padded += k[std::size_t(id)];
-    s.padded += extra;
-    s.merges = keptMerges(tok, k);
+    const FittedSelection fit = fitSelection(tok, keep, rows, multiple);
+    s.kept = fit.kept;
+    s.padded = fit.vocabSize;
+    s.merges = keptMerges(tok, fit.keep);
     s.mergesBefore = int(tok.merges().size());
     if (d.cost) {
         const std::uint64_t removed = std::uint64_t(std::max(0, rows - s.padded));

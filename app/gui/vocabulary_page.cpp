@@ -93,10 +93,9 @@ TryResult computeTry(std::shared_ptr<const VocabularyData> d, std::shared_ptr<co
         }
         r.tokenizerJson = json;
         const int rows = d->rows();
-        keep.resize(std::size_t(std::max(rows, tok.size())), false);
-        for (std::size_t id = std::size_t(rows); id < keep.size(); ++id) keep[id] = false;
-        const int extra = padSelection(tok, keep, 256);
-        const Tokenizer pruned = Tokenizer::fromJson(prunedTokenizerJson(*json, tok, idMapping(keep, rows), extra), "pruned tokenizer");
+        const FittedSelection fit = fitSelection(tok, std::move(keep), rows, 256);
+        const Tokenizer pruned =
+            Tokenizer::fromJson(prunedTokenizerJson(*json, tok, idMapping(fit.keep, rows), fit.extra), "pruned tokenizer");
         const auto after = pruned.encode(text, eo);
         r.afterCount = int(after.size());
         r.afterHtml = chipsHtml(pruned, after, false);

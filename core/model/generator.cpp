@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/tokenizer/buckets.h"
 #include "core/utf8.h"
 
 namespace whittle {
@@ -15,8 +16,7 @@ std::vector<bool> suppressedIds(const Tokenizer& tok, int vocabRows) {
             s[std::size_t(id)] = true;
             continue;
         }
-        const std::string& t = tok.tokenText(id);
-        if (t.rfind("<unused", 0) == 0 && t.back() == '>') s[std::size_t(id)] = true;
+        if (isUnusedPlaceholder(tok.tokenText(id))) s[std::size_t(id)] = true;
     }
     return s;
 }

@@ -56,14 +56,31 @@ void remapIds(Json& obj, const std::vector<int>& oldToNew, const std::string& fi
 }
 }  // namespace
 
-std::vector<bool> selectionFromRecipe(const Tokenizer& tok, const VocabularyRecipe& r, int* keptBeforePadding, int* extraPadding) {
+namespace {
+KeepSelection recipeSelection(const Tokenizer& tok, const VocabularyRecipe& r) {
     const auto corpus = readCorpusLines(r.corpusFiles);
     const BucketTable table = classifyVocabulary(tok);
-    KeepSelection s = r.preset.empty() ? selectBuckets(tok, table, r.buckets) : selectPreset(tok, table, r.preset, corpus, r.corpusMinCount);
+    return r.preset.empty() ? selectBuckets(tok, table, r.buckets) : selectPreset(tok, table, r.preset, corpus, r.corpusMinCount);
+}
+}  // namespace
+
+std::vector<bool> selectionFromRecipe(const Tokenizer& tok, const VocabularyRecipe& r, int* keptBeforePadding, int* extraPadding) {
+    KeepSelection s = recipeSelection(tok, r);
     if (keptBeforePadding) *keptBeforePadding = s.kept;
     const int extra = padSelection(tok, s.keep, r.padMultiple);
     if (extraPadding) *extraPadding = extra;
     return s.keep;
+}
+
+FittedSelection fitSelection(const Tokenizer& tok, std::vector<bool> keep, int rows, int multiple) {
+    FittedSelection f;
+    keep.resize(std::size_t(std::max(rows, tok.size())), false);
+    for (std::size_t id = std::size_t(rows); id < keep.size(); ++id) keep[id] = false;
+    f.kept = int(std::count(keep.begin(), keep.end(), true));
+    f.extra = padSelection(tok, keep, multiple);
+    f.vocabSize = int(std::count(keep.begin(), keep.end(), true)) + f.extra;
+    f.keep = std::move(keep);
+    return f;
 }
 
 std::vector<int> idMapping(const std::vector<bool>& keep, int rows) {
@@ -93,9 +110,9 @@ int largestUnusedNumber(const Tokenizer& tok) {
     int best = -1;
     for (int id = 0; id < tok.size(); ++id) {
         const std::string& t = tok.tokenText(id);
-        if (t.rfind("<unused", 0) == 0 && t.back() == '>') try {
+        if (isUnusedPlaceholder(t)) try {
                 best = std::max(best, std::stoi(t.substr(7, t.size() - 8)));
-            } catch (...) {
+            } catch (const std::out_of_range&) {  // a number too large to continue from
             }
     }
     return best;
@@ -104,7 +121,7 @@ int largestUnusedNumber(const Tokenizer& tok) {
 int firstUnusedId(const Tokenizer& tok) {
     for (int id = 0; id < tok.modelVocabSize(); ++id) {
         const std::string& t = tok.tokenText(id);
-        if (t.rfind("<unused", 0) == 0 && t.back() == '>') return id;
+        if (isUnusedPlaceholder(t)) return id;
     }
     return -1;
 }
@@ -174,20 +191,19 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
         throw FormatError((src / "config.json").string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
     VocabPruneReport rep;
     rep.tokensBefore = rows;
-    int extra = 0;
-    std::vector<bool> keep = selectionFromRecipe(tok, *recipe.vocabulary, &rep.tokensKept, &extra);
+    const FittedSelection fit = fitSelection(tok, recipeSelection(tok, *recipe.vocabulary).keep, rows, recipe.vocabulary->padMultiple);
+    const int extra = fit.extra;
+    rep.tokensKept = fit.kept;
     const int padSource = firstUnusedId(tok);
     if (extra > 0 && (padSource < 0 || padSource >= rows))
         throw UsageError(tokPath.string(), {}, "the vocabulary has no <unusedN> placeholder whose rows padding could copy");
-    keep.resize(std::size_t(std::max(rows, tok.size())), false);
     for (int id = rows; id < tok.size(); ++id) rep.droppedWithoutRows.push_back(tok.tokenText(id));
-    checkRequiredTokens(ck, tok, keep);
-    const std::vector<int> oldToNew = idMapping(keep, rows);
+    checkRequiredTokens(ck, tok, fit.keep);
+    const std::vector<int> oldToNew = idMapping(fit.keep, rows);
     std::vector<int> newToOld;
     for (int old = 0; old < rows; ++old)
         if (oldToNew[std::size_t(old)] >= 0) newToOld.push_back(old);
-    const int keptRows = int(newToOld.size());
-    const int V = keptRows + extra;
+    const int V = fit.vocabSize;
     rep.tokensAfterPadding = V;  // kept + padding
     rep.mergesBefore = int(tok.merges().size());
 

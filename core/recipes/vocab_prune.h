@@ -34,6 +34,16 @@ Json toJson(const VocabPruneReport& r);
 std::vector<bool> selectionFromRecipe(const Tokenizer& tok, const VocabularyRecipe& recipe, int* keptBeforePadding = nullptr,
                                       int* extraPadding = nullptr);
 
+// A selection fitted to a model with `rows` embedding rows, exactly as the pruner writes it: ids without a
+// row dropped, then padded to `multiple` with the vocabulary's placeholders (and `extra` new ones).
+struct FittedSelection {
+    std::vector<bool> keep;  // per tokenizer id; ids >= rows are false
+    int kept = 0;            // rows kept before padding
+    int extra = 0;           // new placeholders appended after the kept rows
+    int vocabSize = 0;       // the pruned vocab_size: kept rows after padding + extra
+};
+FittedSelection fitSelection(const Tokenizer& tok, std::vector<bool> keep, int rows, int multiple);
+
 // old id -> new id (-1: removed) for a padded selection, over the model's embedding rows.
 std::vector<int> idMapping(const std::vector<bool>& keep, int rows);
 

@@ -13,12 +13,12 @@
 
 namespace whittle {
 
-namespace {
-
-bool isUnusedText(const std::string& t) {
+bool isUnusedPlaceholder(std::string_view t) {
     if (t.size() < 9 || t.rfind("<unused", 0) != 0 || t.back() != '>') return false;
     return std::all_of(t.begin() + 7, t.end() - 1, [](char c) { return c >= '0' && c <= '9'; });
 }
+
+namespace {
 
 bool isEmoji(char32_t cp) {
     return u_hasBinaryProperty(UChar32(cp), UCHAR_EXTENDED_PICTOGRAPHIC) ||
@@ -53,7 +53,7 @@ std::vector<char32_t> codePoints(const std::string& text) {
 std::string classifyToken(const Tokenizer& tok, int id) {
     const std::string& text = tok.tokenText(id);
     if (tok.isByteToken(id)) return "byte";
-    if (isUnusedText(text)) return "unused";
+    if (isUnusedPlaceholder(text)) return "unused";
     const auto cps = codePoints(text);
     const bool whitespace = !cps.empty() && std::all_of(cps.begin(), cps.end(), [](char32_t c) { return u_isUWhiteSpace(UChar32(c)); });
     if (whitespace) return "whitespace";
@@ -253,7 +253,7 @@ int padSelection(const Tokenizer& tok, std::vector<bool>& keep, int multiple) {
     if (multiple <= 1) return 0;
     int kept = int(std::count(keep.begin(), keep.end(), true));
     for (int id = 0; id < tok.size() && kept % multiple != 0; ++id)
-        if (!keep[std::size_t(id)] && isUnusedText(tok.tokenText(id)) && id < tok.modelVocabSize()) {
+        if (!keep[std::size_t(id)] && isUnusedPlaceholder(tok.tokenText(id)) && id < tok.modelVocabSize()) {
             keep[std::size_t(id)] = true;
             ++kept;
         }

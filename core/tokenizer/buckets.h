@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/io/json_file.h"
@@ -19,6 +20,9 @@ namespace whittle {
 // (private-use or unassigned code points), or a script's ICU
 // long name ("Latin", "Cyrillic", "Han", "Hiragana", …).
 std::string classifyToken(const Tokenizer& tok, int id);
+
+// "<unusedN>": Gemma's placeholder tokens (the "unused" bucket; samplers never pick them; padding reuses them).
+bool isUnusedPlaceholder(std::string_view text);
 
 struct BucketStats {
     std::string name;
