@@ -39,6 +39,13 @@ public:
     using Error::Error;
 };
 
+// The destination exists and replacing it was not asked for. Callers add how to ask (the CLI's --force,
+// the GUI's confirmation), so this message names no option.
+class OutputExistsError : public UsageError {
+public:
+    using UsageError::UsageError;
+};
+
 // A CancelToken was triggered; partial output has been removed.
 class CancelledError : public Error {
 public:

@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "gpu/device_caps.h"
 
 #include <cstdio>

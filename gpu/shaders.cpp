@@ -3,26 +3,25 @@
 namespace whittle::gpu {
 
 namespace {
-const std::uint32_t kScale[] = {
-#include "shaders/scale.spv.inc"
-};
-const std::uint32_t kReduceSum[] = {
-#include "shaders/reduce_sum.spv.inc"
-};
+#include "shader_blobs.inc"
 }  // namespace
 
 std::span<const std::uint32_t> spirv(ShaderId id) {
     switch (id) {
-    case ShaderId::Scale: return kScale;
-    case ShaderId::ReduceSum: return kReduceSum;
+#define WHITTLE_SHADER(id, file) \
+    case ShaderId::id: return kSpirv_##file;
+#include "shaders/shader_list.h"
+#undef WHITTLE_SHADER
     }
     return {};
 }
 
 const char* shaderName(ShaderId id) {
     switch (id) {
-    case ShaderId::Scale: return "scale";
-    case ShaderId::ReduceSum: return "reduce_sum";
+#define WHITTLE_SHADER(id, file) \
+    case ShaderId::id: return #file;
+#include "shaders/shader_list.h"
+#undef WHITTLE_SHADER
     }
     return "?";
 }

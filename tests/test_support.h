@@ -35,6 +35,18 @@ namespace whittle::test {
         if (!thrown_) QFAIL("expected " #E " from: " #expr);                                       \
     } while (0)
 
+// The bundled default model (resources/models/whittle-gemma4-tiny).
+inline std::filesystem::path bundledModelDir() {
+    return std::filesystem::path(WHITTLE_SOURCE_DIR) / "resources" / "models" / "whittle-gemma4-tiny";
+}
+
+// Where tests/peers/install.sh put the npm peers: $WHITTLE_PEERS_DIR (CTest sets it), else build/default/npm.
+inline std::filesystem::path peersDir() {
+    const QString env = qEnvironmentVariable("WHITTLE_PEERS_DIR");
+    return env.isEmpty() ? std::filesystem::path(WHITTLE_SOURCE_DIR) / "build" / "default" / "npm"
+                         : std::filesystem::path(env.toStdString());
+}
+
 inline std::filesystem::path tempPath(const QTemporaryDir& d, const char* name = "") {
     return std::filesystem::path(d.path().toStdString()) / name;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference forward pass of the Gemma 4 text decoder (E2B/E4B family), in PyTorch.
 
-Written from the project's spec (../shared/spec/gemma4-text.md §1-§4), not from any
+Written from the project's spec (core/model/GEMMA4.md §1-§4), not from any
 library's Gemma code.  It is used by tools/train_bundled_model.py to train the
 bundled tiny model and to compute its golden logits, and it can be imported by
 other tools:
@@ -15,7 +15,7 @@ Everything is computed in the dtype of the parameters (float32 for training,
 float64 for golden logits); no mixed precision.  Needs python3-torch (Debian's 1.13
 is enough) and python3-numpy.
 
-What the forward does, in order (spec §3):
+What the forward does, in order (GEMMA4.md §3):
   * x0 = E[t] * sqrt(H) (exact scale in the working dtype, not the bf16-rounded one);
   * per-layer inputs: ple[l] = (RMSNorm(W_pp x0 * H^-0.5 viewed [L, P]; shared norm)
     + E_ple[t] viewed [L, P] * sqrt(P)) * 2^-0.5;
@@ -151,7 +151,7 @@ class TextConfig:
 
 
 def param_shapes(cfg: TextConfig) -> dict[str, tuple[int, ...]]:
-    """Tensor names (without the `model.language_model.` prefix) and shapes, spec §2."""
+    """Tensor names (without the `model.language_model.` prefix) and shapes, GEMMA4.md §2."""
     H, L, P = cfg.hidden_size, cfg.num_hidden_layers, cfg.hidden_size_per_layer_input
     nh, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
     s: dict[str, tuple[int, ...]] = {
@@ -312,7 +312,7 @@ class AttentionCore(torch.autograd.Function):
 
 
 def per_layer_inputs(params: dict, cfg: TextConfig, ids: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-    """[B, T, L, P] per-layer inputs (spec §3.1 steps 2-4)."""
+    """[B, T, L, P] per-layer inputs (GEMMA4.md §3.1 steps 2-4)."""
     B, T = ids.shape
     L, P, H = cfg.num_hidden_layers, cfg.hidden_size_per_layer_input, cfg.hidden_size
     dt = x0.dtype

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the tiny Gemma-4-shaped test tokenizer in tests/data/tiny-tokenizer/.
+"""Build the tiny Gemma-4-shaped test tokenizer in resources/tokenizers/tiny-tokenizer/.
 
 The tokenizer is a byte-fallback BPE model with exactly 4096 entries, trained
 here on a small multilingual corpus that is written out in full below (every
@@ -653,7 +653,7 @@ Regenerate (Python 3.11+, standard library only, deterministic):
 def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=repo / "tests" / "data" / "tiny-tokenizer")
+    ap.add_argument("--out", type=Path, default=repo / "resources" / "tokenizers" / "tiny-tokenizer")
     args = ap.parse_args(argv)
 
     tokenizer, config, stats = build()

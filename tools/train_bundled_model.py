@@ -586,7 +586,7 @@ def export_model(out: Path, work: Path, params: dict, cfg: g4.TextConfig) -> Non
     write_json(out / "generation_config.json", GENERATION_CONFIG)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(work / name, out / name)
-    shutil.copyfile(REPO / "tests" / "data" / "tiny-tokenizer" / "chat_template.jinja", out / "chat_template.jinja")
+    shutil.copyfile(REPO / "resources" / "tokenizers" / "tiny-tokenizer" / "chat_template.jinja", out / "chat_template.jinja")
     write_licence_files(out)
 
 

@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "app/cli/alloc_counter.h"
 #include "app/cli/args.h"
+#include "app/cli/backend.h"
 #include "app/cli/commands.h"
 #include "core/error.h"
-#include "core/model/reference_model.h"
-#include "core/model/sampler.h"
+#include "core/engine/sampler.h"
 
 namespace whittle::cli {
 
@@ -18,21 +20,19 @@ int runBench(const std::vector<std::string>& argv) {
     const Args a(argv, {"json", "no-check"}, {"backend", "prompt-tokens", "decode-tokens", "threads"});
     if (a.positional().size() != 1)
         throw UsageError("usage: whittle-cli bench MODEL [--backend cpu] [--prompt-tokens N] [--decode-tokens N] [--threads N] [--json]");
-    if (a.value("backend").value_or("cpu") != "cpu") throw UsageError("only --backend cpu exists so far");
     const int promptTokens = int(a.uintValue("prompt-tokens", 64)), decodeTokens = int(a.uintValue("decode-tokens", 16));
     if (promptTokens < 1 || decodeTokens < 1) throw UsageError("--prompt-tokens and --decode-tokens must be positive");
     const auto t0 = Clock::now();
-    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
-    ReferenceOptions ro;
-    ro.threads = int(a.uintValue("threads", 0));
-    ro.checkFinite = !a.flag("no-check");
-    const ReferenceModel model(ck, ro);
+    const Backend backend(a.positional()[0], a, !a.flag("no-check"));
+    const Checkpoint& ck = backend.checkpoint();
     const double loadSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    InferenceSession session(model, promptTokens + decodeTokens + 1);
+    const std::unique_ptr<Session> sessionPtr = backend.newSession(promptTokens + decodeTokens + 1);
+    Session& session = *sessionPtr;
+    const int V = session.vocabSize();
     std::vector<int> prompt(static_cast<std::size_t>(promptTokens));
-    for (int i = 0; i < promptTokens; ++i) prompt[std::size_t(i)] = i == 0 ? 2 : 200 + (i * 7919) % (model.vocabSize() - 200);
-    Sampler sampler(model.vocabSize(), SamplingParams{});
-    std::vector<float> work(std::size_t(model.vocabSize()));
+    for (int i = 0; i < promptTokens; ++i) prompt[std::size_t(i)] = i == 0 ? 2 : 200 + (i * 7919) % (V - 200);
+    Sampler sampler(V, SamplingParams{});
+    std::vector<float> work(static_cast<std::size_t>(V));
     std::vector<int> history = prompt;
     history.reserve(history.size() + std::size_t(decodeTokens) + 1);
 
@@ -56,8 +56,8 @@ int runBench(const std::vector<std::string>& argv) {
     ::getrusage(RUSAGE_SELF, &ru);
     const int measured = decodeTokens - 1;
     const Json j = {{"model", ck.dir().string()},
-                    {"backend", "cpu"},
-                    {"threads", model.pool().size()},
+                    {"backend", backend.name()},
+                    {"threads", backend.threads()},
                     {"load_seconds", loadSeconds},
                     {"prompt_tokens", promptTokens},
                     {"prefill_tok_per_s", promptTokens / prefill},

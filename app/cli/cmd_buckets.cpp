@@ -2,6 +2,9 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
@@ -38,18 +41,11 @@ int runBuckets(const std::vector<std::string>& argv) {
     }
     const auto corpus = readCorpusLines(corpusFiles);
     const BucketTable table = classifyVocabulary(tok, corpus);
-    // With a model folder, the cost of each token: one row of the main embedding and of the PLE table.
-    std::optional<Gemma4Config> cfg;
-    std::uint64_t bytesPerParam = 2;
+    // With a model folder, the cost of each token: its rows in the tensors with one row per token id.
+    std::optional<TokenRowCost> cost;
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec) && std::filesystem::exists(path / "config.json", ec)) {
-        const Checkpoint ck = Checkpoint::open(path);
-        cfg = ck.config();
-        const auto* e = ck.store().find(cfg->tensorPrefix() + "embed_tokens.weight");
-        if (e) bytesPerParam = dtypeSize(e->info->dtype);
-    }
-    const std::uint64_t embedPerToken = cfg ? std::uint64_t(cfg->hiddenSize) : 0;
-    const std::uint64_t plePerToken = cfg ? std::uint64_t(cfg->numLayers) * std::uint64_t(cfg->pleDim) : 0;
+    if (std::filesystem::is_directory(path, ec) && std::filesystem::exists(path / "config.json", ec))
+        cost = tokenRowCost(makeInventory(Checkpoint::open(path)));
 
     Json presets = Json::object();
     for (const auto& p : presetNames()) {
@@ -61,7 +57,7 @@ int runBuckets(const std::vector<std::string>& argv) {
         const int padded = int(std::count(s.keep.begin(), s.keep.end(), true)) + extra;
         presets[p] = {{"description", presetDescription(p)}, {"tokens_kept", before}, {"tokens_after_padding", padded}, {"merges_kept", merges},
                       {"merges_total", tok.merges().size()}, {"tokens_total", tok.size()}};
-        if (cfg) presets[p]["parameters_removed"] = std::uint64_t(std::max(0, tok.size() - padded)) * (embedPerToken + plePerToken);
+        if (cost) presets[p]["parameters_removed"] = std::uint64_t(std::max(0, tok.size() - padded)) * cost->params();
     }
     if (a.flag("json")) {
         Json buckets = Json::array();
@@ -69,11 +65,11 @@ int runBuckets(const std::vector<std::string>& argv) {
             Json ex = Json::array();
             for (int id : b.examples) ex.push_back({{"id", id}, {"text", tok.tokenText(id)}});
             Json row = {{"bucket", b.name}, {"tokens", b.tokens}, {"share", double(b.tokens) / tok.size()}, {"examples", ex}};
-            if (cfg) {
-                row["embedding_params"] = std::uint64_t(b.tokens) * embedPerToken;
-                row["ple_params"] = std::uint64_t(b.tokens) * plePerToken;
-                row["embedding_bytes"] = std::uint64_t(b.tokens) * embedPerToken * bytesPerParam;
-                row["ple_bytes"] = std::uint64_t(b.tokens) * plePerToken * bytesPerParam;
+            if (cost) {
+                row["embedding_params"] = std::uint64_t(b.tokens) * cost->mainParams;
+                row["ple_params"] = std::uint64_t(b.tokens) * cost->pleParams;
+                row["embedding_bytes"] = std::uint64_t(b.tokens) * cost->mainBytes;
+                row["ple_bytes"] = std::uint64_t(b.tokens) * cost->pleBytes;
             }
             if (!corpus.empty()) row["corpus_count"] = b.corpusCount;
             buckets.push_back(row);
@@ -83,14 +79,14 @@ int runBuckets(const std::vector<std::string>& argv) {
     }
     std::printf("%s: %d tokens, %zu merges\n\n", tok.source().c_str(), tok.size(), tok.merges().size());
     std::printf("%-14s %8s %7s", "bucket", "tokens", "share");
-    if (cfg) std::printf(" %12s %12s", "embedding", "PLE");
+    if (cost) std::printf(" %12s %12s", "embedding", "PLE");
     if (!corpus.empty()) std::printf(" %10s", "in corpus");
     std::printf("  examples\n");
     for (const auto& b : table.buckets) {
         std::printf("%-14s %8d %6.2f%%", b.name.c_str(), b.tokens, 100.0 * b.tokens / tok.size());
-        if (cfg)
-            std::printf(" %12s %12s", formatBytes(std::uint64_t(b.tokens) * embedPerToken * bytesPerParam).c_str(),
-                        formatBytes(std::uint64_t(b.tokens) * plePerToken * bytesPerParam).c_str());
+        if (cost)
+            std::printf(" %12s %12s", formatBytes(std::uint64_t(b.tokens) * cost->mainBytes).c_str(),
+                        formatBytes(std::uint64_t(b.tokens) * cost->pleBytes).c_str());
         if (!corpus.empty()) std::printf(" %10llu", (unsigned long long)b.corpusCount);
         std::string ex;
         for (int id : b.examples) ex += (ex.empty() ? "" : " ") + visible(tok.tokenText(id));

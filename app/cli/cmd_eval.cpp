@@ -2,44 +2,46 @@
 #include <filesystem>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "app/cli/args.h"
+#include "app/cli/backend.h"
 #include "app/cli/commands.h"
 #include "app/cli/progress_printer.h"
 #include "core/error.h"
 #include "core/io/file.h"
-#include "core/model/evaluate.h"
+#include "core/engine/evaluate.h"
 
 namespace whittle::cli {
 
 int runEval(const std::vector<std::string>& argv) {
-    const Args a(argv, {"json"}, {"text", "ref", "mapping", "ctx", "stride", "max-tokens", "threads"});
+    const Args a(argv, {"json"}, {"text", "ref", "mapping", "ctx", "stride", "max-tokens", "threads", "backend"});
     if (a.positional().size() != 1 || !a.value("text"))
         throw UsageError("usage: whittle-cli eval MODEL --text FILE [--ref ORIGINAL [--mapping FILE (default: MODEL/vocab_mapping.json)]] [--ctx N] [--stride N] "
-                         "[--max-tokens N] [--threads N] [--json]");
+                         "[--max-tokens N] [--threads N] [--backend cpu] [--json]");
     EvalOptions o;
     o.ctx = int(a.uintValue("ctx", 512));
     o.stride = int(a.uintValue("stride", std::uint64_t(o.ctx)));
     o.maxTokens = int(a.uintValue("max-tokens", 0));
-    ReferenceOptions ro;
-    ro.threads = int(a.uintValue("threads", 0));
     const std::string text = readTextFile(*a.value("text"), 1ull << 30);
-    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+    const Backend backend(a.positional()[0], a);
+    const Checkpoint& ck = backend.checkpoint();
     const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
-    const ReferenceModel model(ck, ro);
-    std::unique_ptr<Checkpoint> refCk;
-    std::unique_ptr<ReferenceModel> ref;
+    const std::unique_ptr<Session> session = backend.newSession(o.ctx);
+    std::unique_ptr<Backend> refBackend;
+    std::unique_ptr<Session> ref;
     if (auto r = a.value("ref")) {
-        refCk = std::make_unique<Checkpoint>(Checkpoint::open(*r));
-        ref = std::make_unique<ReferenceModel>(*refCk, ro);
+        refBackend = std::make_unique<Backend>(*r, a);
+        ref = refBackend->newSession(o.ctx);
     }
     VocabMapping mapping;
     if (auto m = a.value("mapping")) mapping = loadVocabMapping(*m);
     // A pruned checkpoint carries its own mapping; use it when the vocabularies differ.
-    else if (ref && ref->vocabSize() != model.vocabSize() && std::filesystem::exists(ck.dir() / "vocab_mapping.json"))
+    else if (ref && ref->vocabSize() != session->vocabSize() && std::filesystem::exists(ck.dir() / "vocab_mapping.json"))
         mapping = loadVocabMapping(ck.dir() / "vocab_mapping.json");
     ProgressPrinter progress;
     CancelToken cancel;
-    const EvalReport r = evaluate(model, tok, text, o, ref.get(), mapping, progress, cancel);
+    const EvalReport r = evaluate(*session, tok, text, o, ref.get(), mapping, progress, cancel);
     if (a.flag("json")) {
         std::cout << toJson(r).dump(2) << "\n";
         return 0;

@@ -2,11 +2,14 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "app/cli/args.h"
+#include "app/cli/backend.h"
 #include "app/cli/commands.h"
 #include "core/error.h"
 #include "core/io/json_file.h"
-#include "core/model/generator.h"
+#include "core/engine/generator.h"
 #include "core/tokenizer/chat_format.h"
 
 namespace whittle::cli {
@@ -49,8 +52,8 @@ int runGenerate(const std::vector<std::string>& argv) {
         throw UsageError("usage: whittle-cli generate MODEL --prompt TEXT [--chat [--system TEXT]] [--max-tokens N] [--seed N] "
                          "[--greedy | --temperature T --top-k K --top-p P --min-p P --repeat-penalty R] [--ctx N] [--threads N] "
                          "[--backend cpu]");
-    if (a.value("backend").value_or("cpu") != "cpu") throw UsageError("only --backend cpu exists so far");
-    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+    const Backend backend(a.positional()[0], a);
+    const Checkpoint& ck = backend.checkpoint();
     const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
     GenerateOptions o;
     o.sampling = defaultsFrom(ck);
@@ -75,12 +78,9 @@ int runGenerate(const std::vector<std::string>& argv) {
         prompt = tok.encode(*a.value("prompt"));
     }
     const int ctx = int(a.uintValue("ctx", std::min<std::uint64_t>(4096, std::uint64_t(ck.config().maxPositionEmbeddings))));
-    ReferenceOptions ro;
-    ro.threads = int(a.uintValue("threads", 0));
-    const ReferenceModel model(ck, ro);
-    InferenceSession session(model, ctx);
+    const std::unique_ptr<Session> session = backend.newSession(ctx);
     CancelToken cancel;
-    const GenerateResult r = generate(session, tok, prompt, o, [](std::string_view piece) {
+    const GenerateResult r = generate(*session, tok, prompt, o, [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
     }, cancel);

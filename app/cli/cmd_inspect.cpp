@@ -1,5 +1,7 @@
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "core/error.h"

@@ -3,10 +3,13 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/progress_printer.h"
 #include "core/error.h"
+#include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
 
 namespace whittle::cli {

@@ -22,8 +22,8 @@ const Command kCommands[] = {
      whittle::cli::runBuckets},
     {"prune-vocab", "MODEL OUT --preset P | --buckets B,… | --recipe FILE   keep part of the vocabulary",
      whittle::cli::runPruneVocab},
-    {"quantize", "MODEL OUT --format gguf-f32|gguf-f16 [--force]   write the model in another format (GGUF for llama.cpp)",
-     whittle::cli::runQuantize},
+    {"export", "MODEL OUT --format gguf-f32|gguf-f16 [--force]   write the model in another format (GGUF for llama.cpp)",
+     whittle::cli::runExport},
     {"generate", "MODEL --prompt TEXT [--chat] [--max-tokens N] [--seed N] [--greedy]   generate text (CPU reference)",
      whittle::cli::runGenerate},
     {"eval", "MODEL --text FILE [--ref ORIGINAL] [--ctx N --stride N] [--json]   perplexity, KL divergence, top-1",
@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
         }
         try {
             return c.run(args);
+        } catch (const whittle::OutputExistsError& e) {
+            std::fprintf(stderr, "whittle-cli %s: %s (pass --force to replace it)\n", c.name, e.what());
+            return 2;
         } catch (const whittle::UsageError& e) {
             std::fprintf(stderr, "whittle-cli %s: %s\n", c.name, e.what());
             return 2;

@@ -16,19 +16,10 @@ std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path) {
         const Checkpoint ck = Checkpoint::open(path);
         const Inventory inv = makeInventory(ck);
         RowCost c;
-        c.rows = ck.config().vocabSize;
+        c.row = tokenRowCost(inv);
+        c.rows = c.row.rows;
         c.totalParams = inv.total.params;
         c.totalBytes = inv.total.bytes;
-        const std::string p = ck.config().tensorPrefix();
-        for (const auto& t : inv.tensors) {
-            if (t.name == p + "embed_tokens.weight" || t.name == "lm_head.weight") {
-                c.mainParams += t.params / std::uint64_t(c.rows);
-                c.mainBytes += t.bytes / std::uint64_t(c.rows);
-            } else if (t.name == p + "embed_tokens_per_layer.weight") {
-                c.pleParams += t.params / std::uint64_t(c.rows);
-                c.pleBytes += t.bytes / std::uint64_t(c.rows);
-            }
-        }
         d->cost = c;
     }
     d->tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromModelOrFile(path));
@@ -47,8 +38,8 @@ SelectionSummary summarize(const VocabularyData& d, const std::vector<bool>& kee
     s.mergesBefore = int(tok.merges().size());
     if (d.cost) {
         const std::uint64_t removed = std::uint64_t(std::max(0, rows - s.padded));
-        s.paramsAfter = d.cost->totalParams - removed * (d.cost->mainParams + d.cost->pleParams);
-        s.bytesAfter = d.cost->totalBytes - removed * (d.cost->mainBytes + d.cost->pleBytes);
+        s.paramsAfter = d.cost->totalParams - removed * d.cost->row.params();
+        s.bytesAfter = d.cost->totalBytes - removed * d.cost->row.bytes();
     }
     return s;
 }

@@ -8,15 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "core/model/inventory.h"
 #include "core/tokenizer/buckets.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace whittle::gui {
 
-struct RowCost {  // one vocabulary row of the checkpoint
-    int rows = 0;                         // embedding rows (vocab_size)
-    std::uint64_t mainParams = 0, mainBytes = 0;  // main embedding (tied lm_head)
-    std::uint64_t pleParams = 0, pleBytes = 0;    // all layers' PLE slices
+struct RowCost {                                    // one vocabulary row of the checkpoint
+    TokenRowCost row;                               // from the core's tensor table
+    int rows = 0;                                   // embedding rows (vocab_size)
     std::uint64_t totalParams = 0, totalBytes = 0;  // the whole checkpoint
 };
 

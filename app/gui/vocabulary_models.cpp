@@ -105,10 +105,10 @@ QVariant BucketTableModel::data(const QModelIndex& index, int role) const {
             const double share = 100.0 * double(n) / double(d_->tokenizer->size());
             return sortKey ? QVariant(share) : QVariant(QString::number(share, 'f', 2) + " %");
         }
-        case MainParams: return cost ? (sortKey ? QVariant(qulonglong(n * cost->mainParams)) : QVariant(number(n * cost->mainParams))) : QVariant();
-        case MainMB: return cost ? QVariant(megabytes(n * cost->mainBytes)) : QVariant();
-        case PleParams: return cost ? (sortKey ? QVariant(qulonglong(n * cost->pleParams)) : QVariant(number(n * cost->pleParams))) : QVariant();
-        case PleMB: return cost ? QVariant(megabytes(n * cost->pleBytes)) : QVariant();
+        case MainParams: return cost ? (sortKey ? QVariant(qulonglong(n * cost->row.mainParams)) : QVariant(number(n * cost->row.mainParams))) : QVariant();
+        case MainMB: return cost ? QVariant(megabytes(n * cost->row.mainBytes)) : QVariant();
+        case PleParams: return cost ? (sortKey ? QVariant(qulonglong(n * cost->row.pleParams)) : QVariant(number(n * cost->row.pleParams))) : QVariant();
+        case PleMB: return cost ? QVariant(megabytes(n * cost->row.pleBytes)) : QVariant();
         case Examples: {
             QStringList ex;
             for (int id : b.examples) ex << visibleTokenText(d_->tokenizer->tokenText(id));

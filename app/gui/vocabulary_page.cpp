@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "app/gui/vocabulary_page.h"
 
 #include <QComboBox>

@@ -11,7 +11,7 @@
 #include "app/gui/vocabulary_data.h"
 #include "app/gui/vocabulary_models.h"
 #include "core/progress.h"
-#include "core/recipe/recipe.h"
+#include "core/recipes/recipe.h"
 
 class QComboBox;
 class QLabel;

@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/export/gguf_export.h"
 
 #include <chrono>
@@ -25,7 +27,7 @@ enum : std::int64_t { kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5, 
 enum : std::uint32_t { kFileTypeAllF32 = 0, kFileTypeMostlyF16 = 1 };
 // The converter's placeholder score for every token of a tokenizer.json vocabulary (LlamaHfVocab).
 constexpr float kTokenScore = -1000.0f;
-// ggml divides the RoPE angle of pair i by rope_freqs[i]: 1e30 makes an identity pair (spec §3.4).
+// ggml divides the RoPE angle of pair i by rope_freqs[i]: 1e30 makes an identity pair (GEMMA4.md §3.4).
 constexpr float kNoRotation = 1e30f;
 constexpr std::uint64_t kChunkElements = 1u << 20;
 
@@ -36,30 +38,6 @@ const std::set<std::string> kVisibleTokens = {"<|channel>", "<channel|>", "<|too
 
 const char* const kArch = "gemma4";
 std::string key(const char* k) { return std::string(kArch) + "." + k; }
-
-// HF (after the model prefix) → llama.cpp names of the per-layer tensors (llama-arch.cpp, tensor_mapping.py).
-const std::unordered_map<std::string, std::string>& layerNames() {
-    static const std::unordered_map<std::string, std::string> m = {
-        {"input_layernorm.weight", "attn_norm.weight"},
-        {"self_attn.q_proj.weight", "attn_q.weight"},
-        {"self_attn.k_proj.weight", "attn_k.weight"},
-        {"self_attn.v_proj.weight", "attn_v.weight"},
-        {"self_attn.o_proj.weight", "attn_output.weight"},
-        {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-        {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-        {"post_attention_layernorm.weight", "post_attention_norm.weight"},
-        {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
-        {"mlp.gate_proj.weight", "ffn_gate.weight"},
-        {"mlp.up_proj.weight", "ffn_up.weight"},
-        {"mlp.down_proj.weight", "ffn_down.weight"},
-        {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
-        {"per_layer_input_gate.weight", "inp_gate.weight"},
-        {"per_layer_projection.weight", "proj.weight"},
-        {"post_per_layer_input_norm.weight", "post_norm.weight"},
-        {"layer_scalar", "layer_output_scale.weight"},  // the converter appends ".weight"
-    };
-    return m;
-}
 
 // A token named in tokenizer_config.json: "<x>" or {"content": "<x>", …}.
 std::optional<std::string> tokenContent(const Json& v) {
@@ -200,15 +178,6 @@ void addTokenizer(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, 
     if (tf.chatTemplate) md.addString("tokenizer.chat_template", *tf.chatTemplate);
 }
 
-// Rotated pairs of a RoPE kind: all of them for "default", ⌊factor·hd/2⌋ for "proportional" (spec §3.4).
-int rotatedPairs(const RopeParams& r, int hd, const std::string& file, const char* kind) {
-    if (r.type == "proportional") return int(std::floor(r.partialRotaryFactor * hd / 2));
-    if (r.partialRotaryFactor != 1.0)
-        throw FormatError(file, {}, std::string("a partial rotary factor with default RoPE on ") + kind +
-                                        " layers cannot be exported to GGUF");
-    return hd / 2;
-}
-
 void checkLlamaCppCompatible(const Checkpoint& ck) {
     const Gemma4Config& c = ck.config();
     const std::string cfg = (ck.dir() / "config.json").string();
@@ -226,7 +195,7 @@ void checkLlamaCppCompatible(const Checkpoint& ck) {
                                            attentionKindName(l.kind) + " layer) but llama.cpp hard-codes layer " +
                                            std::to_string(theirs) + "; its output would differ");
     }
-    if (rotatedPairs(c.ropeSliding, c.headDim, cfg, "sliding") != c.headDim / 2)
+    if (rotatedPairs(c.ropeSliding, c.headDim) != c.headDim / 2)
         throw FormatError(cfg, {}, "proportional RoPE on sliding layers cannot be expressed in GGUF (llama.cpp applies "
                                    "rope_freqs to full-attention layers only)");
 }
@@ -265,24 +234,6 @@ int llamaCppKvSource(const Gemma4Config& c, int layer) {
     return firstShared - (c.layers[std::size_t(layer)].kind == AttentionKind::Sliding ? 2 : 1);
 }
 
-std::string ggufTensorName(const Gemma4Config& c, const std::string& hfName) {
-    const std::string p = c.tensorPrefix();
-    if (hfName == "lm_head.weight") return "output.weight";
-    if (hfName.compare(0, p.size(), p) != 0) return {};
-    const std::string rest = hfName.substr(p.size());
-    if (rest == "embed_tokens.weight") return "token_embd.weight";
-    if (rest == "embed_tokens_per_layer.weight") return "per_layer_token_embd.weight";
-    if (rest == "per_layer_model_projection.weight") return "per_layer_model_proj.weight";
-    if (rest == "per_layer_projection_norm.weight") return "per_layer_proj_norm.weight";
-    if (rest == "norm.weight") return "output_norm.weight";
-    if (rest.compare(0, 7, "layers.") != 0) return {};
-    const auto dot = rest.find('.', 7);
-    if (dot == std::string::npos) return {};
-    const auto it = layerNames().find(rest.substr(dot + 1));
-    if (it == layerNames().end()) return {};
-    return "blk." + rest.substr(7, dot - 7) + "." + it->second;
-}
-
 GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const GgufExportOptions& options, Progress& progress,
                             const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -290,7 +241,6 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
         throw UsageError(dest.string(), {}, "GGUF export writes F32 or F16 weights, not " +
                                                 std::string(ggmlTypeTraits(options.weightType).name));
     const Gemma4Config& c = ck.config();
-    const std::string cfg = (ck.dir() / "config.json").string();
     checkLlamaCppCompatible(ck);
     GgufExportReport rep;
     rep.weightType = std::string(ggmlTypeTraits(options.weightType).name);
@@ -304,40 +254,33 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     {
         PlannedTensor rf;
         const int half = c.globalHeadDim / 2;
-        const int rotated = rotatedPairs(c.ropeFull, c.globalHeadDim, cfg, "full");
+        const int rotated = rotatedPairs(c.ropeFull, c.globalHeadDim);
         rf.generated.assign(std::size_t(half), kNoRotation);
         std::fill(rf.generated.begin(), rf.generated.begin() + rotated, 1.0f);
-        rf.spec = {"rope_freqs.weight", GgmlType::F32, {half}};
+        rf.spec = {std::string(kGgufRopeFreqsName), GgmlType::F32, {half}};
         plan.push_back(std::move(rf));
     }
     std::set<std::string> planned;
     int skippedDead = 0;
-    for (const ExpectedTensor& e : textTensorTable(c)) {
+    for (const ExpectedTensor& e : ck.table()) {
         const auto it = byName.find(e.name);
-        if (it == byName.end()) continue;  // an optional tensor the checkpoint does not have
+        if (it == byName.end()) continue;  // a tensor the table allows to be absent
         planned.insert(e.name);
-        if (e.optional) {
+        if (!e.read) {
             // Dead k/v of KV-shared layers, or a saved copy of the tied head: llama.cpp reads neither.
-            if (e.name != "lm_head.weight" || c.tieWordEmbeddings) {
-                if (e.name != "lm_head.weight") ++skippedDead;
-                else rep.notes.push_back("lm_head.weight skipped: the head is tied to token_embd");
-                continue;
-            }
+            if (e.role == TensorRole::LmHead) rep.notes.push_back(e.name + " skipped: the head is tied to " + e.ggufName);
+            else ++skippedDead;
+            continue;
         }
         const TensorInfo& info = *it->second->entry->info;
         PlannedTensor pt;
         pt.source = it->second;
-        pt.spec.name = ggufTensorName(c, e.name);
-        if (pt.spec.name.empty()) throw FormatError(it->second->entry->file->path(), e.name, "has no GGUF name");
+        pt.spec.name = e.ggufName;
         pt.spec.dims.assign(info.shape.rbegin(), info.shape.rend());
-        // As the converter: 1-D tensors and norms stay F32 (llama.cpp's kernels expect it).
-        const bool keepF32 = info.shape.size() <= 1 || pt.spec.name.ends_with("_norm.weight");
-        pt.spec.type = keepF32 ? GgmlType::F32 : options.weightType;
+        // As the converter: 1-D tensors (norms, the layer scalar) stay F32, which llama.cpp's kernels expect.
+        pt.spec.type = e.vector ? GgmlType::F32 : options.weightType;
         plan.push_back(std::move(pt));
     }
-    if (!c.tieWordEmbeddings && !planned.count("lm_head.weight"))
-        throw FormatError(ck.dir().string(), "lm_head.weight",
-                          "missing: tie_word_embeddings is false, so llama.cpp would need an output head");
     if (skippedDead > 0)
         rep.notes.push_back(std::to_string(skippedDead) + " unused k/v tensors of KV-shared layers skipped");
     int towers = 0, others = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // Gemma 4 checkpoint → llama.cpp GGUF (architecture "gemma4"), with the metadata keys and tensor names
-// llama.cpp's converter writes and its loader reads (spec §7; conversion/gemma.py Gemma4Model,
+// llama.cpp's converter writes and its loader reads (GEMMA4.md §7; conversion/gemma.py Gemma4Model,
 // src/models/gemma4.cpp). Weights are streamed tensor by tensor in F32 or F16; 1-D tensors and norms stay
 // F32 as llama.cpp expects. The text decoder only: vision/audio towers are skipped with a note (llama.cpp
 // reads them from a separate mmproj file).
@@ -42,8 +42,5 @@ GgufExportReport exportGguf(const Checkpoint& checkpoint, const std::filesystem:
 // or `layer` itself when it owns its cache. Our rule is Gemma4Config::layers[i].kvSource; the exporter
 // refuses a model where the two differ.
 int llamaCppKvSource(const Gemma4Config& config, int layer);
-
-// llama.cpp's GGUF name for a Gemma 4 text tensor of the HF checkpoint ("" when it has none).
-std::string ggufTensorName(const Gemma4Config& config, const std::string& hfName);
 
 }  // namespace whittle

@@ -63,7 +63,7 @@ AtomicOutputDir::AtomicOutputDir(const fs::path& dest, bool force, const std::ve
     }
     std::error_code ec;
     if (fs::exists(dest_, ec) && !force_)
-        throw UsageError(dest.string(), {}, "output already exists (use --force to replace it)");
+        throw OutputExistsError(dest.string(), {}, "output already exists");
     fs::create_directories(dest_.parent_path(), ec);
     if (ec) throw IoError(dest_.parent_path().string(), {}, "cannot create folder: " + ec.message());
     cleanStalePartials(dest_);

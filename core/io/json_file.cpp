@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/io/json_file.h"
 
 #include <set>

@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/io/safetensors_reader.h"
 
 #include <fcntl.h>

@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/io/tensor_store.h"
 
 #include <map>

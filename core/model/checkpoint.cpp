@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/model/checkpoint.h"
 
 #include <unordered_map>
@@ -69,13 +71,13 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     for (int e : ck.special_.eos) checkId(e, "eos");
 
     ck.store_ = TensorStore::open(dirIn);
-    const auto table = textTensorTable(c);
+    ck.table_ = textTensorTable(c);
     std::unordered_map<std::string, const ExpectedTensor*> expected;
-    for (const auto& e : table) expected.emplace(e.name, &e);
-    for (const auto& e : table) {
+    for (const auto& e : ck.table_) expected.emplace(e.name, &e);
+    for (const auto& e : ck.table_) {
         const TensorStore::Entry* s = ck.store_.find(e.name);
         if (!s) {
-            if (e.optional) continue;
+            if (e.mayBeAbsent) continue;
             throw FormatError(dirIn.string(), e.name, "missing from the checkpoint (config.json implies shape " +
                                                           shapeToString(e.shape) + ")");
         }
@@ -91,15 +93,22 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
         CheckpointTensor t;
         t.entry = &s;
         if (const auto it = expected.find(s.info->name); it != expected.end()) {
+            t.expected = it->second;
             t.part = it->second->part;
             t.layer = it->second->layer;
-            t.unused = it->second->optional;
+            t.unused = !it->second->read;
         } else if (!isTowerTensor(s.info->name, &t.part)) {
             t.part = Part::Other;
         }
         ck.tensors_.push_back(t);
     }
     return ck;
+}
+
+const TensorStore::Entry* Checkpoint::find(TensorRole role, int layer) const {
+    for (const auto& e : table_)
+        if (e.role == role && e.layer == layer) return store_.find(e.name);
+    return nullptr;
 }
 
 }  // namespace whittle

@@ -20,6 +20,7 @@ struct SpecialTokenIds {
 
 struct CheckpointTensor {
     const TensorStore::Entry* entry = nullptr;
+    const ExpectedTensor* expected = nullptr;  // its row of the tensor table; null for towers and unknown tensors
     Part part = Part::Other;
     int layer = -1;
     bool unused = false;  // present but never read by the decoder (dead shared-layer k/v, lm_head duplicate)
@@ -28,18 +29,28 @@ struct CheckpointTensor {
 class Checkpoint {
 public:
     static Checkpoint open(const std::filesystem::path& dir);
+    // Movable, not copyable: tensors() points into the store and the table.
+    Checkpoint(Checkpoint&&) = default;
+    Checkpoint& operator=(Checkpoint&&) = default;
+    Checkpoint(const Checkpoint&) = delete;
+    Checkpoint& operator=(const Checkpoint&) = delete;
 
     const std::filesystem::path& dir() const { return dir_; }
     const Gemma4Config& config() const { return config_; }
     const TensorStore& store() const { return store_; }
     const std::vector<CheckpointTensor>& tensors() const { return tensors_; }
+    const std::vector<ExpectedTensor>& table() const { return table_; }
+    // The stored tensor of a role (layer -1 for model-level roles); null when absent.
+    const TensorStore::Entry* find(TensorRole role, int layer = -1) const;
     const SpecialTokenIds& specialTokens() const { return special_; }
     bool hasGenerationConfig() const { return hasGenerationConfig_; }
 
 private:
+    Checkpoint() = default;
     std::filesystem::path dir_;
     Gemma4Config config_;
     TensorStore store_;
+    std::vector<ExpectedTensor> table_;
     std::vector<CheckpointTensor> tensors_;
     SpecialTokenIds special_;
     bool hasGenerationConfig_ = false;

@@ -1,4 +1,8 @@
+#include <nlohmann/json.hpp>
+
 #include "core/model/gemma4_config.h"
+
+#include <cmath>
 
 #include "core/error.h"
 
@@ -25,6 +29,10 @@ RopeParams parseRope(const Json& rp, const char* kind, const std::string& file) 
     }
     if (r.theta <= 0 || r.partialRotaryFactor <= 0 || r.partialRotaryFactor > 1)
         throw FormatError(file, {}, where + " has out-of-range values");
+    // Only the proportional kind leaves pairs unrotated (GEMMA4.md §3.4); neither transformers' default
+    // RoPE nor llama.cpp's reads a partial factor with it.
+    if (r.type == "default" && r.partialRotaryFactor != 1.0)
+        throw FormatError(file, {}, where + ": a partial_rotary_factor needs rope_type 'proportional'");
     return r;
 }
 
@@ -38,6 +46,18 @@ void collectTokenIds(const Json& j, std::map<std::string, int>& out) {
 }
 
 }  // namespace
+
+int rotatedPairs(const RopeParams& r, int headDim) {
+    if (r.type == "proportional") return int(std::floor(r.partialRotaryFactor * headDim / 2));
+    return headDim / 2;
+}
+
+std::vector<float> ropeInverseFrequencies(const RopeParams& r, int headDim) {
+    std::vector<float> f(std::size_t(headDim / 2), 0.0f);
+    const int rotated = rotatedPairs(r, headDim);
+    for (int i = 0; i < rotated; ++i) f[std::size_t(i)] = float(std::pow(r.theta, -2.0 * i / headDim));
+    return f;
+}
 
 Gemma4Config Gemma4Config::parse(const Json& root, const std::string& file) {
     if (!root.is_object()) throw FormatError(file, {}, "config is not a JSON object");
@@ -145,7 +165,7 @@ Gemma4Config Gemma4Config::parse(const Json& root, const std::string& file) {
         L.ffnWidth = (c.doubleWideMlp && !L.ownsKv) ? 2 * c.intermediateSize : c.intermediateSize;
         L.kvSource = i;
         if (!L.ownsKv) {
-            // The last KV-owning layer of the same type (the general rule; spec §3.3).
+            // The last KV-owning layer of the same type (the general rule; GEMMA4.md §3.3).
             L.kvSource = -1;
             for (int s = firstShared - 1; s >= 0; --s)
                 if (c.layers[std::size_t(s)].kind == L.kind) { L.kvSource = s; break; }

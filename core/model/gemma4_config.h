@@ -1,7 +1,7 @@
 #pragma once
 // The Gemma 4 text decoder's configuration, read from config.json (full model: fields under
 // text_config; text-only: at top level). Every field that shapes tensors or numerics is required:
-// the transformers class defaults describe a different model (spec §1).
+// the transformers class defaults describe a different model (GEMMA4.md §1).
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -20,6 +20,12 @@ struct RopeParams {
     double theta = 0;
     double partialRotaryFactor = 1.0;
 };
+
+// The RoPE pair rule (GEMMA4.md §3.4): "default" rotates all headDim/2 pairs; "proportional" rotates the
+// first ⌊factor·headDim/2⌋ with frequencies over the full head dim and leaves the rest as identities.
+int rotatedPairs(const RopeParams& r, int headDim);
+// θ^(−2i/headDim) for rotated pairs, 0 for identity pairs.
+std::vector<float> ropeInverseFrequencies(const RopeParams& r, int headDim);
 
 struct LayerSpec {
     int index = 0;

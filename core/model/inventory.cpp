@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/model/inventory.h"
 
 #include <cstdio>
@@ -37,7 +39,7 @@ Inventory makeInventory(const Checkpoint& ck) {
         const TensorInfo& ti = *t.entry->info;
         InventoryTensor e{ti.name, ti.dtype, ti.shape, t.part, t.layer,
                           std::filesystem::path(t.entry->file->path()).filename().string(), ti.numel(), ti.nbytes,
-                          t.unused};
+                          t.unused, t.expected && t.expected->rowPerToken};
         inv.byPart[e.part].add(e.params, e.bytes);
         inv.byDType[e.dtype].add(e.params, e.bytes);
         inv.total.add(e.params, e.bytes);
@@ -46,6 +48,18 @@ Inventory makeInventory(const Checkpoint& ck) {
         inv.tensors.push_back(std::move(e));
     }
     return inv;
+}
+
+TokenRowCost tokenRowCost(const Inventory& inv) {
+    TokenRowCost c;
+    c.rows = inv.config.vocabSize;
+    for (const auto& t : inv.tensors) {
+        if (!t.rowPerToken || t.shape.empty() || t.shape[0] <= 0) continue;
+        const auto rows = std::uint64_t(t.shape[0]);
+        (t.part == Part::PleTable ? c.pleParams : c.mainParams) += t.params / rows;
+        (t.part == Part::PleTable ? c.pleBytes : c.mainBytes) += t.bytes / rows;
+    }
+    return c;
 }
 
 namespace {

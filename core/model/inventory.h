@@ -29,6 +29,7 @@ struct InventoryTensor {
     std::uint64_t params = 0;
     std::uint64_t bytes = 0;
     bool unused = false;
+    bool rowPerToken = false;  // one row per token id (tensor table)
 };
 
 struct InventoryLayer {
@@ -52,6 +53,16 @@ struct Inventory {
 };
 
 Inventory makeInventory(const Checkpoint& ck);
+
+// What one token id costs: its row in every stored tensor with one row per token id.
+struct TokenRowCost {
+    int rows = 0;                                  // vocab_size
+    std::uint64_t mainParams = 0, mainBytes = 0;   // main embedding (and a stored lm_head)
+    std::uint64_t pleParams = 0, pleBytes = 0;     // PLE table
+    std::uint64_t params() const { return mainParams + pleParams; }
+    std::uint64_t bytes() const { return mainBytes + pleBytes; }
+};
+TokenRowCost tokenRowCost(const Inventory& inv);
 Json toJson(const Inventory& inv);
 std::string formatInventory(const Inventory& inv);  // the text report of `whittle-cli inspect`
 

@@ -1,6 +1,109 @@
 #include "core/model/tensor_table.h"
 
+#include <algorithm>
+
+#include "core/error.h"
+
 namespace whittle {
+
+namespace {
+
+enum class Shape { Vocab_H, PleVocab_LP, LP_H, P, H, QH_H, Hd, KvH_H, H_QH, F_H, H_F, P_H, H_P, One };
+
+// One row per role. Names are relative: model-level ones to the text prefix (the head to nothing),
+// per-layer ones to "<prefix>layers.<i>." and "blk.<i>." (GEMMA4.md §2, llama.cpp's llama-arch.cpp).
+struct Rule {
+    TensorRole role;
+    const char* hf;
+    const char* gguf;
+    Shape shape;
+    Part part;
+    bool perLayer;
+};
+
+// clang-format off
+constexpr Rule kRules[] = {
+    {TensorRole::Embedding,           "embed_tokens.weight",               "token_embd.weight",           Shape::Vocab_H,     Part::MainEmbedding, false},
+    {TensorRole::PleTable,            "embed_tokens_per_layer.weight",     "per_layer_token_embd.weight", Shape::PleVocab_LP, Part::PleTable,      false},
+    {TensorRole::PleModelProjection,  "per_layer_model_projection.weight", "per_layer_model_proj.weight", Shape::LP_H,        Part::PleProjection, false},
+    {TensorRole::PleProjectionNorm,   "per_layer_projection_norm.weight",  "per_layer_proj_norm.weight",  Shape::P,           Part::PleProjection, false},
+    {TensorRole::InputNorm,           "input_layernorm.weight",            "attn_norm.weight",            Shape::H,           Part::Norms,         true},
+    {TensorRole::QProj,               "self_attn.q_proj.weight",           "attn_q.weight",               Shape::QH_H,        Part::Attention,     true},
+    {TensorRole::QNorm,               "self_attn.q_norm.weight",           "attn_q_norm.weight",          Shape::Hd,          Part::Attention,     true},
+    {TensorRole::KProj,               "self_attn.k_proj.weight",           "attn_k.weight",               Shape::KvH_H,       Part::Attention,     true},
+    {TensorRole::VProj,               "self_attn.v_proj.weight",           "attn_v.weight",               Shape::KvH_H,       Part::Attention,     true},
+    {TensorRole::KNorm,               "self_attn.k_norm.weight",           "attn_k_norm.weight",          Shape::Hd,          Part::Attention,     true},
+    {TensorRole::OProj,               "self_attn.o_proj.weight",           "attn_output.weight",          Shape::H_QH,        Part::Attention,     true},
+    {TensorRole::PostAttentionNorm,   "post_attention_layernorm.weight",   "post_attention_norm.weight",  Shape::H,           Part::Norms,         true},
+    {TensorRole::PreFeedforwardNorm,  "pre_feedforward_layernorm.weight",  "ffn_norm.weight",             Shape::H,           Part::Norms,         true},
+    {TensorRole::GateProj,            "mlp.gate_proj.weight",              "ffn_gate.weight",             Shape::F_H,         Part::Mlp,           true},
+    {TensorRole::UpProj,              "mlp.up_proj.weight",                "ffn_up.weight",               Shape::F_H,         Part::Mlp,           true},
+    {TensorRole::DownProj,            "mlp.down_proj.weight",              "ffn_down.weight",             Shape::H_F,         Part::Mlp,           true},
+    {TensorRole::PostFeedforwardNorm, "post_feedforward_layernorm.weight", "post_ffw_norm.weight",        Shape::H,           Part::Norms,         true},
+    {TensorRole::PleInputGate,        "per_layer_input_gate.weight",       "inp_gate.weight",             Shape::P_H,         Part::PleProjection, true},
+    {TensorRole::PleProjection,       "per_layer_projection.weight",       "proj.weight",                 Shape::H_P,         Part::PleProjection, true},
+    {TensorRole::PostPleNorm,         "post_per_layer_input_norm.weight",  "post_norm.weight",            Shape::H,           Part::Norms,         true},
+    // The converter appends ".weight" to the scalar's GGUF name.
+    {TensorRole::LayerScalar,         "layer_scalar",                      "layer_output_scale.weight",   Shape::One,         Part::Norms,         true},
+    {TensorRole::FinalNorm,           "norm.weight",                       "output_norm.weight",          Shape::H,           Part::Norms,         false},
+    {TensorRole::LmHead,              "lm_head.weight",                    "output.weight",               Shape::Vocab_H,     Part::Other,         false},
+};
+// clang-format on
+
+const Rule& rule(TensorRole r) {
+    for (const Rule& x : kRules)
+        if (x.role == r) return x;
+    throw Error("internal: tensor role without a rule");
+}
+
+std::vector<std::int64_t> shapeOf(Shape s, const Gemma4Config& c, const LayerSpec* l) {
+    const std::int64_t H = c.hiddenSize, P = c.pleDim, LP = std::int64_t(c.numLayers) * P;
+    const std::int64_t hd = l ? l->headDim : 0, F = l ? l->ffnWidth : 0;
+    const std::int64_t QH = c.numHeads * hd, KvH = c.numKvHeads * hd;
+    switch (s) {
+    case Shape::Vocab_H: return {c.vocabSize, H};
+    case Shape::PleVocab_LP: return {c.vocabSizePerLayerInput, LP};
+    case Shape::LP_H: return {LP, H};
+    case Shape::P: return {P};
+    case Shape::H: return {H};
+    case Shape::QH_H: return {QH, H};
+    case Shape::Hd: return {hd};
+    case Shape::KvH_H: return {KvH, H};
+    case Shape::H_QH: return {H, QH};
+    case Shape::F_H: return {F, H};
+    case Shape::H_F: return {H, F};
+    case Shape::P_H: return {P, H};
+    case Shape::H_P: return {H, P};
+    case Shape::One: return {1};
+    }
+    return {};
+}
+
+bool isKvRole(TensorRole r) { return r == TensorRole::KProj || r == TensorRole::VProj || r == TensorRole::KNorm; }
+
+ExpectedTensor expected(const Rule& r, const Gemma4Config& c, const LayerSpec* l) {
+    ExpectedTensor e;
+    e.role = r.role;
+    e.part = r.part;
+    e.shape = shapeOf(r.shape, c, l);
+    e.vector = e.shape.size() == 1;
+    e.rowPerToken = r.shape == Shape::Vocab_H || r.shape == Shape::PleVocab_LP;
+    if (l) {
+        e.layer = l->index;
+        e.name = c.tensorPrefix() + "layers." + std::to_string(l->index) + "." + r.hf;
+        e.ggufName = "blk." + std::to_string(l->index) + "." + r.gguf;
+        // KV-shared layers read their source layer's cache; a checkpoint may still carry dead k/v.
+        if (isKvRole(r.role) && !l->ownsKv) e.mayBeAbsent = true, e.read = false;
+    } else {
+        e.name = r.role == TensorRole::LmHead ? std::string(r.hf) : c.tensorPrefix() + r.hf;
+        e.ggufName = r.gguf;
+        // transformers may save a tied head as a copy of the embedding; an untied head is required.
+        if (r.role == TensorRole::LmHead && c.tieWordEmbeddings) e.mayBeAbsent = true, e.read = false;
+    }
+    return e;
+}
+
+}  // namespace
 
 const char* partName(Part p) {
     switch (p) {
@@ -32,44 +135,40 @@ const char* partKey(Part p) {
     return "?";
 }
 
+const char* roleName(TensorRole r) { return rule(r).hf; }
+
 std::vector<ExpectedTensor> textTensorTable(const Gemma4Config& c) {
-    using S = std::vector<std::int64_t>;
-    const std::string p = c.tensorPrefix();
-    const std::int64_t H = c.hiddenSize, P = c.pleDim, L = c.numLayers;
     std::vector<ExpectedTensor> t;
-    auto add = [&](std::string name, S shape, Part part, int layer = -1, bool optional = false) {
-        t.push_back({std::move(name), std::move(shape), part, layer, optional});
-    };
-    add(p + "embed_tokens.weight", {c.vocabSize, H}, Part::MainEmbedding);
-    add(p + "embed_tokens_per_layer.weight", {c.vocabSizePerLayerInput, L * P}, Part::PleTable);
-    add(p + "per_layer_model_projection.weight", {L * P, H}, Part::PleProjection);
-    add(p + "per_layer_projection_norm.weight", {P}, Part::PleProjection);
-    for (const LayerSpec& l : c.layers) {
-        const std::string q = p + "layers." + std::to_string(l.index) + ".";
-        const std::int64_t hd = l.headDim, F = l.ffnWidth, i = l.index;
-        const bool dead = !l.ownsKv;  // shared layers may carry never-used k/v
-        add(q + "input_layernorm.weight", {H}, Part::Norms, int(i));
-        add(q + "self_attn.q_proj.weight", {c.numHeads * hd, H}, Part::Attention, int(i));
-        add(q + "self_attn.q_norm.weight", {hd}, Part::Attention, int(i));
-        add(q + "self_attn.k_proj.weight", {c.numKvHeads * hd, H}, Part::Attention, int(i), dead);
-        add(q + "self_attn.v_proj.weight", {c.numKvHeads * hd, H}, Part::Attention, int(i), dead);
-        add(q + "self_attn.k_norm.weight", {hd}, Part::Attention, int(i), dead);
-        add(q + "self_attn.o_proj.weight", {H, c.numHeads * hd}, Part::Attention, int(i));
-        add(q + "post_attention_layernorm.weight", {H}, Part::Norms, int(i));
-        add(q + "pre_feedforward_layernorm.weight", {H}, Part::Norms, int(i));
-        add(q + "mlp.gate_proj.weight", {F, H}, Part::Mlp, int(i));
-        add(q + "mlp.up_proj.weight", {F, H}, Part::Mlp, int(i));
-        add(q + "mlp.down_proj.weight", {H, F}, Part::Mlp, int(i));
-        add(q + "post_feedforward_layernorm.weight", {H}, Part::Norms, int(i));
-        add(q + "per_layer_input_gate.weight", {P, H}, Part::PleProjection, int(i));
-        add(q + "per_layer_projection.weight", {H, P}, Part::PleProjection, int(i));
-        add(q + "post_per_layer_input_norm.weight", {H}, Part::Norms, int(i));
-        add(q + "layer_scalar", {1}, Part::Norms, int(i));
-    }
-    add(p + "norm.weight", {H}, Part::Norms);
-    // transformers may save the tied head as a duplicate of embed_tokens.
-    add("lm_head.weight", {c.vocabSize, H}, Part::Other, -1, true);
+    for (const Rule& r : kRules)
+        if (!r.perLayer && r.role != TensorRole::FinalNorm && r.role != TensorRole::LmHead) t.push_back(expected(r, c, nullptr));
+    for (const LayerSpec& l : c.layers)
+        for (const Rule& r : kRules)
+            if (r.perLayer) t.push_back(expected(r, c, &l));
+    t.push_back(expected(rule(TensorRole::FinalNorm), c, nullptr));
+    t.push_back(expected(rule(TensorRole::LmHead), c, nullptr));
     return t;
+}
+
+std::string tensorName(const Gemma4Config& c, TensorRole role, int layer) {
+    const Rule& r = rule(role);
+    if (r.perLayer != (layer >= 0) || layer >= int(c.layers.size()))
+        throw Error(std::string("internal: tensor role ") + r.hf + (r.perLayer ? " needs a layer" : " has no layer"));
+    return expected(r, c, r.perLayer ? &c.layers[std::size_t(layer)] : nullptr).name;
+}
+
+std::optional<std::string> ggufTensorName(const Gemma4Config& c, std::string_view hfName) {
+    for (const ExpectedTensor& e : textTensorTable(c))
+        if (e.name == hfName) return e.ggufName;
+    return std::nullopt;
+}
+
+TensorRole headRole(const Gemma4Config& c) { return c.tieWordEmbeddings ? TensorRole::Embedding : TensorRole::LmHead; }
+
+std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c) {
+    std::vector<std::string> v;
+    for (const ExpectedTensor& e : textTensorTable(c))
+        if (e.rowPerToken) v.push_back(e.name);
+    return v;
 }
 
 bool isTowerTensor(std::string_view name, Part* part) {

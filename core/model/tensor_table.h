@@ -1,7 +1,11 @@
 #pragma once
-// The one table of Gemma 4 text tensors as a function of the config (spec §2). Loading, inventory,
-// pruning, quantization and size estimates all iterate this table, so they agree on names and shapes.
+// The one table of Gemma 4 text tensors (GEMMA4.md §2). It is the only place that spells a tensor name:
+// the checkpoint reader, the inventory, the reference engine, the GGUF exporter, the vocabulary pruner,
+// the fixtures and the GUI all look tensors up here by role, so they agree on names, shapes, which
+// tensors have one row per token id and which are present but never read. tests/core/tst_tensor_table
+// greps core/ and app/ for the names and fails when another file spells one.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,15 +20,66 @@ inline constexpr Part kAllParts[] = {Part::MainEmbedding, Part::PleTable, Part::
 const char* partName(Part p);  // "main embedding", "PLE table", …
 const char* partKey(Part p);   // JSON key: "main_embedding", "ple_table", …
 
+// What a tensor is to the decoder; engines bind weights by role, never by name.
+enum class TensorRole {
+    // model level
+    Embedding,           // [vocab, H], also the head when tied
+    PleTable,            // [vocab_per_layer, L·P]
+    PleModelProjection,  // [L·P, H]
+    PleProjectionNorm,   // [P]
+    FinalNorm,           // [H]
+    LmHead,              // [vocab, H]: read when untied; a saved copy of the embedding otherwise
+    // per layer
+    InputNorm,
+    QProj,
+    QNorm,
+    KProj,
+    VProj,
+    KNorm,
+    OProj,
+    PostAttentionNorm,
+    PreFeedforwardNorm,
+    GateProj,
+    UpProj,
+    DownProj,
+    PostFeedforwardNorm,
+    PleInputGate,
+    PleProjection,
+    PostPleNorm,
+    LayerScalar,
+};
+const char* roleName(TensorRole r);  // "q_proj", "ple_table", … (for messages and debug dumps)
+
 struct ExpectedTensor {
-    std::string name;  // full name, prefix included
+    std::string name;      // Hugging Face name, prefix included
+    std::string ggufName;  // llama.cpp's name ("blk.3.attn_q.weight")
     std::vector<std::int64_t> shape;
+    TensorRole role = TensorRole::Embedding;
     Part part = Part::Other;
-    int layer = -1;         // -1: not per-layer
-    bool optional = false;  // dead k/v of KV-shared layers, an untied lm_head duplicate
+    int layer = -1;            // -1: model level
+    bool mayBeAbsent = false;  // a checkpoint without it is still complete
+    bool read = true;          // read by the decoder (false: dead k/v of KV-shared layers, a tied head's copy)
+    bool rowPerToken = false;  // one row per token id: sliced by vocabulary pruning
+    bool vector = false;       // 1-D (norms, the layer scalar): kept in f32 by exporters
 };
 
+// Every text tensor the config implies, model-level first, then layer by layer, then the head.
 std::vector<ExpectedTensor> textTensorTable(const Gemma4Config& c);
+
+// The Hugging Face name of a role (layer: the layer index for per-layer roles, -1 otherwise).
+std::string tensorName(const Gemma4Config& c, TensorRole role, int layer = -1);
+
+// llama.cpp's name for a Hugging Face tensor name; nullopt when the table has no such tensor.
+std::optional<std::string> ggufTensorName(const Gemma4Config& c, std::string_view hfName);
+
+// The tie rule: the role whose rows the output head multiplies (the embedding unless untied).
+TensorRole headRole(const Gemma4Config& c);
+
+// The token-id keys: names of the tensors with one row per token id (embedding, PLE table, lm_head).
+std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c);
+
+// GGUF only: the per-pair RoPE frequency divisors llama.cpp applies on full layers (the exporter generates it).
+inline constexpr std::string_view kGgufRopeFreqsName = "rope_freqs.weight";
 
 // Vision/audio tower tensors are opaque: classified by prefix only.
 bool isTowerTensor(std::string_view name, Part* part = nullptr);

@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/recipes/vocab_prune.h"
 
 #include <algorithm>
@@ -6,6 +8,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/recipes/recipe.h"
+#include "core/recipes/recipe_json.h"
 #include "core/io/atomic_output.h"
 #include "core/io/file.h"
 #include "core/io/safetensors_writer.h"
@@ -13,6 +17,33 @@
 namespace fs = std::filesystem;
 
 namespace whittle {
+
+Json toJson(const VocabularyRecipe& v) {
+    Json s = Json::object();
+    if (!v.preset.empty()) s["preset"] = v.preset;
+    if (!v.buckets.empty()) s["buckets"] = v.buckets;
+    if (!v.corpusFiles.empty()) s["corpus_files"] = v.corpusFiles;
+    s["corpus_min_count"] = v.corpusMinCount;
+    s["pad_multiple"] = v.padMultiple;
+    return s;
+}
+
+VocabularyRecipe parseVocabularyRecipe(const Json& v, const std::string& src) {
+    using namespace recipe_json;
+    if (!v.is_object()) throw FormatError(src, {}, "'vocabulary' must be an object");
+    onlyKeys(v, {"preset", "buckets", "corpus_files", "corpus_min_count", "pad_multiple"}, "vocabulary", src);
+    VocabularyRecipe s;
+    if (v.contains("preset")) {
+        if (!v["preset"].is_string()) throw FormatError(src, {}, "'vocabulary.preset' must be a string");
+        s.preset = v["preset"].get<std::string>();
+    }
+    if (v.contains("buckets")) s.buckets = strings(v["buckets"], "vocabulary.buckets", src);
+    if (v.contains("corpus_files")) s.corpusFiles = strings(v["corpus_files"], "vocabulary.corpus_files", src);
+    if (v.contains("corpus_min_count")) s.corpusMinCount = positiveInt(v["corpus_min_count"], "vocabulary.corpus_min_count", src);
+    if (v.contains("pad_multiple")) s.padMultiple = positiveInt(v["pad_multiple"], "vocabulary.pad_multiple", src);
+    if (s.preset.empty() == s.buckets.empty()) throw FormatError(src, {}, "'vocabulary' needs exactly one of 'preset' or 'buckets'");
+    return s;
+}
 
 Json toJson(const VocabPruneReport& r) {
     return {{"tokens_before", r.tokensBefore},         {"tokens_kept", r.tokensKept},
@@ -246,9 +277,9 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
     writeJsonFile(out.path() / "vocab_mapping.json",
                   Json{{"old_to_new", oldToNew}, {"new_to_old", newToOldPadded}, {"padding_copies_row_of", extra ? padSource : -1}});
 
-    // Tensors: embedding rows sliced, the rest passed through.
-    const std::string p = c.tensorPrefix();
-    const std::set<std::string> sliced = {p + "embed_tokens.weight", p + "embed_tokens_per_layer.weight", "lm_head.weight"};
+    // Tensors: the rows of every tensor with one row per token id sliced, the rest passed through.
+    const std::vector<std::string> tokenRows = tokenRowTensorNames(c);
+    const std::set<std::string> sliced(tokenRows.begin(), tokenRows.end());
     std::vector<TensorSpec> plan;
     std::uint64_t total = 0;
     for (const auto& t : ck.tensors()) {

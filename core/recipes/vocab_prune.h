@@ -10,11 +10,23 @@
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
-#include "core/recipe/recipe.h"
 #include "core/tokenizer/buckets.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace whittle {
+
+struct Recipe;
+
+// The recipe's "vocabulary" section.
+struct VocabularyRecipe {
+    std::string preset;                    // english, latin, european, cjk, corpus; empty when buckets are listed
+    std::vector<std::string> buckets;      // explicit buckets to keep (special and byte are always kept)
+    std::vector<std::string> corpusFiles;  // for the corpus preset
+    int corpusMinCount = 1;
+    int padMultiple = 256;
+};
+Json toJson(const VocabularyRecipe& v);
+VocabularyRecipe parseVocabularyRecipe(const Json& section, const std::string& source);
 
 struct VocabPruneReport {
     int tokensBefore = 0;

@@ -231,7 +231,7 @@ KeepSelection selectPreset(const Tokenizer& tok, const BucketTable& table, const
         return finish(tok, table, std::move(keep));
     }
     if (preset == "corpus") {
-        if (corpus.empty()) throw UsageError("the corpus preset needs text files (--corpus FILE)");
+        if (corpus.empty()) throw UsageError("the corpus preset needs text files to count tokens in");
         std::vector<std::uint64_t> counts(std::size_t(tok.size()), 0);
         EncodeOptions eo;
         eo.addSpecialTokens = false;

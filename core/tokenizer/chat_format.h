@@ -1,5 +1,5 @@
 #pragma once
-// Gemma 4's chat format (spec §6): <bos>, then "<|turn>ROLE\n" + trimmed content + "<turn|>\n" per message,
+// Gemma 4's chat format (GEMMA4.md §6): <bos>, then "<|turn>ROLE\n" + trimmed content + "<turn|>\n" per message,
 // "assistant" written as "model", and "<|turn>model\n" as the generation prompt.
 #include <string>
 #include <vector>

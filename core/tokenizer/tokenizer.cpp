@@ -1,3 +1,5 @@
+#include <nlohmann/json.hpp>
+
 #include "core/tokenizer/tokenizer.h"
 
 #include <algorithm>

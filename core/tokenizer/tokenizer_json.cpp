@@ -1,5 +1,7 @@
 // Loads a Hugging Face tokenizer.json (the Gemma form: Replace normalizer, Split pre-tokenizer,
 // BPE with byte fallback, TemplateProcessing post-processor, Replace/ByteFallback/Fuse decoder).
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/tokenizer/tokenizer_impl.h"
 #include "core/utf8.h"

@@ -17,6 +17,7 @@
 #include "app/gui/main_window.h"
 #include "app/gui/vocabulary_page.h"
 #include "core/model/checkpoint.h"
+#include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
 #include "test_support.h"
 
@@ -26,7 +27,7 @@ using namespace whittle::test;
 namespace fs = std::filesystem;
 
 namespace {
-const QString kBundled = QStringLiteral(WHITTLE_SOURCE_DIR "/resources/models/whittle-gemma4-tiny");
+const QString kBundled = QString::fromStdString(whittle::test::bundledModelDir().string());
 
 bool waitIdle(VocabularyPage* p, int ms = 60000) {
     QElapsedTimer t;

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/io/json_file.h"
 #include "core/tokenizer/tokenizer.h"
 #include "corpus.h"

@@ -1,8 +1,10 @@
-// make-tiny fixtures opened as checkpoints: structure, inventory figures (spec §1), sparseness at
+// make-tiny fixtures opened as checkpoints: structure, inventory figures (GEMMA4.md §1), sparseness at
 // full size, determinism, atomic output, and a text-only checkpoint streamed through the writer.
 #include <sys/stat.h>
 
 #include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/fixtures/tiny_checkpoint.h"
@@ -183,7 +185,7 @@ private slots:
         QTemporaryDir dir;
         const fs::path d = tempPath(dir, "out");
         make(d, "e2b-mini");
-        WHITTLE_EXPECT_ERROR(make(d, "e2b-mini"), UsageError, "already exists", "--force");
+        WHITTLE_EXPECT_ERROR(make(d, "e2b-mini"), OutputExistsError, "already exists");  // no CLI option named in core
         TinyCheckpointOptions o;
         o.force = true;
         o.preset = "e4b-mini";

@@ -1,4 +1,6 @@
 // whittle-cli end to end: make-tiny, inspect (text and JSON), help, errors and exit codes.
+#include <nlohmann/json.hpp>
+
 #include "core/io/json_file.h"
 #include "test_support.h"
 

@@ -1,4 +1,6 @@
-// Gemma 4 config parsing: the published E2B/E4B layouts (spec §1, §3.3) and clear refusals.
+// Gemma 4 config parsing: the published E2B/E4B layouts (GEMMA4.md §1, §3.3) and clear refusals.
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/model/gemma4_config.h"
 #include "test_support.h"
@@ -7,7 +9,7 @@ using namespace whittle;
 using namespace whittle::test;
 
 namespace {
-// E2B's text_config as spec §1 gives it.
+// E2B's text_config as GEMMA4.md §1 gives it.
 Json e2bText() {
     Json types = Json::array();
     for (int i = 0; i < 35; ++i) types.push_back((i + 1) % 5 == 0 ? "full_attention" : "sliding_attention");

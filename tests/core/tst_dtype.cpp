@@ -34,7 +34,7 @@ private slots:
         QCOMPARE(floatToBf16(1.0f + 1.0f / 256), std::uint16_t(0x3f80));
         QCOMPARE(floatToBf16(1.0f + 3.0f / 256), std::uint16_t(0x3f82));
         QVERIFY(std::isnan(bf16ToFloat(floatToBf16(std::numeric_limits<float>::quiet_NaN()))));
-        QCOMPARE(bf16ToFloat(floatToBf16(39.1918f)), 39.25f);  // spec §3.1: √1536 in bf16
+        QCOMPARE(bf16ToFloat(floatToBf16(39.1918f)), 39.25f);  // GEMMA4.md §3.1: √1536 in bf16
     }
 
     void f16() {

@@ -382,10 +382,6 @@ std::vector<Case> cases() {
     return v;
 }
 
-fs::path peersDir() {
-    const QString env = qEnvironmentVariable("WHITTLE_PEERS_DIR");
-    return env.isEmpty() ? fs::path(WHITTLE_SOURCE_DIR) / "build" / "default" / "npm" : fs::path(env.toStdString());
-}
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr qint64 kSpeedLimitMs = 10000;  // sanitizers slow everything several-fold

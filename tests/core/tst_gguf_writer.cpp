@@ -2,7 +2,7 @@
 // strings), several tensor types and alignments with data streamed in chunks; the exact layout llama.cpp
 // writes (aligned offsets, zero padding, general.alignment only when not 32); refused plans and misuse,
 // each with a clear error and no output left behind. Then the Gemma 4 export of the bundled model read
-// back: spec §7 metadata, tensor names/types/shapes, bit-exact F32 data, the tokenizer rebuilt from the
+// back: GEMMA4.md §7 metadata, tensor names/types/shapes, bit-exact F32 data, the tokenizer rebuilt from the
 // GGUF tokenizing like the checkpoint's, and the refusals (KV layout llama.cpp would run differently, cancel).
 #include <QElapsedTimer>
 
@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/export/gguf_export.h"
@@ -28,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kBundled = fs::path(WHITTLE_SOURCE_DIR) / "resources/models/whittle-gemma4-tiny";
+const fs::path kBundled = bundledModelDir();
 
 std::string randomBytes(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
@@ -316,7 +318,7 @@ private slots:
         md.addUint32("k", 1);
         const GgufTensorSpec a{"a", GgmlType::F32, {2}};
         const float two[2] = {1.0f, 2.0f};
-        WHITTLE_EXPECT_ERROR(GgufWriter(out, md, {a}), UsageError, "already exists", "--force");
+        WHITTLE_EXPECT_ERROR(GgufWriter(out, md, {a}), OutputExistsError, "already exists");
         QCOMPARE(readBytes(out), std::string("old"));
         GgufWriteOptions force;
         force.force = true;
@@ -453,7 +455,7 @@ private slots:
         std::uint64_t changedByF16 = 0, elements = 0;
         std::vector<std::byte> src, dst;
         for (const auto& t : ck.tensors()) {
-            const std::string name = ggufTensorName(c, t.entry->info->name);
+            const std::string name = ggufTensorName(c, t.entry->info->name).value_or("");
             if (t.unused) {
                 QVERIFY2(!g.find(name), name.c_str());
                 continue;
@@ -555,32 +557,32 @@ private slots:
         QCOMPARE(int(g.getStringArray("tokenizer.ggml.tokens").size()), ck.config().vocabSize);
     }
 
-    // whittle-cli quantize: the format switch, refusals with exit status 2, the input untouched.
-    void cliQuantize() {
+    // whittle-cli export: the format switch, refusals with exit status 2, the input untouched.
+    void cliExport() {
         QTemporaryDir dir;
         const QString model = QString::fromStdString(kBundled.string());
         const QString out = QString::fromStdString(tempPath(dir, "m.gguf").string());
         const auto before = fs::last_write_time(kBundled / "model.safetensors");
-        CliResult r = runCli({"quantize", model, out, "--format", "gguf-f16"});
+        CliResult r = runCli({"export", model, out, "--format", "gguf-f16"});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
         QVERIFY2(r.out.contains("wrote ") && r.out.contains("gguf-f16"), qPrintable(r.out));
         QCOMPARE(int(GgufFile(out.toStdString()).getUint("general.file_type")), 1);
-        r = runCli({"quantize", model, out, "--format", "gguf-f32"});
+        r = runCli({"export", model, out, "--format", "gguf-f32"});
         QCOMPARE(r.exitCode, 2);
-        QVERIFY2(r.err.contains("already exists"), qPrintable(r.err));
-        r = runCli({"quantize", model, out, "--format", "gguf-f32", "--force"});
+        QVERIFY2(r.err.contains("already exists") && r.err.contains("pass --force"), qPrintable(r.err));  // the CLI adds its option
+        r = runCli({"export", model, out, "--format", "gguf-f32", "--force"});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
         QCOMPARE(int(GgufFile(out.toStdString()).getUint("general.file_type")), 0);
-        r = runCli({"quantize", model, out, "--format", "int3", "--force"});
+        r = runCli({"export", model, out, "--format", "int3", "--force"});
         QCOMPARE(r.exitCode, 2);
         QVERIFY2(r.err.contains("unknown --format 'int3'") && r.err.contains("gguf-f32|gguf-f16"), qPrintable(r.err));
-        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir, "m.bin").string()), "--format", "gguf-f16"});
+        r = runCli({"export", model, QString::fromStdString(tempPath(dir, "m.bin").string()), "--format", "gguf-f16"});
         QCOMPARE(r.exitCode, 2);
         QVERIFY2(r.err.contains(".gguf"), qPrintable(r.err));
-        r = runCli({"quantize", model});
+        r = runCli({"export", model});
         QCOMPARE(r.exitCode, 2);
-        QVERIFY2(r.err.contains("usage: whittle-cli quantize MODEL OUT --format"), qPrintable(r.err));
-        r = runCli({"quantize", QString::fromStdString(tempPath(dir, "nope").string()), out, "--format", "gguf-f16", "--force"});
+        QVERIFY2(r.err.contains("usage: whittle-cli export MODEL OUT --format"), qPrintable(r.err));
+        r = runCli({"export", QString::fromStdString(tempPath(dir, "nope").string()), out, "--format", "gguf-f16", "--force"});
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("does not exist"), qPrintable(r.err));
         QCOMPARE(fs::last_write_time(kBundled / "model.safetensors"), before);

@@ -4,10 +4,13 @@
 // every position, reproduce both greedy continuations and the held-out windows' NLL.
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "core/io/file.h"
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
-#include "core/model/generator.h"
+#include "core/engine/generator.h"
+#include "core/reference/reference_session.h"
 #include "core/tokenizer/chat_format.h"
 #include "test_support.h"
 
@@ -17,7 +20,7 @@ namespace fs = std::filesystem;
 
 class TestGolden : public QObject {
     Q_OBJECT
-    const fs::path dir_ = fs::path(WHITTLE_SOURCE_DIR) / "resources/models/whittle-gemma4-tiny";
+    const fs::path dir_ = bundledModelDir();
     Json golden_;
     std::unique_ptr<Checkpoint> ck_;
     std::unique_ptr<ReferenceModel> model_;
@@ -54,7 +57,7 @@ private slots:
         QCOMPARE(ids, p.at("ids").get<std::vector<int>>());
 
         const std::size_t V = std::size_t(model_->vocabSize());
-        InferenceSession s(*model_, 256, 16);
+        ReferenceSession s(*model_, 256, 16);
         std::vector<float> logits(ids.size() * V);
         s.forward(ids, logits.data());
 
@@ -98,7 +101,7 @@ private slots:
         const auto expected = g.at("new_ids").get<std::vector<int>>();
         // Every step's top-2 margin is far above the tie threshold (1e-3 · max|logit| ≤ 0.03), so greedy must match.
         QVERIFY(g.at("min_top2_margin").get<double>() > 0.02);
-        InferenceSession s(*model_, 256, 16);
+        ReferenceSession s(*model_, 256, 16);
         GenerateOptions o;
         o.maxTokens = int(expected.size());
         o.sampling.temperature = 0.0f;
@@ -120,7 +123,7 @@ private slots:
         o.maxTokens = 8;
         o.stopIds = ck_->specialTokens().eos;
         {
-            InferenceSession s(*model_, 256, 16);
+            ReferenceSession s(*model_, 256, 16);
             const auto prompt = tok_->encode("");
             QCOMPARE(prompt, std::vector<int>{*tok_->bosId()});
             const auto r = generate(s, *tok_, prompt, o, {}, cancel);
@@ -131,7 +134,7 @@ private slots:
         raw.addSpecialTokens = false;
         QCOMPARE(tok_->decode(tok_->encode(invalid, raw)), invalid);
         {
-            InferenceSession s(*model_, 256, 16);
+            ReferenceSession s(*model_, 256, 16);
             const auto r = generate(s, *tok_, tok_->encode(invalid), o, {}, cancel);
             QVERIFY(r.stopReason == "stop" || r.stopReason == "length");
         }
@@ -140,12 +143,12 @@ private slots:
         QCOMPARE(std::count(chat.begin(), chat.end(), turnEnd), 1L);  // only the template's own
         QCOMPARE(std::count(chat.begin(), chat.end(), *tok_->bosId()), 1L);
         {
-            InferenceSession s(*model_, 64, 16);
+            ReferenceSession s(*model_, 64, 16);
             WHITTLE_EXPECT_ERROR(generate(s, *tok_, std::vector<int>(65, 500), o, {}, cancel), UsageError, "prompt has 65 tokens");
         }
         {
             // 200 tokens in a 256-position session with a 64-token window: the sliding ring wraps 3 times.
-            InferenceSession s(*model_, 256, 16);
+            ReferenceSession s(*model_, 256, 16);
             GenerateOptions longRun;
             longRun.maxTokens = 200;
             longRun.sampling.temperature = 0.8f;
@@ -164,7 +167,7 @@ private slots:
         QCOMPARE(int(ids.size()) - 1, h.at("tokens_scored").get<int>());
         const auto sums = h.at("first_window_nll_sums").get<std::vector<double>>();
         const std::size_t V = std::size_t(model_->vocabSize());
-        InferenceSession s(*model_, 256, 32);
+        ReferenceSession s(*model_, 256, 32);
         std::vector<float> logits(256 * V);
         for (std::size_t k = 0; k < sums.size(); ++k) {
             std::vector<int> window{ids[0]};

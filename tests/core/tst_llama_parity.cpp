@@ -12,12 +12,14 @@
 #include <cmath>
 #include <cstring>
 
-// Before any Qt header: Qt's `emit` macro would clash with InferenceSession::emit.
+// Before any Qt header: Qt's `emit` macro would clash with ReferenceSession::emit.
+#include <nlohmann/json.hpp>
+
 #include "core/export/gguf_export.h"
 #include "core/io/file.h"
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
-#include "core/model/reference_model.h"
+#include "core/reference/reference_session.h"
 #include "core/tokenizer/tokenizer.h"
 #include "test_support.h"
 
@@ -33,13 +35,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kBundled = fs::path(WHITTLE_SOURCE_DIR) / "resources/models/whittle-gemma4-tiny";
+const fs::path kBundled = bundledModelDir();
 constexpr double kLogitTolerance = 2e-3;       // (a): max|Δ| / max|ref| per position
 constexpr double kTieMargin = 1e-3;            // (b): top-2 margin below this · max|logit| is a near tie
 constexpr double kTeacherForcedTolerance = 1e-2;  // (b) after a near tie: F16 weights and F16 KV cache
 constexpr int kGreedyTokens = 32;
 
-fs::path peersDir() { return fs::path(qEnvironmentVariable("WHITTLE_PEERS_DIR").toStdString()); }
 
 std::vector<float> decodeLogits(const QJsonValue& v) {
     const QByteArray raw = QByteArray::fromBase64(v.toString().toLatin1());
@@ -211,7 +212,7 @@ private slots:
         QCOMPARE(f32Answer_["vocabSize"].toInt(), int(V));
         const QJsonArray theirs = f32Answer_["results"].toArray()[index].toObject()["logits"].toArray();
         QCOMPARE(std::size_t(theirs.size()), ids.size());
-        InferenceSession s(*model_, 512, 32);
+        ReferenceSession s(*model_, 512, 32);
         std::vector<float> ours(ids.size() * V);
         s.forward(ids, ours.data());
         double worst = 0;
@@ -243,7 +244,7 @@ private slots:
         const QJsonArray theirLogits = theirs["logits"].toArray();
         QCOMPARE(int(theirTokens.size()), kGreedyTokens);
 
-        InferenceSession s(*model_, 512, 32);
+        ReferenceSession s(*model_, 512, 32);
         std::vector<int> ours;
         std::vector<std::vector<float>> ourLogits;
         auto step = s.forward(prompt);

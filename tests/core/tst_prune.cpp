@@ -7,9 +7,13 @@
 
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/io/file.h"
-#include "core/model/generator.h"
+#include "core/engine/generator.h"
+#include "core/reference/reference_session.h"
+#include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
 #include "core/utf8.h"
 #include "corpus.h"
@@ -20,8 +24,7 @@ using namespace whittle::test;
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path kBundled = fs::path(WHITTLE_SOURCE_DIR) / "resources/models/whittle-gemma4-tiny";
-fs::path peersDir() { return fs::path(qEnvironmentVariable("WHITTLE_PEERS_DIR").toStdString()); }
+const fs::path kBundled = bundledModelDir();
 
 std::string fileDigest(const fs::path& dir) {  // names, sizes, mtimes and bytes of a folder's files
     std::string all;
@@ -48,7 +51,7 @@ std::vector<std::string> tensorBytes(const Checkpoint& ck, const std::string& na
 
 // Greedy decoding with an explicit mask (true = never pick), straight on the engine.
 std::vector<int> greedy(const ReferenceModel& m, const std::vector<int>& prompt, const std::vector<bool>& masked, int steps) {
-    InferenceSession s(m, 512, 32);
+    ReferenceSession s(m, 512, 32);
     const std::size_t V = std::size_t(m.vocabSize());
     std::vector<float> logits(V);
     std::vector<int> out;
@@ -222,8 +225,8 @@ private slots:
             for (std::size_t i = 0; i < oids.size(); ++i) QCOMPARE(newToOld[std::size_t(pids[i])], oids[i]);
             const std::size_t OV = std::size_t(om.vocabSize()), PV = std::size_t(pm.vocabSize());
             std::vector<float> ol(oids.size() * OV), pl(pids.size() * PV);
-            InferenceSession(om, 256, 16).forward(oids, ol.data());
-            InferenceSession(pm, 256, 16).forward(pids, pl.data());
+            ReferenceSession(om, 256, 16).forward(oids, ol.data());
+            ReferenceSession(pm, 256, 16).forward(pids, pl.data());
             for (std::size_t t = 0; t < oids.size(); ++t)
                 for (std::size_t n = 0; n < PV; ++n) {
                     const int o = newToOld[n];
@@ -274,8 +277,10 @@ private slots:
         // The bucket table is kept as a test artifact (build/<preset>/tests/artifacts/).
         const auto table = runCli({"buckets", QString::fromStdString(tj.string())});
         QVERIFY2(table.exitCode == 0, qPrintable(table.err));
-        fs::create_directories("artifacts");
-        writeBytes("artifacts/real-tokenizer-buckets.txt", table.out.toStdString());
+        // Under the build folder whatever the working directory: tests never write into the source tree.
+        const fs::path artifacts = WHITTLE_ARTIFACTS_DIR;
+        fs::create_directories(artifacts);
+        writeBytes(artifacts / "real-tokenizer-buckets.txt", table.out.toStdString());
         const Json j = readJsonFile(tj, 512ull << 20);
         const Tokenizer tok = Tokenizer::fromJson(j, tj.string());
         VocabularyRecipe vr;

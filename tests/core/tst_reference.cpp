@@ -7,10 +7,13 @@
 #include <new>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/fixtures/tiny_checkpoint.h"
-#include "core/model/evaluate.h"
-#include "core/model/generator.h"
+#include "core/engine/evaluate.h"
+#include "core/engine/generator.h"
+#include "core/reference/reference_session.h"
 #include "test_support.h"
 
 namespace {
@@ -49,7 +52,7 @@ class TestReference : public QObject {
         ReferenceOptions o;
         o.threads = threads;
         const ReferenceModel m(c, o);
-        InferenceSession s(m, 256, chunk);
+        ReferenceSession s(m, 256, chunk);
         std::vector<float> out(std::size_t(n) * std::size_t(m.vocabSize()));
         s.forward(std::span<const int>(tokens_.data(), std::size_t(n)), out.data());
         return out;
@@ -91,7 +94,7 @@ private slots:
         b[80 - 41] = 700;
         std::map<std::pair<std::string, int>, std::vector<float>> outA, outB;
         auto run = [&](const std::vector<int>& t, auto& out) {
-            InferenceSession s(m, 256, 16);
+            ReferenceSession s(m, 256, 16);
             s.setDebugHook([&](const char* name, int layer, int pos, std::span<const float> v) {
                 if (pos == 79) out[{name, layer}] = std::vector<float>(v.begin(), v.end());
             });
@@ -129,7 +132,7 @@ private slots:
     void clearErrors() {
         const Checkpoint c = Checkpoint::open(e2b_);
         const ReferenceModel m(c, {});
-        InferenceSession s(m, 16);
+        ReferenceSession s(m, 16);
         WHITTLE_EXPECT_ERROR(s.forward(std::vector<int>(17, 5)), UsageError, "needs 17 positions", "holds 16");
         WHITTLE_EXPECT_ERROR(s.forward(std::vector<int>{}), UsageError, "empty");
         WHITTLE_EXPECT_ERROR(s.forward(std::vector<int>{5000}), UsageError, "token id 5000");
@@ -195,7 +198,7 @@ private slots:
         const Checkpoint c = Checkpoint::open(e2b_);
         const ReferenceModel m(c, {});
         const Tokenizer tok = Tokenizer::fromModelOrFile(e2b_);
-        InferenceSession s(m, 512);
+        ReferenceSession s(m, 512);
         GenerateOptions o;
         o.maxTokens = 100;  // past 3x the window of 32
         std::string streamed;
@@ -210,7 +213,7 @@ private slots:
         // Greedy decoding equals argmax of teacher-forced logits over the same sequence.
         std::vector<int> all = prompt;
         all.insert(all.end(), r.tokens.begin(), r.tokens.end());
-        InferenceSession t(m, 512);
+        ReferenceSession t(m, 512);
         std::vector<float> logits(all.size() * std::size_t(m.vocabSize()));
         t.forward(all, logits.data());
         for (std::size_t i = 0; i < r.tokens.size(); ++i) {
@@ -263,7 +266,8 @@ private slots:
         eo.stride = 48;
         NullProgress np;
         CancelToken cancel;
-        const EvalReport r = evaluate(mp, tok, text, eo, &mo, {}, np, cancel);
+        ReferenceSession evalP(mp, eo.ctx), evalO(mo, eo.ctx);
+        const EvalReport r = evaluate(evalP, tok, text, eo, &evalO, {}, np, cancel);
         QVERIFY(r.kldMean && *r.kldMean > 0);
 
         EncodeOptions noBos;
@@ -277,7 +281,7 @@ private slots:
             std::vector<int> in = {2};
             for (std::size_t i = 0; i + 1 < m; ++i) in.push_back(ids[start + i]);
             std::vector<float> lo(in.size() * V), lp(in.size() * V);
-            InferenceSession so(mo, 48), sp(mp, 48);
+            ReferenceSession so(mo, 48), sp(mp, 48);
             so.forward(in, lo.data());
             sp.forward(in, lp.data());
             for (std::size_t pos = 0; pos < in.size(); ++pos) {
@@ -317,7 +321,7 @@ private slots:
         ReferenceOptions ro;
         ro.threads = 2;
         const ReferenceModel m(c, ro);
-        InferenceSession s(m, 256);
+        ReferenceSession s(m, 256);
         SamplingParams sp;
         sp.temperature = 0.8f;
         sp.topK = 40;

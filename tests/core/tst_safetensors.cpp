@@ -6,6 +6,8 @@
 #include <fstream>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/io/json_file.h"
 #include "core/io/safetensors_reader.h"

@@ -3,6 +3,8 @@
 // the decoder, the chat format and malformed files.
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/tokenizer/chat_format.h"
 #include "core/tokenizer/tokenizer.h"
@@ -12,7 +14,7 @@ using namespace whittle;
 using namespace whittle::test;
 
 namespace {
-const std::string kTiny = std::string(WHITTLE_SOURCE_DIR) + "/tests/data/tiny-tokenizer/tokenizer.json";
+const std::string kTiny = std::string(WHITTLE_SOURCE_DIR) + "/resources/tokenizers/tiny-tokenizer/tokenizer.json";
 
 // A hand-made BPE: vocab a b c ab abc ▁ ▁a, merges (a b) then (ab c) then (▁ a), byte tokens for 'x'.
 Json miniJson() {

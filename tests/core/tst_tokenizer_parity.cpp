@@ -3,6 +3,8 @@
 // (tests/corpus.h); and llama.cpp's own Gemma 4 tokenizer test vectors, read through our GGUF reader.
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "core/io/gguf_reader.h"
 #include "core/io/json_file.h"
 #include "core/tokenizer/tokenizer.h"
@@ -14,7 +16,6 @@ using namespace whittle::test;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path peersDir() { return fs::path(qEnvironmentVariable("WHITTLE_PEERS_DIR").toStdString()); }
 
 bool hasSpecialText(const Tokenizer& t, const std::string& line) {
     for (const auto& a : t.addedTokens())
@@ -47,7 +48,7 @@ private slots:
         QTest::addColumn<QString>("config");
         const QString g = QString::fromStdString((peersDir() / "gemma-tokenizer").string());
         QTest::newRow("Google Gemma 262k") << g + "/tokenizer.json" << g + "/tokenizer_config.json";
-        const QString t = QStringLiteral(WHITTLE_SOURCE_DIR "/tests/data/tiny-tokenizer");
+        const QString t = QStringLiteral(WHITTLE_SOURCE_DIR "/resources/tokenizers/tiny-tokenizer");
         QTest::newRow("Whittle test tokenizer") << t + "/tokenizer.json" << t + "/tokenizer_config.json";
     }
     void huggingFace() {

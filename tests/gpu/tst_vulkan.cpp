@@ -4,6 +4,8 @@
 #include <numeric>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/io/json_file.h"
 #include "gpu/compute_device.h"

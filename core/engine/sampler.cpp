@@ -1,4 +1,4 @@
-#include "core/model/sampler.h"
+#include "core/engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
-// whittle-cli quantize MODEL OUT --format F: writes the model in another storage format. One table of
-// formats, so later quantizers (INT4, NVFP4, GGUF k-quants) are one more row and one more function.
+// whittle-cli export MODEL OUT --format F: writes the model in another storage format. One table of
+// formats, so each later format (GGUF Q8_0/Q4_0/NVFP4, GPTQ, NVFP4 safetensors) is one more row and one more function.
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -14,15 +14,15 @@ namespace whittle::cli {
 
 namespace {
 
-struct QuantizeRequest {
+struct ExportRequest {
     const Checkpoint& checkpoint;
     std::filesystem::path out;
     bool force;
 };
 
-using FormatFn = void (*)(const QuantizeRequest&, const char* formatName);
+using FormatFn = void (*)(const ExportRequest&, const char* formatName);
 
-void writeGguf(const QuantizeRequest& r, GgmlType type, const char* formatName) {
+void writeGguf(const ExportRequest& r, GgmlType type, const char* formatName) {
     if (r.out.extension() != ".gguf") throw UsageError(r.out.string(), {}, std::string(formatName) + " writes a .gguf file");
     GgufExportOptions o;
     o.weightType = type;
@@ -35,8 +35,8 @@ void writeGguf(const QuantizeRequest& r, GgmlType type, const char* formatName) 
     for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
 }
 
-void ggufF32(const QuantizeRequest& r, const char* name) { writeGguf(r, GgmlType::F32, name); }
-void ggufF16(const QuantizeRequest& r, const char* name) { writeGguf(r, GgmlType::F16, name); }
+void ggufF32(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::F32, name); }
+void ggufF16(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::F16, name); }
 
 struct Format {
     const char* name;
@@ -57,13 +57,13 @@ std::string formatList() {
 
 }  // namespace
 
-int runQuantize(const std::vector<std::string>& argv) {
+int runExport(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "list-formats"}, {"format"});
     if (a.flag("list-formats")) {
         for (const auto& f : kFormats) std::printf("%-10s %s\n", f.name, f.what);
         return 0;
     }
-    const std::string usage = "usage: whittle-cli quantize MODEL OUT --format " + formatList() +
+    const std::string usage = "usage: whittle-cli export MODEL OUT --format " + formatList() +
                               " [--force]   (--list-formats describes each format)";
     if (a.positional().size() != 2 || !a.value("format")) throw UsageError(usage);
     const std::string format = *a.value("format");

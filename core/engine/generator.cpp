@@ -1,4 +1,4 @@
-#include "core/model/generator.h"
+#include "core/engine/generator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -36,16 +36,16 @@ std::size_t completePrefix(std::string_view s) {
 }
 }  // namespace
 
-GenerateResult generate(InferenceSession& session, const Tokenizer& tok, std::span<const int> prompt,
+GenerateResult generate(Session& session, const Tokenizer& tok, std::span<const int> prompt,
                         const GenerateOptions& o, const std::function<void(std::string_view)>& onText,
                         const CancelToken& cancel) {
     using Clock = std::chrono::steady_clock;
     if (prompt.empty()) throw UsageError("the prompt is empty (it needs at least a BOS token)");
     if (o.maxTokens < 0) throw UsageError("max tokens must not be negative");
     validate(o.sampling);
-    if (session.position() + std::int64_t(prompt.size()) > session.maxContext())
+    if (session.position() + std::int64_t(prompt.size()) > session.capacity())
         throw UsageError("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
-                         std::to_string(session.maxContext() - session.position()));
+                         std::to_string(session.capacity() - session.position()));
     GenerateResult r;
     r.promptTokens = int(prompt.size());
     std::vector<int> history(prompt.begin(), prompt.end());
@@ -85,7 +85,7 @@ GenerateResult generate(InferenceSession& session, const Tokenizer& tok, std::sp
             }
         }
         if (i + 1 == o.maxTokens) break;
-        if (session.position() >= session.maxContext()) {
+        if (session.position() >= session.capacity()) {
             r.stopReason = "context";
             break;
         }

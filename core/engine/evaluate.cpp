@@ -1,4 +1,6 @@
-#include "core/model/evaluate.h"
+#include <nlohmann/json.hpp>
+
+#include "core/engine/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -24,24 +26,45 @@ VocabMapping loadVocabMapping(const std::filesystem::path& file) {
     throw FormatError(f, {}, "expected a 'new_to_old' or 'old_to_new' array");
 }
 
-namespace {
-// log-softmax of one row into out (double for the sums).
-void logSoftmax(const float* logits, std::size_t n, std::vector<double>& out) {
+void logSoftmax(std::span<const float> logits, std::vector<double>& out) {
     double mx = -INFINITY;
-    for (std::size_t i = 0; i < n; ++i) mx = std::max(mx, double(logits[i]));
+    for (float v : logits) mx = std::max(mx, double(v));
     double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - mx);
+    for (float v : logits) sum += std::exp(double(v) - mx);
     const double lse = mx + std::log(sum);
-    out.resize(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = double(logits[i]) - lse;
+    out.resize(logits.size());
+    for (std::size_t i = 0; i < logits.size(); ++i) out[i] = double(logits[i]) - lse;
 }
-}  // namespace
 
-EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std::string& text, const EvalOptions& o,
-                    const ReferenceModel* ref, const VocabMapping& mapping, Progress& progress, const CancelToken& cancel) {
+PositionAgreement comparePosition(std::span<const double> lp, std::span<const double> rlp, const VocabMapping& mapping) {
+    const std::size_t V = lp.size();
+    auto shared = [&](std::size_t v) {  // the reference's log-probability of model id v; -inf: no reference id
+        const int rv = mapping.empty() ? int(v) : mapping[v];
+        return rv < 0 || std::size_t(rv) >= rlp.size() ? -INFINITY : rlp[std::size_t(rv)];
+    };
+    double mass = 0;
+    for (std::size_t v = 0; v < V; ++v) mass += std::exp(shared(v));
+    const double logMass = std::log(mass);
+    double kl = 0;
+    std::size_t argP = 0, argQ = 0;
+    for (std::size_t v = 0; v < V; ++v) {
+        const double s = shared(v);
+        if (s == -INFINITY) continue;  // ids without a reference id take no part, not even in the argmax
+        const double lr = s - logMass;
+        kl += std::exp(lr) * (lr - lp[v]);
+        if (s > shared(argP)) argP = v;
+        if (lp[v] > lp[argQ]) argQ = v;
+    }
+    return {std::max(0.0, kl), argP == argQ};
+}
+
+EvalReport evaluate(Session& session, const Tokenizer& tok, const std::string& text, const EvalOptions& o, Session* refSession,
+                    const VocabMapping& mapping, Progress& progress, const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (o.ctx < 2) throw UsageError("--ctx must be at least 2");
-    if (o.stride < 1 || o.stride > o.ctx) throw UsageError("--stride must be between 1 and --ctx");
+    if (o.ctx < 2) throw UsageError("the evaluation context must be at least 2 tokens");
+    if (o.stride < 1 || o.stride > o.ctx) throw UsageError("the evaluation stride must be between 1 and the context length");
+    if (session.capacity() < o.ctx || (refSession && refSession->capacity() < o.ctx))
+        throw UsageError("the session holds fewer positions than the evaluation context of " + std::to_string(o.ctx));
     const auto bos = tok.bosId();
     if (!bos) throw UsageError("the tokenizer has no BOS token");
     EncodeOptions eo;
@@ -49,10 +72,10 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
     std::vector<int> tokens = tok.encode(text, eo);
     if (o.maxTokens > 0 && int(tokens.size()) > o.maxTokens) tokens.resize(std::size_t(o.maxTokens));
     if (tokens.empty()) throw UsageError("the text has no tokens to score");
-    const std::size_t V = std::size_t(model.vocabSize());
-    if (ref && mapping.empty() && ref->vocabSize() != model.vocabSize())
-        throw UsageError("the models' vocabularies differ (" + std::to_string(model.vocabSize()) + " vs " +
-                         std::to_string(ref->vocabSize()) + "): give the id mapping written by the pruner");
+    const std::size_t V = std::size_t(session.vocabSize());
+    if (refSession && mapping.empty() && refSession->vocabSize() != session.vocabSize())
+        throw UsageError("the models' vocabularies differ (" + std::to_string(session.vocabSize()) + " vs " +
+                         std::to_string(refSession->vocabSize()) + "): give the id mapping written by the pruner");
     if (!mapping.empty() && mapping.size() != V)
         throw UsageError("the id mapping has " + std::to_string(mapping.size()) + " entries for a vocabulary of " + std::to_string(V));
     auto toRef = [&](int id) { return mapping.empty() ? id : mapping[std::size_t(id)]; };
@@ -62,12 +85,10 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
         return r < 0 ? *tok.bosId() : r;
     };
 
-    constexpr int kChunk = 32;
-    InferenceSession session(model, o.ctx, kChunk);
-    std::unique_ptr<InferenceSession> refSession;
-    if (ref) refSession = std::make_unique<InferenceSession>(*ref, o.ctx, kChunk);
-    std::vector<float> logits(std::size_t(kChunk) * V), refLogits(ref ? std::size_t(kChunk) * std::size_t(ref->vocabSize()) : 0);
-    std::vector<double> lp, rlp, shared;
+    constexpr int kChunk = 32;  // logits rows held at once
+    const std::size_t RV = refSession ? std::size_t(refSession->vocabSize()) : 0;
+    std::vector<float> logits(std::size_t(kChunk) * V), refLogits(std::size_t(kChunk) * RV);
+    std::vector<double> lp, rlp;
     std::vector<double> klds;
     double nll = 0;
     int scored = 0, agree = 0, windows = 0;
@@ -95,32 +116,14 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
                 const std::size_t pos = c0 + i;
                 if (pos < firstScored) continue;
                 const int target = tokens[start + pos];
-                logSoftmax(&logits[i * V], V, lp);
+                logSoftmax(std::span<const float>(&logits[i * V], V), lp);
                 nll -= lp[std::size_t(target)];
                 ++scored;
                 if (!refSession) continue;
-                const std::size_t RV = std::size_t(ref->vocabSize());
-                logSoftmax(&refLogits[i * RV], RV, rlp);
-                // Reference distribution over the ids both vocabularies share, renormalised.
-                shared.resize(V);
-                double mass = 0;
-                for (std::size_t v = 0; v < V; ++v) {
-                    const int rv = toRef(int(v));  // -1: a padding placeholder with no original id
-                    shared[v] = rv < 0 ? -INFINITY : rlp[std::size_t(rv)];
-                    mass += std::exp(shared[v]);
-                }
-                const double logMass = std::log(mass);
-                double kl = 0;
-                std::size_t argP = 0, argQ = 0;
-                for (std::size_t v = 0; v < V; ++v) {
-                    if (shared[v] == -INFINITY) continue;
-                    const double lr = shared[v] - logMass;
-                    kl += std::exp(lr) * (lr - lp[v]);
-                    if (shared[v] > shared[argP]) argP = v;
-                    if (lp[v] > lp[argQ]) argQ = v;
-                }
-                klds.push_back(std::max(0.0, kl));
-                agree += argP == argQ;
+                logSoftmax(std::span<const float>(&refLogits[i * RV], RV), rlp);
+                const PositionAgreement pa = comparePosition(lp, rlp, mapping);
+                klds.push_back(pa.kld);
+                agree += pa.top1;
             }
         }
         ++windows;
@@ -133,7 +136,7 @@ EvalReport evaluate(const ReferenceModel& model, const Tokenizer& tok, const std
     r.windows = windows;
     r.nll = nll / scored;
     r.ppl = std::exp(r.nll);
-    if (ref) {
+    if (refSession) {
         double sum = 0;
         for (double k : klds) sum += k;
         r.kldMean = sum / double(klds.size());

@@ -1,5 +1,5 @@
 #pragma once
-// Text generation on the reference engine: prompt prefill, then one token at a time until a stop id,
+// Text generation on any Session: prompt prefill, then one token at a time until a stop id,
 // the token limit, the context end, or cancel. Text streams out in whole UTF-8 characters.
 #include <functional>
 #include <span>
@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/model/reference_model.h"
-#include "core/model/sampler.h"
+#include "core/engine/sampler.h"
+#include "core/engine/session.h"
 #include "core/progress.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -31,7 +31,7 @@ struct GenerateResult {
 // Ids a sampler must never pick: <unusedN> placeholders and rows past the tokenizer.
 std::vector<bool> suppressedIds(const Tokenizer& tok, int vocabRows);
 
-GenerateResult generate(InferenceSession& session, const Tokenizer& tok, std::span<const int> prompt,
+GenerateResult generate(Session& session, const Tokenizer& tok, std::span<const int> prompt,
                         const GenerateOptions& options, const std::function<void(std::string_view)>& onText,
                         const CancelToken& cancel);
 

@@ -1,0 +1,29 @@
+#include <nlohmann/json.hpp>
+
+#include "core/recipes/recipe.h"
+
+#include "core/error.h"
+#include "core/recipes/recipe_json.h"
+
+namespace whittle {
+
+Json toJson(const Recipe& r) {
+    Json j = {{"whittle_recipe", Recipe::kVersion}};
+    if (r.vocabulary) j["vocabulary"] = toJson(*r.vocabulary);
+    return j;
+}
+
+Recipe parseRecipe(const Json& j, const std::string& src) {
+    if (!j.is_object()) throw FormatError(src, {}, "a recipe is a JSON object");
+    if (!j.contains("whittle_recipe")) throw FormatError(src, {}, "not a Whittle recipe: missing \"whittle_recipe\": 1");
+    if (!j["whittle_recipe"].is_number_integer() || j["whittle_recipe"].get<int>() != Recipe::kVersion)
+        throw FormatError(src, {}, "recipe version " + j["whittle_recipe"].dump() + " is not supported (this Whittle reads version 1)");
+    recipe_json::onlyKeys(j, {"whittle_recipe", "vocabulary"}, "", src);
+    Recipe r;
+    if (j.contains("vocabulary")) r.vocabulary = parseVocabularyRecipe(j["vocabulary"], src);
+    return r;
+}
+
+Recipe loadRecipe(const std::filesystem::path& file) { return parseRecipe(readJsonFile(file), file.string()); }
+
+}  // namespace whittle

@@ -1,0 +1,97 @@
+#include "core/reference/reference_model.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace whittle {
+
+namespace {
+
+bool allFinite(const TensorInfo& t, const TensorView& v, std::uint64_t* bad) {
+    const std::byte* p = v.data();
+    const std::uint64_t n = t.numel();
+    for (std::uint64_t i = 0; i < n; ++i) {
+        bool ok = true;
+        if (t.dtype == DType::BF16 || t.dtype == DType::F16) {
+            std::uint16_t u;
+            std::memcpy(&u, p + 2 * i, 2);
+            ok = t.dtype == DType::BF16 ? (u & 0x7f80) != 0x7f80 : (u & 0x7c00) != 0x7c00;
+        } else if (t.dtype == DType::F32) {
+            std::uint32_t u;
+            std::memcpy(&u, p + 4 * i, 4);
+            ok = (u & 0x7f800000u) != 0x7f800000u;
+        }
+        if (!ok) {
+            *bad = i;
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& options)
+    : config_(ck.config()), pool_(std::make_unique<ThreadPool>(options.threads)) {
+    views_.reserve(ck.table().size());  // views_ must not reallocate: WeightViews point into the mappings
+    auto bind = [&](TensorRole role, int layer = -1) {
+        const TensorStore::Entry* e = ck.find(role, layer);
+        if (!e) throw FormatError(ck.dir().string(), tensorName(config_, role, layer), "missing from the checkpoint");
+        views_.push_back(e->file->view(*e->info));
+        const TensorView& v = views_.back();
+        if (options.checkFinite) {
+            std::uint64_t bad = 0;
+            if (!allFinite(*e->info, v, &bad))
+                throw FormatError(e->file->path(), e->info->name, "holds NaN or Inf (element " + std::to_string(bad) + ")");
+        }
+        const auto& s = v.info().shape;
+        return WeightView{v.info().dtype, v.data(), s.size() > 1 ? s[0] : 1, s.empty() ? 1 : s.back(), e->info->name};
+    };
+    auto vec = [&](TensorRole role, int layer = -1) {
+        const WeightView w = bind(role, layer);
+        std::vector<float> out(std::size_t(w.numel()));
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = w.at(std::int64_t(i));
+        return out;
+    };
+    using R = TensorRole;
+    embed_ = bind(R::Embedding);
+    head_ = headRole(config_) == R::Embedding ? embed_ : bind(R::LmHead);
+    pleTable_ = bind(R::PleTable);
+    // Every token id the head can emit must have a PLE row (GEMMA4.md §1); published models have equal sizes.
+    if (pleTable_.rows < embed_.rows)
+        throw FormatError((ck.dir() / "config.json").string(), pleTable_.name,
+                          "vocab_size_per_layer_input (" + std::to_string(pleTable_.rows) + ") is smaller than vocab_size (" +
+                              std::to_string(embed_.rows) + "): some tokens would have no per-layer embedding");
+    pleModelProj_ = bind(R::PleModelProjection);
+    pleProjNorm_ = vec(R::PleProjectionNorm);
+    finalNorm_ = vec(R::FinalNorm);
+    for (const LayerSpec& l : config_.layers) {
+        const int i = l.index;
+        Layer L;
+        L.inputNorm = vec(R::InputNorm, i);
+        L.q = bind(R::QProj, i);
+        L.qNorm = vec(R::QNorm, i);
+        if (l.ownsKv) {
+            L.k = bind(R::KProj, i);
+            L.v = bind(R::VProj, i);
+            L.kNorm = vec(R::KNorm, i);
+        }
+        L.o = bind(R::OProj, i);
+        L.postAttentionNorm = vec(R::PostAttentionNorm, i);
+        L.preFeedforwardNorm = vec(R::PreFeedforwardNorm, i);
+        L.gate = bind(R::GateProj, i);
+        L.up = bind(R::UpProj, i);
+        L.down = bind(R::DownProj, i);
+        L.postFeedforwardNorm = vec(R::PostFeedforwardNorm, i);
+        L.pleGate = bind(R::PleInputGate, i);
+        L.pleProj = bind(R::PleProjection, i);
+        L.postPleNorm = vec(R::PostPleNorm, i);
+        L.scalar = vec(R::LayerScalar, i).at(0);
+        layers_.push_back(std::move(L));
+    }
+}
+
+ReferenceModel::~ReferenceModel() = default;
+
+}  // namespace whittle

@@ -1,0 +1,50 @@
+#pragma once
+// The CPU reference engine's weights: every tensor the decoder reads, bound by its role in the tensor
+// table to a typed view of the memory-mapped checkpoint (bf16/f16/f32 as stored; nothing is copied or
+// converted up front). ReferenceSession (reference_session.h) runs the forward pass over it.
+#include <memory>
+#include <vector>
+
+#include "core/engine/weight_view.h"
+#include "core/io/safetensors_reader.h"
+#include "core/model/checkpoint.h"
+#include "core/util/thread_pool.h"
+
+namespace whittle {
+
+struct ReferenceOptions {
+    int threads = 0;          // 0: all cores
+    bool checkFinite = true;  // scan every weight for NaN/Inf at load (the error names the tensor)
+};
+
+class ReferenceModel {
+public:
+    ReferenceModel(const Checkpoint& checkpoint, const ReferenceOptions& options = {});
+    ~ReferenceModel();
+    const Gemma4Config& config() const { return config_; }
+    int vocabSize() const { return int(head_.rows); }
+    ThreadPool& pool() const { return *pool_; }
+
+    struct Layer {
+        WeightView q, k, v, o, gate, up, down, pleGate, pleProj;  // k, v empty on KV-shared layers
+        std::vector<float> inputNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm, qNorm, kNorm, postPleNorm;
+        float scalar = 1.0f;
+    };
+    const std::vector<Layer>& layers() const { return layers_; }
+    const WeightView& embedding() const { return embed_; }
+    const WeightView& head() const { return head_; }  // the embedding when tied, lm_head otherwise
+    const WeightView& pleTable() const { return pleTable_; }
+    const WeightView& pleModelProjection() const { return pleModelProj_; }
+    const std::vector<float>& pleProjectionNorm() const { return pleProjNorm_; }
+    const std::vector<float>& finalNorm() const { return finalNorm_; }
+
+private:
+    Gemma4Config config_;
+    std::vector<TensorView> views_;  // keeps the mappings alive
+    WeightView embed_, head_, pleTable_, pleModelProj_;
+    std::vector<float> pleProjNorm_, finalNorm_;
+    std::vector<Layer> layers_;
+    std::unique_ptr<ThreadPool> pool_;
+};
+
+}  // namespace whittle

@@ -1,0 +1,54 @@
+#pragma once
+// The CPU reference Session: the Gemma 4 text decoder exactly as GEMMA4.md §3 states it, in f32, written
+// with the public ops of ops.h. It is the ground truth for every Vulkan shader, for calibration and for
+// quality metrics, so it favours readability and determinism over speed: every output element (a logit,
+// an activation) is computed the same way whatever the thread count, chunk size or vocabulary size.
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/engine/session.h"
+#include "core/reference/reference_model.h"
+
+namespace whittle {
+
+// Called with each named intermediate when set: name, layer (-1 for model-level), absolute position, values.
+using DebugHook = std::function<void(const char* name, int layer, int position, std::span<const float> values)>;
+
+// One sequence being decoded: the KV cache (a ring of window + chunk − 1 positions on sliding layers,
+// the whole context on full layers; KV-shared layers read their source layer's cache) and every scratch
+// buffer, allocated once so that decoding allocates nothing per token.
+class ReferenceSession final : public Session {
+public:
+    ReferenceSession(const ReferenceModel& model, int maxContext, int maxChunk = 32);
+
+    int vocabSize() const override { return model_.vocabSize(); }
+    int capacity() const override { return maxContext_; }
+    int position() const override { return position_; }
+    void reset() override;
+    // Appends tokens in chunks of at most maxChunk.
+    std::span<const float> forward(std::span<const int> tokens, float* allLogits = nullptr) override;
+
+    void setDebugHook(DebugHook hook) { hook_ = std::move(hook); }
+
+private:
+    void forwardChunk(const int* tokens, int T, float* logitsOut);
+    void dump(const char* name, int layer, int t, const float* v, std::size_t n) const;
+
+    const ReferenceModel& model_;
+    const Gemma4Config& c_;
+    int maxContext_, maxChunk_;
+    int position_ = 0;
+    struct Cache {
+        int capacity = 0, headDim = 0;
+        std::vector<float> k, v;  // [capacity][nkv][headDim]
+    };
+    std::vector<Cache> caches_;  // per layer; empty for KV-shared layers
+    // Scratch, sized for maxChunk tokens.
+    std::vector<float> x_, tokPle_, pleProj_, a_, q_, k_, v_, attn_, o_, m_, gate_, up_, ffn_, g_, g2_, scores_;
+    std::vector<float> logits_;
+    std::vector<float> invFreqSliding_, invFreqFull_;
+    DebugHook hook_;
+};
+
+}  // namespace whittle
