@@ -40,6 +40,46 @@ inline std::vector<std::string> fortuneLines(const std::filesystem::path& root =
     return fortuneFileLines(std::move(files));
 }
 
+// The English sets: the files Debian's fortunes and fortunes-min packages install (fortunes-zh puts its
+// Chinese files beside them).
+inline std::vector<std::string> englishFortuneLines() {
+    std::vector<std::filesystem::path> files;
+    for (const char* list : {"/var/lib/dpkg/info/fortunes.list", "/var/lib/dpkg/info/fortunes-min.list"}) {
+        std::ifstream in(list);
+        std::string path;
+        while (std::getline(in, path)) {
+            const std::filesystem::path p(path);
+            if (p.parent_path() == "/usr/share/games/fortunes" && p.extension().empty() && std::filesystem::is_regular_file(p) &&
+                !std::filesystem::is_symlink(p))
+                files.push_back(p);
+        }
+    }
+    return fortuneFileLines(files);
+}
+
+// A language folder's fortunes, valid UTF-8 lines only.
+inline std::vector<std::string> fortuneFolderLines(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.is_regular_file() && !e.is_symlink() && e.path().extension().empty()) files.push_back(e.path());
+    std::vector<std::string> lines;
+    for (auto& l : fortuneFileLines(files))
+        if (utf8::isValid(l)) lines.push_back(std::move(l));
+    return lines;
+}
+
+// Scripts an English or Latin vocabulary removes: the first `perLanguage` valid lines of the Russian
+// fortunes (fortunes-ru) and of the Chinese file (fortunes-zh).
+inline std::vector<std::string> russianAndChineseFortuneLines(std::size_t perLanguage = 2000) {
+    std::vector<std::string> lines = fortuneFolderLines("/usr/share/games/fortunes/ru");
+    lines.resize(std::min(lines.size(), perLanguage));
+    std::ifstream in("/usr/share/games/fortunes/chinese", std::ios::binary);
+    std::string line;
+    for (std::size_t n = 0; n < perLanguage && std::getline(in, line);)
+        if (!line.empty() && line != "%" && utf8::isValid(line)) lines.push_back(line), ++n;
+    return lines;
+}
+
 inline std::vector<std::string> sourceLines(const std::filesystem::path& repo) {
     namespace fs = std::filesystem;
     std::vector<fs::path> files;

@@ -78,32 +78,6 @@ bool withinLatinExtendedB(const std::string& s) {  // every character ≤ U+024F
     return true;
 }
 
-// The English sets: the files Debian's fortunes and fortunes-min packages install (fortunes-zh puts its
-// Chinese files beside them).
-std::vector<std::string> englishFortuneLines() {
-    std::vector<fs::path> files;
-    for (const char* list : {"/var/lib/dpkg/info/fortunes.list", "/var/lib/dpkg/info/fortunes-min.list"}) {
-        std::ifstream in(list);
-        std::string path;
-        while (std::getline(in, path)) {
-            const fs::path p(path);
-            if (p.parent_path() == "/usr/share/games/fortunes" && p.extension().empty() && fs::is_regular_file(p) && !fs::is_symlink(p))
-                files.push_back(p);
-        }
-    }
-    return fortuneFileLines(files);
-}
-
-// A language folder's fortunes, valid UTF-8 lines only.
-std::vector<std::string> linesOf(const fs::path& dir) {
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(dir))
-        if (e.is_regular_file() && !e.is_symlink() && e.path().extension().empty()) files.push_back(e.path());
-    std::vector<std::string> lines;
-    for (auto& l : fortuneFileLines(files))
-        if (utf8::isValid(l)) lines.push_back(std::move(l));
-    return lines;
-}
 }  // namespace
 
 class TestPrune : public QObject {
@@ -319,7 +293,7 @@ private slots:
         // Latin-script lines of other languages: those within the range tokenize identically too.
         int otherCovered = 0, otherTotal = 0, otherIdentical = 0;
         for (const char* lang : {"de", "es", "it", "pl", "cs"}) {
-            for (const auto& line : linesOf(fs::path("/usr/share/games/fortunes") / lang)) {
+            for (const auto& line : fortuneFolderLines(fs::path("/usr/share/games/fortunes") / lang)) {
                 ++otherTotal;
                 if (!withinLatinExtendedB(line)) continue;
                 ++otherCovered;
@@ -334,14 +308,7 @@ private slots:
         QCOMPARE(otherIdentical, otherCovered);
 
         int roundTrip = 0, total = 0;
-        std::vector<std::string> removedScripts = linesOf("/usr/share/games/fortunes/ru");
-        removedScripts.resize(std::min<std::size_t>(removedScripts.size(), 2000));
-        {
-            std::ifstream in("/usr/share/games/fortunes/chinese", std::ios::binary);
-            std::string line;
-            for (int n = 0; n < 2000 && std::getline(in, line);)
-                if (!line.empty() && line != "%" && utf8::isValid(line)) removedScripts.push_back(line), ++n;
-        }
+        const std::vector<std::string> removedScripts = russianAndChineseFortuneLines(2000);
         for (const auto& line : removedScripts) {
             if (line.find("\xe2\x96\x81") != std::string::npos) continue;
             ++total;
