@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "gpu/device_caps.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstdlib>

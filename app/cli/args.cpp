@@ -52,4 +52,15 @@ std::uint64_t Args::uintValue(const std::string& name, std::uint64_t fallback) c
     }
 }
 
+std::vector<std::string> Args::listValue(const std::string& name) const {
+    std::vector<std::string> out;
+    const auto v = value(name);
+    if (!v) return out;
+    std::string rest = *v;
+    for (std::size_t p; (p = rest.find(',')) != std::string::npos; rest = rest.substr(p + 1))
+        if (p) out.push_back(rest.substr(0, p));
+    if (!rest.empty()) out.push_back(rest);
+    return out;
+}
+
 }  // namespace whittle::cli

@@ -18,6 +18,8 @@ public:
     bool flag(const std::string& name) const { return flags_.count(name) > 0; }
     std::optional<std::string> value(const std::string& name) const;
     std::uint64_t uintValue(const std::string& name, std::uint64_t fallback) const;
+    // "a,b,,c" → {"a", "b", "c"}; empty when the option is absent.
+    std::vector<std::string> listValue(const std::string& name) const;
 
 private:
     std::vector<std::string> positional_;

@@ -33,12 +33,7 @@ int runBuckets(const std::vector<std::string>& argv) {
     if (a.positional().size() != 1) throw UsageError("usage: whittle-cli buckets MODEL_OR_TOKENIZER_JSON [--corpus FILE[,FILE…]] [--json]");
     const std::filesystem::path path = a.positional()[0];
     const Tokenizer tok = Tokenizer::fromModelOrFile(path);
-    std::vector<std::string> corpusFiles;
-    if (auto c = a.value("corpus")) {
-        std::string s = *c;
-        for (std::size_t p; (p = s.find(',')) != std::string::npos; s = s.substr(p + 1)) corpusFiles.push_back(s.substr(0, p));
-        corpusFiles.push_back(s);
-    }
+    const std::vector<std::string> corpusFiles = a.listValue("corpus");
     const auto corpus = readCorpusLines(corpusFiles);
     const BucketTable table = classifyVocabulary(tok, corpus);
     // With a model folder, the cost of each token: its rows in the tensors with one row per token id.

@@ -14,16 +14,6 @@
 
 namespace whittle::cli {
 
-namespace {
-std::vector<std::string> commaList(const std::string& s) {
-    std::vector<std::string> out;
-    std::string rest = s;
-    for (std::size_t p; (p = rest.find(',')) != std::string::npos; rest = rest.substr(p + 1))
-        if (p) out.push_back(rest.substr(0, p));
-    if (!rest.empty()) out.push_back(rest);
-    return out;
-}
-}  // namespace
 
 int runPruneVocab(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "json"}, {"preset", "buckets", "recipe", "corpus", "min-count", "pad"});
@@ -37,9 +27,9 @@ int runPruneVocab(const std::vector<std::string>& argv) {
     } else {
         VocabularyRecipe v;
         if (auto p = a.value("preset")) v.preset = *p;
-        if (auto b = a.value("buckets")) v.buckets = commaList(*b);
+        v.buckets = a.listValue("buckets");
         if (v.preset.empty() == v.buckets.empty()) throw UsageError("give exactly one of --preset, --buckets or --recipe");
-        if (auto c = a.value("corpus")) v.corpusFiles = commaList(*c);
+        v.corpusFiles = a.listValue("corpus");
         v.corpusMinCount = int(a.uintValue("min-count", 1));
         v.padMultiple = int(a.uintValue("pad", 256));
         recipe.vocabulary = v;

@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "app/gui/vocabulary_page.h"
+
+#include <nlohmann/json.hpp>
 
 #include <QComboBox>
 #include <QDir>

@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/engine/evaluate.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -10,11 +10,23 @@
 
 namespace whittle {
 
+enum class WeightFormat {
+    Dense,     // dtype elements, row-major [rows, cols]
+    GptqInt4,  // GPTQ v1 (core/io/gptq_layout.h): rows = N outputs, cols = K inputs
+};
+
 struct WeightView {
-    DType dtype = DType::F32;
-    const std::byte* data = nullptr;
+    WeightFormat format = WeightFormat::Dense;
+    DType dtype = DType::F32;         // Dense: the element type
+    const std::byte* data = nullptr;  // Dense: the elements; GptqInt4: qweight
     std::int64_t rows = 0, cols = 0;  // a 1-D tensor is one row
     std::string name;                 // the tensor's name, for messages
+    struct Gptq {
+        const std::byte* qzeros = nullptr;  // I32 [groups, rows/8]
+        const std::byte* scales = nullptr;  // F16 [groups, rows]
+        const std::byte* gIdx = nullptr;    // I32 [cols]
+        std::int64_t groups = 0;
+    } gptq;
 
     bool empty() const { return data == nullptr; }
     std::int64_t numel() const { return rows * cols; }

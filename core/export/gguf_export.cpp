@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/export/gguf_export.h"
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -242,6 +242,8 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
                                                 std::string(ggmlTypeTraits(options.weightType).name));
     const Gemma4Config& c = ck.config();
     checkLlamaCppCompatible(ck);
+    if (ck.hasQuantizedWeights())
+        throw UsageError(ck.dir().string(), {}, "holds GPTQ INT4 weights; GGUF export reads 16/32-bit weights (export the original instead)");
     GgufExportReport rep;
     rep.weightType = std::string(ggmlTypeTraits(options.weightType).name);
     const int rows = c.vocabSize;

@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/io/json_file.h"
+
+#include <nlohmann/json.hpp>
 
 #include <set>
 #include <vector>

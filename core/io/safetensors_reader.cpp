@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/io/safetensors_reader.h"
+
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 

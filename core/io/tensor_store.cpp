@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/io/tensor_store.h"
+
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <set>

@@ -1,7 +1,8 @@
-#include <nlohmann/json.hpp>
-
 #include "core/model/checkpoint.h"
 
+#include <nlohmann/json.hpp>
+
+#include <optional>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -30,6 +31,39 @@ std::vector<int> idList(const Json& j, const char* key, const std::string& file)
         v.push_back(e.get<int>());
     }
     return v;
+}
+
+// The GPTQ v1 tensors of a linear weight that is not stored densely; nullopt when there are none. Every
+// dtype and shape is checked against the dense shape [N, K] the table implies.
+std::optional<GptqLinear> findGptq(const TensorStore& store, const ExpectedTensor& e, const std::string& dir) {
+    const GptqNames n = gptqNames(e);
+    GptqLinear g;
+    g.qweight = store.find(n.qweight);
+    if (!g.qweight) return std::nullopt;
+    g.qzeros = store.find(n.qzeros);
+    g.scales = store.find(n.scales);
+    g.gIdx = store.find(n.gIdx);
+    for (const auto& [entry, name] : {std::pair{g.qzeros, &n.qzeros}, {g.scales, &n.scales}, {g.gIdx, &n.gIdx}})
+        if (!entry) throw FormatError(dir, *name, "missing: " + n.qweight + " is present, so the GPTQ set needs it");
+    const std::int64_t N = e.shape[0], K = e.shape[1];
+    g.outFeatures = N;
+    g.inFeatures = K;
+    const auto& ss = g.scales->info->shape;
+    g.groups = ss.size() == 2 ? ss[0] : 0;
+    auto check = [&](const TensorStore::Entry* t, DType dtype, std::vector<std::int64_t> shape) {
+        if (t->info->dtype != dtype || t->info->shape != shape)
+            throw FormatError(t->file->path(), t->info->name, std::string(dtypeName(t->info->dtype)) + " " + shapeToString(t->info->shape) +
+                                                                  " but a GPTQ v1 " + shapeToString(e.shape) + " weight needs " +
+                                                                  std::string(dtypeName(dtype)) + " " + shapeToString(shape));
+    };
+    if (K % 8 || N % 8 || g.groups < 1 || g.groups > K)
+        throw FormatError(g.qweight->file->path(), n.qweight, "GPTQ v1 cannot hold a " + shapeToString(e.shape) + " weight with " +
+                                                                  std::to_string(g.groups) + " groups");
+    check(g.qweight, DType::I32, {K / 8, N});
+    check(g.qzeros, DType::I32, {g.groups, N / 8});
+    check(g.scales, DType::F16, {g.groups, N});
+    check(g.gIdx, DType::I32, {K});
+    return g;
 }
 
 }  // namespace
@@ -76,6 +110,13 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     for (const auto& e : ck.table_) expected.emplace(e.name, &e);
     for (const auto& e : ck.table_) {
         const TensorStore::Entry* s = ck.store_.find(e.name);
+        if (!s && e.linear)
+            if (auto g = findGptq(ck.store_, e, dirIn.string())) {
+                for (const auto& n : {gptqNames(e).qweight, gptqNames(e).qzeros, gptqNames(e).scales, gptqNames(e).gIdx})
+                    expected.emplace(n, &e);
+                ck.gptq_.emplace(e.name, *g);
+                continue;
+            }
         if (!s) {
             if (e.mayBeAbsent) continue;
             throw FormatError(dirIn.string(), e.name, "missing from the checkpoint (config.json implies shape " +
@@ -92,17 +133,29 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     for (const auto& s : ck.store_.entries()) {
         CheckpointTensor t;
         t.entry = &s;
+        t.parameters = s.info->numel();
         if (const auto it = expected.find(s.info->name); it != expected.end()) {
             t.expected = it->second;
             t.part = it->second->part;
             t.layer = it->second->layer;
             t.unused = !it->second->read;
+            if (s.info->name != it->second->name)  // a GPTQ part: qweight holds 8 weights a word, the rest metadata
+                t.parameters = s.info->name == gptqNames(*it->second).qweight ? 8 * s.info->numel() : 0;
         } else if (!isTowerTensor(s.info->name, &t.part)) {
             t.part = Part::Other;
         }
         ck.tensors_.push_back(t);
     }
     return ck;
+}
+
+const GptqLinear* Checkpoint::gptq(TensorRole role, int layer) const {
+    for (const auto& e : table_)
+        if (e.role == role && e.layer == layer) {
+            const auto it = gptq_.find(e.name);
+            return it == gptq_.end() ? nullptr : &it->second;
+        }
+    return nullptr;
 }
 
 const TensorStore::Entry* Checkpoint::find(TensorRole role, int layer) const {

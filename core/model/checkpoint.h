@@ -2,6 +2,7 @@
 // A Gemma 4 checkpoint folder opened for reading: config, special token ids (always read from the
 // files), and every tensor checked against the tensor table — without touching tensor data.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,16 @@ struct CheckpointTensor {
     Part part = Part::Other;
     int layer = -1;
     bool unused = false;  // present but never read by the decoder (dead shared-layer k/v, lm_head duplicate)
+    std::uint64_t parameters = 0;  // model weights it holds: its elements; 8 per qweight word; 0 for scales/zeros/g_idx
+};
+
+// A linear weight stored as GPTQ v1 INT4 (shared/formats.md §2) instead of "<module>.weight".
+struct GptqLinear {
+    const TensorStore::Entry* qweight = nullptr;  // I32 [K/8, N]
+    const TensorStore::Entry* qzeros = nullptr;   // I32 [G, N/8]
+    const TensorStore::Entry* scales = nullptr;   // F16 [G, N]
+    const TensorStore::Entry* gIdx = nullptr;     // I32 [K]
+    std::int64_t outFeatures = 0, inFeatures = 0, groups = 0;
 };
 
 class Checkpoint {
@@ -40,8 +51,11 @@ public:
     const TensorStore& store() const { return store_; }
     const std::vector<CheckpointTensor>& tensors() const { return tensors_; }
     const std::vector<ExpectedTensor>& table() const { return table_; }
-    // The stored tensor of a role (layer -1 for model-level roles); null when absent.
+    // The stored tensor of a role (layer -1 for model-level roles); null when absent or stored as GPTQ.
     const TensorStore::Entry* find(TensorRole role, int layer = -1) const;
+    // The GPTQ tensors of a linear role; null when it is stored densely.
+    const GptqLinear* gptq(TensorRole role, int layer = -1) const;
+    bool hasQuantizedWeights() const { return !gptq_.empty(); }
     const SpecialTokenIds& specialTokens() const { return special_; }
     bool hasGenerationConfig() const { return hasGenerationConfig_; }
 
@@ -51,6 +65,7 @@ private:
     Gemma4Config config_;
     TensorStore store_;
     std::vector<ExpectedTensor> table_;
+    std::map<std::string, GptqLinear> gptq_;  // by the linear's weight name
     std::vector<CheckpointTensor> tensors_;
     SpecialTokenIds special_;
     bool hasGenerationConfig_ = false;

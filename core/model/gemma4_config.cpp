@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/model/gemma4_config.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 

@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/model/inventory.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -38,7 +38,7 @@ Inventory makeInventory(const Checkpoint& ck) {
     for (const auto& t : ck.tensors()) {
         const TensorInfo& ti = *t.entry->info;
         InventoryTensor e{ti.name, ti.dtype, ti.shape, t.part, t.layer,
-                          std::filesystem::path(t.entry->file->path()).filename().string(), ti.numel(), ti.nbytes,
+                          std::filesystem::path(t.entry->file->path()).filename().string(), t.parameters, ti.nbytes,
                           t.unused, t.expected && t.expected->rowPerToken};
         inv.byPart[e.part].add(e.params, e.bytes);
         inv.byDType[e.dtype].add(e.params, e.bytes);

@@ -79,6 +79,22 @@ std::vector<std::int64_t> shapeOf(Shape s, const Gemma4Config& c, const LayerSpe
     return {};
 }
 
+bool isLinearRole(TensorRole r) {
+    switch (r) {
+    case TensorRole::PleModelProjection:
+    case TensorRole::QProj:
+    case TensorRole::KProj:
+    case TensorRole::VProj:
+    case TensorRole::OProj:
+    case TensorRole::GateProj:
+    case TensorRole::UpProj:
+    case TensorRole::DownProj:
+    case TensorRole::PleInputGate:
+    case TensorRole::PleProjection: return true;
+    default: return false;  // embeddings and the head are gathered or shared by rows; norms are vectors
+    }
+}
+
 bool isKvRole(TensorRole r) { return r == TensorRole::KProj || r == TensorRole::VProj || r == TensorRole::KNorm; }
 
 ExpectedTensor expected(const Rule& r, const Gemma4Config& c, const LayerSpec* l) {
@@ -88,6 +104,7 @@ ExpectedTensor expected(const Rule& r, const Gemma4Config& c, const LayerSpec* l
     e.shape = shapeOf(r.shape, c, l);
     e.vector = e.shape.size() == 1;
     e.rowPerToken = r.shape == Shape::Vocab_H || r.shape == Shape::PleVocab_LP;
+    e.linear = isLinearRole(r.role);
     if (l) {
         e.layer = l->index;
         e.name = c.tensorPrefix() + "layers." + std::to_string(l->index) + "." + r.hf;
@@ -170,6 +187,15 @@ std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c) {
         if (e.rowPerToken) v.push_back(e.name);
     return v;
 }
+
+GptqNames gptqNames(const ExpectedTensor& e) {
+    const std::string suffix = ".weight";
+    if (!e.linear || !e.name.ends_with(suffix)) throw Error({}, e.name, "internal: not a linear weight");
+    const std::string m = e.name.substr(0, e.name.size() - suffix.size());
+    return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx"};
+}
+
+std::string roleGlob(TensorRole role) { return std::string("*") + rule(role).hf; }
 
 bool isTowerTensor(std::string_view name, Part* part) {
     struct Prefix {

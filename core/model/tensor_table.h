@@ -61,6 +61,7 @@ struct ExpectedTensor {
     bool read = true;          // read by the decoder (false: dead k/v of KV-shared layers, a tied head's copy)
     bool rowPerToken = false;  // one row per token id: sliced by vocabulary pruning
     bool vector = false;       // 1-D (norms, the layer scalar): kept in f32 by exporters
+    bool linear = false;       // a matmul weight [out, in]: may be stored quantized (INT4 groups, GPTQ v1)
 };
 
 // Every text tensor the config implies, model-level first, then layer by layer, then the head.
@@ -80,6 +81,15 @@ std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c);
 
 // GGUF only: the per-pair RoPE frequency divisors llama.cpp applies on full layers (the exporter generates it).
 inline constexpr std::string_view kGgufRopeFreqsName = "rope_freqs.weight";
+
+// The GPTQ v1 tensors that replace a linear weight "<module>.weight" (shared/formats.md §2).
+struct GptqNames {
+    std::string qweight, qzeros, scales, gIdx;
+};
+GptqNames gptqNames(const ExpectedTensor& linear);
+
+// Glob patterns (fnmatch) matching a role's tensors in every layer: "*" + its relative name.
+std::string roleGlob(TensorRole role);
 
 // Vision/audio tower tensors are opaque: classified by prefix only.
 bool isTowerTensor(std::string_view name, Part* part = nullptr);

@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/recipes/recipe_json.h"
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 

@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/recipes/vocab_prune.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +13,7 @@
 #include "core/io/atomic_output.h"
 #include "core/io/file.h"
 #include "core/io/safetensors_writer.h"
+#include "core/io/side_files.h"
 
 namespace fs = std::filesystem;
 
@@ -243,22 +244,21 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
     const Json newTok = prunedTokenizerJson(tokJson, tok, oldToNew, extra);
     rep.mergesKept = int(newTok["model"]["merges"].size());
     writeTextFile(out.path() / "tokenizer.json", newTok.dump(2) + "\n");
-    for (const auto& e : fs::directory_iterator(src)) {
-        const std::string name = e.path().filename().string();
-        if (!e.is_regular_file() || name == "tokenizer.json" || e.path().extension() == ".safetensors" ||
-            name == "model.safetensors.index.json" || name == "vocab_mapping.json" || name == "whittle.json")
-            continue;
+    copySideFiles(src, out.path(), [&](const std::string& name, const fs::path& file) {
+        if (name == "tokenizer.json" || name == "vocab_mapping.json") return true;  // written above / below
         if (name == "config.json" || name == "generation_config.json" || name == "processor_config.json") {
-            Json j = readJsonFile(e.path());
-            remapIds(j, oldToNew, e.path().string());
+            Json j = readJsonFile(file);
+            remapIds(j, oldToNew, file.string());
             if (name == "config.json") {
                 Json& t = j.contains("text_config") ? j["text_config"] : j;
                 t["vocab_size"] = V;
                 t["vocab_size_per_layer_input"] = V;
             }
             writeJsonFile(out.path() / name, j);
-        } else if (name == "tokenizer_config.json") {
-            Json j = readJsonFile(e.path(), 256ull << 20);
+            return true;
+        }
+        if (name == "tokenizer_config.json") {
+            Json j = readJsonFile(file, 256ull << 20);
             if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
                 Json dec = Json::object();
                 for (auto it = j["added_tokens_decoder"].begin(); it != j["added_tokens_decoder"].end(); ++it) {
@@ -268,10 +268,10 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
                 j["added_tokens_decoder"] = dec;
             }
             writeJsonFile(out.path() / name, j);
-        } else {
-            fs::copy_file(e.path(), out.path() / name);
+            return true;
         }
-    }
+        return false;
+    });
     std::vector<int> newToOldPadded = newToOld;
     newToOldPadded.resize(std::size_t(V), -1);  // appended placeholders have no original id
     writeJsonFile(out.path() / "vocab_mapping.json",

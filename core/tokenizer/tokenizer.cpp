@@ -1,6 +1,6 @@
-#include <nlohmann/json.hpp>
-
 #include "core/tokenizer/tokenizer.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>

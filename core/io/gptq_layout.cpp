@@ -1,0 +1,87 @@
+#include "core/io/gptq_layout.h"
+
+#include "core/error.h"
+#include "core/io/dtype.h"
+
+namespace whittle {
+
+namespace {
+std::uint32_t nibble(std::uint32_t word, std::int64_t j) { return (word >> (4 * j)) & 0xfu; }
+}  // namespace
+
+GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor) {
+    const std::int64_t N = t.rows, K = t.cols;
+    if (K % 8 != 0)
+        throw UsageError({}, tensor, "has " + std::to_string(K) + " inputs; GPTQ packs 8 inputs per 32-bit word, so it needs a multiple of 8");
+    if (N % 8 != 0)
+        throw UsageError({}, tensor, "has " + std::to_string(N) + " outputs; GPTQ packs 8 zero points per 32-bit word, so it needs a multiple of 8");
+    GptqTensors g;
+    g.outFeatures = N;
+    g.inFeatures = K;
+    g.groupSize = t.groupSize;
+    const std::int64_t G = t.groups();
+    g.qweight.assign(std::size_t(K / 8 * N), 0);
+    g.qzeros.assign(std::size_t(G * N / 8), 0);
+    g.scales.resize(std::size_t(G * N));
+    g.gIdx.resize(std::size_t(K));
+    for (std::int64_t k = 0; k < K; ++k) g.gIdx[std::size_t(k)] = std::int32_t(k / t.groupSize);
+    for (std::int64_t n = 0; n < N; ++n) {
+        for (std::int64_t k = 0; k < K; ++k) {
+            auto& w = reinterpret_cast<std::uint32_t&>(g.qweight[std::size_t(k / 8 * N + n)]);
+            w |= std::uint32_t(t.codes[std::size_t(n * K + k)]) << (4 * (k % 8));
+        }
+        for (std::int64_t G0 = 0; G0 < G; ++G0) {
+            g.scales[std::size_t(G0 * N + n)] = t.scales[std::size_t(n * G + G0)];
+            // v1 stores zero − 1 and loaders add the 1 back without wrapping, so zero 0 has no v1 form.
+            const std::uint8_t zero = t.zeros[std::size_t(n * G + G0)];
+            if (zero == 0)
+                throw UsageError({}, tensor, "output " + std::to_string(n) + ", group " + std::to_string(G0) +
+                                                 " has zero point 0, which GPTQ v1 cannot store (it stores zero − 1 in 4 bits)");
+            const std::uint32_t stored = std::uint32_t(zero) - 1u;
+            auto& z = reinterpret_cast<std::uint32_t&>(g.qzeros[std::size_t(G0 * (N / 8) + n / 8)]);
+            z |= stored << (4 * (n % 8));
+        }
+    }
+    return g;
+}
+
+Int4Tensor unpackGptqV1(const GptqTensors& g, const std::string& tensor) {
+    const std::int64_t N = g.outFeatures, K = g.inFeatures, G = g.groups();
+    for (std::int64_t k = 0; k < K; ++k)
+        if (g.gIdx[std::size_t(k)] != k / g.groupSize)
+            throw FormatError({}, tensor, "g_idx[" + std::to_string(k) + "] is " + std::to_string(g.gIdx[std::size_t(k)]) +
+                                              ", not k / group size: its groups are not contiguous");
+    Int4Tensor t;
+    t.rows = N;
+    t.cols = K;
+    t.groupSize = g.groupSize;
+    t.codes.resize(std::size_t(N * K));
+    t.scales.resize(std::size_t(N * G));
+    t.zeros.resize(std::size_t(N * G));
+    bool allEight = true;
+    for (std::int64_t n = 0; n < N; ++n) {
+        for (std::int64_t k = 0; k < K; ++k)
+            t.codes[std::size_t(n * K + k)] = std::uint8_t(nibble(std::uint32_t(g.qweight[std::size_t(k / 8 * N + n)]), k % 8));
+        for (std::int64_t G0 = 0; G0 < G; ++G0) {
+            t.scales[std::size_t(n * G + G0)] = g.scales[std::size_t(G0 * N + n)];
+            // As the loaders: the stored nibble plus one, so a stored 15 means zero 16.
+            const std::uint32_t z = nibble(std::uint32_t(g.qzeros[std::size_t(G0 * (N / 8) + n / 8)]), n % 8) + 1u;
+            t.zeros[std::size_t(n * G + G0)] = std::uint8_t(z);
+            allEight = allEight && z == 8;
+        }
+    }
+    t.symmetric = allEight;
+    return t;
+}
+
+void dequantizeGptqRow(const GptqTensors& g, std::int64_t n, float* out, bool useGIdx) {
+    const std::int64_t N = g.outFeatures, K = g.inFeatures;
+    for (std::int64_t k = 0; k < K; ++k) {
+        const std::int64_t G0 = useGIdx ? g.gIdx[std::size_t(k)] : k / g.groupSize;
+        const float q = float(nibble(std::uint32_t(g.qweight[std::size_t(k / 8 * N + n)]), k % 8));
+        const float z = float(nibble(std::uint32_t(g.qzeros[std::size_t(G0 * (N / 8) + n / 8)]), n % 8) + 1);
+        out[k] = f16ToFloat(g.scales[std::size_t(G0 * N + n)]) * (q - z);
+    }
+}
+
+}  // namespace whittle

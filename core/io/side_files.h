@@ -1,0 +1,19 @@
+#pragma once
+// The files of a checkpoint folder other than its tensors (configs, tokenizer, chat template, licence…),
+// carried into an output folder. Every stage that writes a checkpoint passes them through here, so they
+// agree on what a tensor file is and on what never travels (the source's whittle.json report).
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace whittle {
+
+// True for the tensor files (*.safetensors, model.safetensors.index.json) and Whittle's own report.
+bool isTensorOrReportFile(const std::string& name);
+
+// Copies every regular non-tensor file of src into dst, except those `rewrite` handles: it is called
+// first with the file name and path and returns true when it wrote that file (changed) itself.
+void copySideFiles(const std::filesystem::path& src, const std::filesystem::path& dst,
+                   const std::function<bool(const std::string& name, const std::filesystem::path& file)>& rewrite);
+
+}  // namespace whittle

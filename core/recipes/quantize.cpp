@@ -1,0 +1,188 @@
+#include "core/recipes/quantize.h"
+
+#include <fnmatch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/io/atomic_output.h"
+#include "core/io/gptq_layout.h"
+#include "core/io/safetensors_writer.h"
+#include "core/io/side_files.h"
+#include "core/recipes/recipe.h"
+#include "core/recipes/recipe_json.h"
+
+namespace fs = std::filesystem;
+
+namespace whittle {
+
+std::vector<std::string> QuantizeRecipe::defaultExclusions() {
+    // The published E2B/E4B recipes keep the per-layer-embedding projection and gates in 16 bits.
+    return {roleGlob(TensorRole::PleModelProjection), roleGlob(TensorRole::PleInputGate), roleGlob(TensorRole::PleProjection)};
+}
+
+Json toJson(const QuantizeRecipe& q) {
+    return {{"method", q.method}, {"group_size", q.groupSize}, {"symmetric", q.symmetric}, {"exclude", q.exclude}, {"format", q.format}};
+}
+
+QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
+    using namespace recipe_json;
+    if (!j.is_object()) throw FormatError(src, {}, "'quantization' must be an object");
+    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format"}, "quantization", src);
+    QuantizeRecipe q;
+    if (j.contains("method")) {
+        if (!j["method"].is_string() || j["method"] != "rtn")
+            throw FormatError(src, {}, "'quantization.method' must be \"rtn\" (GPTQ, NVFP4 and the bit budget are not built yet)");
+        q.method = j["method"].get<std::string>();
+    }
+    if (j.contains("group_size")) {
+        const Json& g = j["group_size"];
+        if (!g.is_number_integer() || g.get<std::int64_t>() < 0 || g.get<std::int64_t>() > 1 << 20)
+            throw FormatError(src, {}, "'quantization.group_size' must be a positive integer, or 0 for per channel");
+        q.groupSize = g.get<int>();
+    }
+    if (j.contains("symmetric")) {
+        if (!j["symmetric"].is_boolean()) throw FormatError(src, {}, "'quantization.symmetric' must be true or false");
+        q.symmetric = j["symmetric"].get<bool>();
+    }
+    if (j.contains("exclude")) q.exclude = strings(j["exclude"], "quantization.exclude", src);
+    if (j.contains("format")) {
+        if (!j["format"].is_string() || j["format"] != "gptq")
+            throw FormatError(src, {}, "'quantization.format' must be \"gptq\" (the only INT4 output so far)");
+        q.format = j["format"].get<std::string>();
+    }
+    return q;
+}
+
+bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e) {
+    if (!e.linear || !e.read) return false;
+    for (const auto& pattern : q.exclude)
+        if (::fnmatch(pattern.c_str(), e.name.c_str(), 0) == 0) return false;
+    return true;
+}
+
+Json toJson(const QuantizeReport& r) {
+    return {{"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
+            {"bits_per_weight", r.bitsPerWeight}, {"bytes_before", r.bytesBefore}, {"bytes_written", r.bytesWritten},
+            {"excluded", r.excluded}, {"seconds", r.seconds}};
+}
+
+namespace {
+
+// The quantization_config transformers' GPTQ integration, GPTQModel and vLLM read (shared/formats.md §2).
+Json gptqConfig(const QuantizeRecipe& q) {
+    return {{"quant_method", "gptq"},
+            {"checkpoint_format", "gptq"},
+            {"bits", 4},
+            {"group_size", q.groupSize == 0 ? -1 : q.groupSize},
+            {"desc_act", false},
+            {"sym", q.symmetric},
+            {"static_groups", false},
+            {"true_sequential", true},
+            {"damp_percent", 0.0},
+            {"lm_head", false},
+            {"meta", {{"quantizer", "whittle"}, {"method", q.method}}}};
+}
+
+void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vector<std::byte>& buf) {
+    const TensorInfo& info = *e.info;
+    buf.resize(std::size_t(info.nbytes));
+    e.file->read(info, buf.data(), 0, info.nbytes);
+    out.resize(std::size_t(info.numel()));
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = loadAsFloat(info.dtype, buf.data(), i);
+}
+
+}  // namespace
+
+QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
+                                  const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!recipe.quantization) throw UsageError("the recipe has no quantization section");
+    const QuantizeRecipe& q = *recipe.quantization;
+    if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ tensors found)");
+    QuantizeReport rep;
+
+    // The plan: quantized linears become their four GPTQ tensors; everything else keeps name, dtype, shape.
+    std::vector<TensorSpec> plan;
+    std::uint64_t total = 0, quantBits = 0;
+    for (const auto& t : ck.tensors()) {
+        const TensorInfo& info = *t.entry->info;
+        rep.bytesBefore += info.nbytes;
+        if (t.expected && quantizes(q, *t.expected) && info.name == t.expected->name) {
+            const GptqNames n = gptqNames(*t.expected);
+            const std::int64_t N = info.shape[0], K = info.shape[1];
+            const int g = q.groupSize == 0 ? int(K) : q.groupSize;
+            const std::int64_t G = (K + g - 1) / g;
+            if (K % 8 || N % 8)
+                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) +
+                                                                       ": GPTQ v1 needs inputs and outputs in multiples of 8");
+            plan.push_back({n.qweight, DType::I32, {K / 8, N}});
+            plan.push_back({n.qzeros, DType::I32, {G, N / 8}});
+            plan.push_back({n.scales, DType::F16, {G, N}});
+            plan.push_back({n.gIdx, DType::I32, {K}});
+            ++rep.tensorsQuantized;
+            rep.weightsQuantized += std::uint64_t(N * K);
+            for (std::size_t i = plan.size() - 4; i < plan.size(); ++i) quantBits += 8 * plan[i].nbytes();
+        } else {
+            if (t.expected && t.expected->linear && t.expected->read) rep.excluded.push_back(info.name);
+            plan.push_back({info.name, info.dtype, info.shape});
+            ++rep.tensorsKept;
+        }
+        total += info.nbytes;
+    }
+    if (rep.tensorsQuantized == 0) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
+    rep.bitsPerWeight = double(quantBits) / double(rep.weightsQuantized);
+
+    AtomicOutputDir out(dest, force, {ck.dir()});
+    copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
+        if (name == "quantize_config.json") return true;  // rewritten below
+        if (name != "config.json") return false;
+        Json j = readJsonFile(file);
+        j["quantization_config"] = gptqConfig(q);
+        writeJsonFile(out.path() / name, j);
+        return true;
+    });
+    writeJsonFile(out.path() / "quantize_config.json", gptqConfig(q));
+
+    SafetensorsWriter writer(out.path(), plan);
+    StageMeter meter(progress, "quantizing", total);
+    std::vector<std::byte> buf;
+    std::vector<float> w;
+    constexpr std::uint64_t kChunk = 4u << 20;
+    for (const auto& t : ck.tensors()) {
+        cancel.throwIfCancelled();
+        const TensorInfo& info = *t.entry->info;
+        if (t.expected && quantizes(q, *t.expected) && info.name == t.expected->name) {
+            readAsFloat(*t.entry, w, buf);
+            const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name);
+            const GptqTensors g = packGptqV1(qt, info.name);
+            const GptqNames n = gptqNames(*t.expected);
+            writer.write(n.qweight, g.qweight.data(), g.qweight.size() * 4);
+            writer.write(n.qzeros, g.qzeros.data(), g.qzeros.size() * 4);
+            writer.write(n.scales, g.scales.data(), g.scales.size() * 2);
+            writer.write(n.gIdx, g.gIdx.data(), g.gIdx.size() * 4);
+            meter.advance(info.nbytes);
+            continue;
+        }
+        for (std::uint64_t off = 0; off < info.nbytes; off += kChunk) {
+            cancel.throwIfCancelled();
+            const std::uint64_t n = std::min(kChunk, info.nbytes - off);
+            buf.resize(std::size_t(n));
+            t.entry->file->read(info, buf.data(), off, n);
+            writer.write(info.name, buf.data(), n);
+            meter.advance(n);
+        }
+    }
+    writer.finish();
+    meter.finish();
+    rep.bytesWritten = writer.totalBytes();
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"quantization", toJson(rep)}});
+    out.commit();
+    return rep;
+}
+
+}  // namespace whittle

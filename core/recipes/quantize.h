@@ -1,0 +1,49 @@
+#pragma once
+// Weight quantization: the recipe's "quantization" section and the streaming stage that writes it.
+// This version: INT4 round-to-nearest (symmetric or asymmetric; group 32/64/128/… or per channel) written
+// as GPTQ v1 safetensors (core/io/gptq_layout.h) with the config keys transformers, GPTQModel and vLLM read.
+// Which tensors: the linear weights of the tensor table, minus name rules (fnmatch globs) — by default the
+// published recipe's: PLE projection and gates stay unquantized; embeddings, norms and the head are not linear
+// weights and are never quantized here. Every other tensor passes through byte for byte.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/io/json_file.h"
+#include "core/model/checkpoint.h"
+#include "core/progress.h"
+#include "core/quant/int4.h"
+
+namespace whittle {
+
+struct Recipe;
+
+struct QuantizeRecipe {
+    std::string method = "rtn";   // rtn (gptq, nvfp4 and the mixed budget come later)
+    int groupSize = 128;          // 0: per channel
+    bool symmetric = true;
+    std::vector<std::string> exclude = defaultExclusions();  // globs over Hugging Face tensor names
+    std::string format = "gptq";  // gptq: GPTQ v1 safetensors
+
+    static std::vector<std::string> defaultExclusions();
+};
+Json toJson(const QuantizeRecipe& q);
+QuantizeRecipe parseQuantizeRecipe(const Json& section, const std::string& source);
+
+// Whether a tensor of the table is quantized under the recipe (a read linear weight no rule excludes).
+bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e);
+
+struct QuantizeReport {
+    int tensorsQuantized = 0, tensorsKept = 0;
+    std::uint64_t weightsQuantized = 0;  // parameters stored as INT4
+    double bitsPerWeight = 0;            // over the quantized tensors: codes, scales, zeros and g_idx
+    std::uint64_t bytesBefore = 0, bytesWritten = 0;
+    std::vector<std::string> excluded;   // linear weights a rule kept unquantized
+    double seconds = 0;
+};
+Json toJson(const QuantizeReport& r);
+
+QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, const std::filesystem::path& dest, bool force,
+                                  Progress& progress, const CancelToken& cancel);
+
+}  // namespace whittle

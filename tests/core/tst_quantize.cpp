@@ -1,0 +1,208 @@
+// `quantize` end to end on the bundled model: INT4 RTN into GPTQ v1 safetensors. The output's files and
+// config keys; the reference engine loading it through GPTQ weight views (every weight equal to the RTN
+// dequantization of the original, parameter counts unchanged); quality against the original measured by
+// eval — KLD ordered g64 < g128 < per channel, as RTN must be; the CLI and recipe file agreeing; refusals.
+#include <cmath>
+#include <cstring>
+
+#include <QStandardPaths>
+
+#include <nlohmann/json.hpp>
+
+#include "core/engine/evaluate.h"
+#include "core/error.h"
+#include "core/model/inventory.h"
+#include "core/quant/int4.h"
+#include "core/recipes/recipe.h"
+#include "core/reference/reference_session.h"
+#include "core/tokenizer/tokenizer.h"
+#include "test_support.h"
+
+using namespace whittle;
+using namespace whittle::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+EvalReport evalAgainstOriginal(const fs::path& model) {
+    const Checkpoint qc = Checkpoint::open(model), oc = Checkpoint::open(bundledModelDir());
+    const ReferenceModel qm(qc, {}), om(oc, {});
+    const Tokenizer tok = Tokenizer::fromModelOrFile(model);
+    EvalOptions eo;
+    eo.ctx = 256;
+    eo.stride = 256;
+    eo.maxTokens = 2048;
+    ReferenceSession a(qm, eo.ctx), b(om, eo.ctx);
+    NullProgress np;
+    return evaluate(a, tok, readBytes(bundledModelDir() / "heldout.txt"), eo, &b, {}, np, CancelToken{});
+}
+
+}  // namespace
+
+class TestQuantize : public QObject {
+    Q_OBJECT
+    QTemporaryDir dir_;
+    std::map<int, fs::path> outputs_;  // group size → GPTQ output
+    std::map<int, EvalReport> evals_;
+
+    fs::path quantize(int group) {
+        const fs::path out = tempPath(dir_, ("g" + std::to_string(group)).c_str());
+        Recipe r;
+        r.quantization = QuantizeRecipe{};
+        r.quantization->groupSize = group;
+        NullProgress p;
+        quantizeCheckpoint(Checkpoint::open(bundledModelDir()), r, out, false, p, CancelToken{});
+        return out;
+    }
+
+private slots:
+    void initTestCase() {
+        QVERIFY(dir_.isValid());
+        for (int g : {64, 128, 0}) outputs_[g] = quantize(g);
+    }
+
+    // Files and keys other tools read: config.json's quantization_config and quantize_config.json agree.
+    void outputFiles() {
+        const fs::path out = outputs_[128];
+        for (const char* f : {"config.json", "quantize_config.json", "tokenizer.json", "generation_config.json", "whittle.json"})
+            QVERIFY2(fs::exists(out / f), f);
+        const Json qc = readJsonFile(out / "config.json").at("quantization_config");
+        QCOMPARE(qc, readJsonFile(out / "quantize_config.json"));
+        QCOMPARE(qc.at("quant_method").get<std::string>(), std::string("gptq"));
+        QCOMPARE(qc.at("checkpoint_format").get<std::string>(), std::string("gptq"));
+        QCOMPARE(qc.at("bits").get<int>(), 4);
+        QCOMPARE(qc.at("group_size").get<int>(), 128);
+        QCOMPARE(qc.at("sym").get<bool>(), true);
+        QCOMPARE(qc.at("desc_act").get<bool>(), false);
+        QCOMPARE(readJsonFile(outputs_[0] / "quantize_config.json").at("group_size").get<int>(), -1);  // per channel
+        QCOMPARE(readBytes(out / "tokenizer.json"), readBytes(bundledModelDir() / "tokenizer.json"));
+        const Json report = readJsonFile(out / "whittle.json").at("quantization");
+        QCOMPARE(report.at("tensors_quantized").get<int>(), 6 * 7 - 2 * 2);  // 7 linears a layer; layers 4, 5 share k/v
+        // Codes 4 bits, an f16 scale and a 4-bit zero per 128 weights, a 32-bit g_idx entry per input (shared by N outputs).
+        const double bpw = report.at("bits_per_weight").get<double>();
+        qInfo("g128: %.4f bits per weight over the quantized tensors", bpw);
+        QVERIFY(bpw > 4.0 + 20.0 / 128 && bpw < 4.0 + 20.0 / 128 + 32.0 / 128);
+    }
+
+    // The reference engine reads the GPTQ tensors through its weight views: every row equals the RTN
+    // dequantization of the original weight, bit for bit; the PLE projections stay bf16 (published default).
+    void engineReadsGptq() {
+        const Checkpoint oc = Checkpoint::open(bundledModelDir()), qc = Checkpoint::open(outputs_[128]);
+        QVERIFY(qc.hasQuantizedWeights());
+        QCOMPARE(makeInventory(qc).total.params, makeInventory(oc).total.params);  // 8 weights per qweight word
+        const ReferenceModel om(oc, {}), qm(qc, {});
+        int compared = 0;
+        for (std::size_t l = 0; l < om.layers().size(); ++l) {
+            const auto& o = om.layers()[l];
+            const auto& q = qm.layers()[l];
+            QCOMPARE(int(q.pleGate.format), int(WeightFormat::Dense));
+            QCOMPARE(int(q.pleProj.format), int(WeightFormat::Dense));
+            for (auto [ow, qw] : {std::pair{&o.q, &q.q}, {&o.k, &q.k}, {&o.v, &q.v}, {&o.o, &q.o}, {&o.gate, &q.gate}, {&o.up, &q.up},
+                                  {&o.down, &q.down}}) {
+                if (ow->empty()) continue;
+                QCOMPARE(int(qw->format), int(WeightFormat::GptqInt4));
+                std::vector<float> w(static_cast<std::size_t>(ow->numel()));
+                for (std::int64_t r = 0; r < ow->rows; ++r) ow->row(r, &w[std::size_t(r * ow->cols)]);
+                const Int4Tensor t = quantizeInt4Rtn(w, ow->rows, ow->cols, {128, true});
+                std::vector<float> expected(static_cast<std::size_t>(ow->cols)), got(expected.size());
+                for (std::int64_t r = 0; r < ow->rows; ++r) {
+                    dequantizeInt4Row(t, r, expected.data());
+                    qw->row(r, got.data());
+                    if (got != expected) QFAIL(qPrintable(QString::fromStdString(qw->name) + " row " + QString::number(r)));
+                }
+                ++compared;
+            }
+        }
+        QCOMPARE(compared, 38);
+    }
+
+    // An independent dequantizer (tests/peers/gptq_dequant.mjs: Node's Buffer and the AutoGPTQ/GPTQModel
+    // unpacking convention, no Whittle code) reads the same weights from the files as Whittle's weight views.
+    void independentDequantizer() {
+        WHITTLE_REQUIRE_OR_SKIP(!QStandardPaths::findExecutable("node").isEmpty(), "node is not on PATH (NodeSource nodejs >= 20)");
+        const Checkpoint qc = Checkpoint::open(outputs_[128]);
+        const ReferenceModel qm(qc, {});
+        QStringList args{QStringLiteral(WHITTLE_SOURCE_DIR "/tests/peers/gptq_dequant.mjs"), QString::fromStdString(outputs_[128].string())};
+        std::vector<const WeightView*> views;
+        for (const auto& l : qm.layers())
+            for (const WeightView* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+                if (!v->empty()) {
+                    views.push_back(v);
+                    args << QString::fromStdString(v->name.substr(0, v->name.size() - std::string(".weight").size()));
+                }
+        QProcess node;
+        node.start("node", args);
+        QVERIFY(node.waitForFinished(120000));
+        QVERIFY2(node.exitCode() == 0, node.readAllStandardError().constData());
+        const Json answer = parseJson(node.readAllStandardOutput().toStdString(), "gptq_dequant.mjs output");
+        std::uint64_t weights = 0;
+        for (const WeightView* v : views) {
+            const Json& t = answer.at(v->name.substr(0, v->name.size() - 7));
+            QCOMPARE(t.at("out").get<std::int64_t>(), v->rows);
+            QCOMPARE(t.at("in").get<std::int64_t>(), v->cols);
+            const QByteArray raw = QByteArray::fromBase64(QByteArray::fromStdString(t.at("weight").get<std::string>()));
+            QCOMPARE(std::int64_t(raw.size()), 4 * v->numel());
+            std::vector<float> row(static_cast<std::size_t>(v->cols)), theirs(row.size());
+            for (std::int64_t r = 0; r < v->rows; ++r) {
+                v->row(r, row.data());
+                std::memcpy(theirs.data(), raw.constData() + 4 * r * v->cols, std::size_t(4 * v->cols));
+                if (row != theirs) QFAIL(qPrintable(QString::fromStdString(v->name) + " differs at row " + QString::number(r)));
+            }
+            weights += std::uint64_t(v->numel());
+        }
+        qInfo("%zu GPTQ tensors, %llu weights: identical to the independent dequantizer", views.size(), (unsigned long long)weights);
+    }
+
+    // Quality against the original, eval over 2,048 held-out tokens (windows of 256): smaller groups lose less.
+    void qualityOrder() {
+        for (int g : {64, 128, 0}) {
+            evals_[g] = evalAgainstOriginal(outputs_[g]);
+            qInfo("RTN %s: ppl %.2f, KLD mean %.5f, p99 %.4f, top-1 %.2f %%", g ? qPrintable(QString("g%1").arg(g)) : "per channel",
+                  evals_[g].ppl, *evals_[g].kldMean, *evals_[g].kldP99, 100.0 * *evals_[g].top1);
+        }
+        QVERIFY(*evals_[64].kldMean < *evals_[128].kldMean);
+        QVERIFY(*evals_[128].kldMean < *evals_[0].kldMean);
+        QVERIFY(*evals_[128].kldMean > 0);
+        QVERIFY(*evals_[128].top1 > 0.8);
+    }
+
+    // The CLI with flags and with a recipe file writes the same tensors; refusals name the problem.
+    void cliAndRefusals() {
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const fs::path viaFlags = tempPath(dir_, "flags"), viaRecipe = tempPath(dir_, "recipe");
+        CliResult r = runCli({"quantize", model, QString::fromStdString(viaFlags.string()), "--group", "128"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        writeBytes(tempPath(dir_, "q.json"), R"({"whittle_recipe": 1, "quantization": {"method": "rtn", "group_size": 128}})");
+        r = runCli({"quantize", model, QString::fromStdString(viaRecipe.string()), "--recipe",
+                    QString::fromStdString(tempPath(dir_, "q.json").string())});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QCOMPARE(readBytes(viaFlags / "model.safetensors"), readBytes(viaRecipe / "model.safetensors"));
+        QCOMPARE(readBytes(viaFlags / "model.safetensors"), readBytes(outputs_[128] / "model.safetensors"));
+
+        r = runCli({"quantize", model, QString::fromStdString(viaFlags.string())});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("already exists") && r.err.contains("--force"), qPrintable(r.err));
+        r = runCli({"quantize", QString::fromStdString(outputs_[128].string()), QString::fromStdString(tempPath(dir_, "twice").string())});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("already quantized"), qPrintable(r.err));
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "none").string()), "--exclude", "*"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("no tensor is left to quantize"), qPrintable(r.err));
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "bad").string()), "--method", "awq"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("quantization.method"), qPrintable(r.err));
+        writeBytes(tempPath(dir_, "typo.json"), R"({"whittle_recipe": 1, "quantization": {"group": 64}})");
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "typo").string()), "--recipe",
+                    QString::fromStdString(tempPath(dir_, "typo.json").string())});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("unknown key 'quantization.group'") && r.err.contains("typo.json"), qPrintable(r.err));
+        r = runCli({"export", QString::fromStdString(outputs_[128].string()), QString::fromStdString(tempPath(dir_, "gptq.gguf").string()),
+                    "--format", "gguf-f16"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("GPTQ"), qPrintable(r.err));
+        for (const char* name : {"twice", "none", "bad", "typo", "gptq.gguf"}) QVERIFY(!fs::exists(tempPath(dir_, name)));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestQuantize)
+#include "tst_quantize.moc"
