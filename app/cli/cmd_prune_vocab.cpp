@@ -7,6 +7,7 @@
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
+#include "app/cli/json_report.h"
 #include "app/cli/progress_printer.h"
 #include "core/error.h"
 #include "core/recipes/recipe.h"
@@ -41,11 +42,7 @@ int runPruneVocab(const std::vector<std::string>& argv) {
     for (const auto& t : r.droppedWithoutRows)
         std::fprintf(stderr, "note: dropped '%s': an added token with no embedding row\n", t.c_str());
     if (a.flag("json")) {
-        rusage ru{};
-        getrusage(RUSAGE_SELF, &ru);
-        Json j = toJson(r);
-        j["peak_rss_bytes"] = std::uint64_t(ru.ru_maxrss) * 1024;
-        std::cout << j.dump(2) << "\n";
+        printJsonReport(toJson(r));
         return 0;
     }
     std::printf("vocabulary %d -> %d tokens (%d kept + %d padding), merges %d -> %d\n", r.tokensBefore, r.tokensAfterPadding, r.tokensKept,

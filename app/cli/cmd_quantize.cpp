@@ -9,6 +9,7 @@
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
+#include "app/cli/json_report.h"
 #include "app/cli/progress_printer.h"
 #include "core/error.h"
 #include "core/recipes/recipe.h"
@@ -41,11 +42,7 @@ int runQuantize(const std::vector<std::string>& argv) {
     CancelToken cancel;
     const QuantizeReport r = quantizeCheckpoint(ck, recipe, a.positional()[1], a.flag("force"), progress, cancel);
     if (a.flag("json")) {
-        rusage ru{};
-        getrusage(RUSAGE_SELF, &ru);
-        Json j = toJson(r);
-        j["peak_rss_bytes"] = std::uint64_t(ru.ru_maxrss) * 1024;
-        std::cout << j.dump(2) << "\n";
+        printJsonReport(toJson(r));
         return 0;
     }
     std::printf("quantized %d tensors (%llu weights) to INT4 at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,

@@ -9,7 +9,7 @@ namespace {
 std::uint32_t nibble(std::uint32_t word, std::int64_t j) { return (word >> (4 * j)) & 0xfu; }
 }  // namespace
 
-GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor) {
+GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor, ThreadPool* pool) {
     const std::int64_t N = t.rows, K = t.cols;
     if (K % 8 != 0)
         throw UsageError({}, tensor, "has " + std::to_string(K) + " inputs; GPTQ packs 8 inputs per 32-bit word, so it needs a multiple of 8");
@@ -25,23 +25,31 @@ GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor) {
     g.scales.resize(std::size_t(G * N));
     g.gIdx.resize(std::size_t(K));
     for (std::int64_t k = 0; k < K; ++k) g.gIdx[std::size_t(k)] = std::int32_t(k / t.groupSize);
-    for (std::int64_t n = 0; n < N; ++n) {
+    for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t G0 = 0; G0 < G; ++G0)
+            if (t.zeros[std::size_t(n * G + G0)] == 0)
+                throw UsageError({}, tensor, "output " + std::to_string(n) + ", group " + std::to_string(G0) +
+                                                 " has zero point 0, which GPTQ v1 cannot store (it stores zero − 1 in 4 bits)");
+    auto packOutput = [&](std::int64_t n) {
         for (std::int64_t k = 0; k < K; ++k) {
             auto& w = reinterpret_cast<std::uint32_t&>(g.qweight[std::size_t(k / 8 * N + n)]);
             w |= std::uint32_t(t.codes[std::size_t(n * K + k)]) << (4 * (k % 8));
         }
         for (std::int64_t G0 = 0; G0 < G; ++G0) {
             g.scales[std::size_t(G0 * N + n)] = t.scales[std::size_t(n * G + G0)];
-            // v1 stores zero − 1 and loaders add the 1 back without wrapping, so zero 0 has no v1 form.
-            const std::uint8_t zero = t.zeros[std::size_t(n * G + G0)];
-            if (zero == 0)
-                throw UsageError({}, tensor, "output " + std::to_string(n) + ", group " + std::to_string(G0) +
-                                                 " has zero point 0, which GPTQ v1 cannot store (it stores zero − 1 in 4 bits)");
-            const std::uint32_t stored = std::uint32_t(zero) - 1u;
+            // v1 stores zero − 1 and loaders add the 1 back without wrapping, so zero 0 has no v1 form (refused above).
+            const std::uint32_t stored = std::uint32_t(t.zeros[std::size_t(n * G + G0)]) - 1u;
             auto& z = reinterpret_cast<std::uint32_t&>(g.qzeros[std::size_t(G0 * (N / 8) + n / 8)]);
             z |= stored << (4 * (n % 8));
         }
-    }
+    };
+    // Outputs 8b … 8b+7 share their qzeros words, so one block is one work item.
+    auto packBlock = [&](std::size_t b) {
+        for (std::int64_t n = std::int64_t(b) * 8; n < std::int64_t(b) * 8 + 8; ++n) packOutput(n);
+    };
+    if (pool) pool->parallelFor(std::size_t(N / 8), [&](std::size_t b) { packBlock(b); });
+    else
+        for (std::size_t b = 0; b < std::size_t(N / 8); ++b) packBlock(b);
     return g;
 }
 

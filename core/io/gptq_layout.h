@@ -27,7 +27,8 @@ struct GptqTensors {
 
 // Packs RTN/GPTQ codes. Refuses (UsageError naming the tensor) K or N not a multiple of 8, which the
 // 32-bit words cannot express.
-GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor);
+// With a pool, blocks of 8 outputs (which share qzeros words) are packed in parallel.
+GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor, ThreadPool* pool = nullptr);
 
 // Back to codes, scales and zeros; exact inverse of packGptqV1 for contiguous groups (g_idx[k] = k / g).
 // Throws FormatError naming the tensor when g_idx is not contiguous (act-order without static groups).

@@ -1,8 +1,27 @@
 #include "core/io/side_files.h"
 
+#include <algorithm>
+
+#include "core/io/safetensors_reader.h"
+#include "core/io/safetensors_writer.h"
+#include "core/progress.h"
+
 namespace fs = std::filesystem;
 
 namespace whittle {
+
+void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& info, SafetensorsWriter& writer, std::vector<char>& buf, StageMeter& meter,
+                     const CancelToken& cancel) {
+    constexpr std::uint64_t kChunk = 4u << 20;
+    if (buf.size() < kChunk) buf.resize(kChunk);
+    for (std::uint64_t off = 0; off < info.nbytes; off += kChunk) {
+        cancel.throwIfCancelled();
+        const std::uint64_t n = std::min(kChunk, info.nbytes - off);
+        file.read(info, buf.data(), off, n);
+        writer.write(info.name, buf.data(), n);
+        meter.advance(n);
+    }
+}
 
 bool isTensorOrReportFile(const std::string& name) {
     return fs::path(name).extension() == ".safetensors" || name == "model.safetensors.index.json" || name == "whittle.json";

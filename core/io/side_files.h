@@ -1,12 +1,24 @@
 #pragma once
-// The files of a checkpoint folder other than its tensors (configs, tokenizer, chat template, licence…),
+// Passing a checkpoint through into an output folder: tensors copied unchanged, and the files of a
+// checkpoint folder other than its tensors (configs, tokenizer, chat template, licence…),
 // carried into an output folder. Every stage that writes a checkpoint passes them through here, so they
 // agree on what a tensor file is and on what never travels (the source's whittle.json report).
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace whittle {
+
+class SafetensorsFile;
+class SafetensorsWriter;
+class StageMeter;
+class CancelToken;
+struct TensorInfo;
+
+// Streams one tensor's bytes unchanged from a checkpoint into a writer, in chunks through `buffer`.
+void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& tensor, SafetensorsWriter& writer, std::vector<char>& buffer,
+                     StageMeter& meter, const CancelToken& cancel);
 
 // True for the tensor files (*.safetensors, model.safetensors.index.json) and Whittle's own report.
 bool isTensorOrReportFile(const std::string& name);

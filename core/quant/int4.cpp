@@ -48,7 +48,8 @@ double Int4Tensor::bitsPerWeight() const {
     return 4.0 + groupBits * double(groups()) / double(cols);
 }
 
-Int4Tensor quantizeInt4Rtn(std::span<const float> w, std::int64_t N, std::int64_t K, const Int4Options& o, const std::string& tensor) {
+Int4Tensor quantizeInt4Rtn(std::span<const float> w, std::int64_t N, std::int64_t K, const Int4Options& o, const std::string& tensor,
+                           ThreadPool* pool) {
     if (N <= 0 || K <= 0) throw UsageError({}, tensor, "cannot quantize an empty weight");
     if (o.groupSize < 0) throw UsageError({}, tensor, "the group size must be positive (or 0 for per channel)");
     if (std::int64_t(w.size()) != N * K) throw Error({}, tensor, "internal: weight size does not match its shape");
@@ -61,7 +62,8 @@ Int4Tensor quantizeInt4Rtn(std::span<const float> w, std::int64_t N, std::int64_
     t.codes.resize(std::size_t(N * K));
     t.scales.resize(std::size_t(N * G));
     t.zeros.resize(std::size_t(N * G));
-    for (std::int64_t n = 0; n < N; ++n)
+    auto quantizeRow = [&](std::size_t row) {
+        const std::int64_t n = std::int64_t(row);
         for (std::int64_t g = 0; g < G; ++g) {
             const std::int64_t k0 = g * t.groupSize, k1 = std::min(K, k0 + t.groupSize);
             const std::span<const float> group = w.subspan(std::size_t(n * K + k0), std::size_t(k1 - k0));
@@ -70,6 +72,10 @@ Int4Tensor quantizeInt4Rtn(std::span<const float> w, std::int64_t N, std::int64_
             t.zeros[std::size_t(n * G + g)] = p.zero;
             for (std::int64_t k = k0; k < k1; ++k) t.codes[std::size_t(n * K + k)] = p.quantize(w[std::size_t(n * K + k)]);
         }
+    };
+    if (pool) pool->parallelFor(std::size_t(N), [&](std::size_t n) { quantizeRow(n); });
+    else
+        for (std::size_t n = 0; n < std::size_t(N); ++n) quantizeRow(n);
     return t;
 }
 

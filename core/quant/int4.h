@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/thread_pool.h"
+
 namespace whittle {
 
 struct Int4Options {
@@ -33,8 +35,9 @@ struct Int4Tensor {
 };
 
 // Throws UsageError naming `tensor` for a group size that is not positive (or 0) or a shape that is empty.
+// With a pool, rows are quantized in parallel (each row's result is independent of the split).
 Int4Tensor quantizeInt4Rtn(std::span<const float> weight, std::int64_t rows, std::int64_t cols, const Int4Options& options,
-                           const std::string& tensor = {});
+                           const std::string& tensor = {}, ThreadPool* pool = nullptr);
 
 // w[n, :] from the codes: scale · (q − zero).
 void dequantizeInt4Row(const Int4Tensor& t, std::int64_t row, float* out);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/engine/weight_view.h"
 #include "core/error.h"
 #include "core/io/atomic_output.h"
 #include "core/io/gptq_layout.h"
@@ -87,12 +88,14 @@ Json gptqConfig(const QuantizeRecipe& q) {
             {"meta", {{"quantizer", "whittle"}, {"method", q.method}}}};
 }
 
-void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vector<std::byte>& buf) {
+// A 2-D weight in f32, read with pread into a reused buffer and decoded row by row (in parallel).
+void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vector<std::byte>& buf, ThreadPool& pool) {
     const TensorInfo& info = *e.info;
     buf.resize(std::size_t(info.nbytes));
     e.file->read(info, buf.data(), 0, info.nbytes);
     out.resize(std::size_t(info.numel()));
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = loadAsFloat(info.dtype, buf.data(), i);
+    const WeightView view{WeightFormat::Dense, info.dtype, buf.data(), info.shape[0], info.shape[1], info.name, {}};
+    pool.parallelFor(std::size_t(view.rows), [&](std::size_t r) { view.row(std::int64_t(r), &out[r * std::size_t(view.cols)]); });
 }
 
 }  // namespace
@@ -151,14 +154,15 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     StageMeter meter(progress, "quantizing", total);
     std::vector<std::byte> buf;
     std::vector<float> w;
-    constexpr std::uint64_t kChunk = 4u << 20;
+    ThreadPool pool;  // rows are independent: the output is the same with any thread count
+    std::vector<char> copyBuf;
     for (const auto& t : ck.tensors()) {
         cancel.throwIfCancelled();
         const TensorInfo& info = *t.entry->info;
         if (t.expected && quantizes(q, *t.expected) && info.name == t.expected->name) {
-            readAsFloat(*t.entry, w, buf);
-            const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name);
-            const GptqTensors g = packGptqV1(qt, info.name);
+            readAsFloat(*t.entry, w, buf, pool);
+            const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
+            const GptqTensors g = packGptqV1(qt, info.name, &pool);
             const GptqNames n = gptqNames(*t.expected);
             writer.write(n.qweight, g.qweight.data(), g.qweight.size() * 4);
             writer.write(n.qzeros, g.qzeros.data(), g.qzeros.size() * 4);
@@ -167,14 +171,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             meter.advance(info.nbytes);
             continue;
         }
-        for (std::uint64_t off = 0; off < info.nbytes; off += kChunk) {
-            cancel.throwIfCancelled();
-            const std::uint64_t n = std::min(kChunk, info.nbytes - off);
-            buf.resize(std::size_t(n));
-            t.entry->file->read(info, buf.data(), off, n);
-            writer.write(info.name, buf.data(), n);
-            meter.advance(n);
-        }
+        copyTensorBytes(*t.entry->file, info, writer, copyBuf, meter, cancel);
     }
     writer.finish();
     meter.finish();

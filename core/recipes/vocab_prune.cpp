@@ -323,13 +323,7 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
                 meter.advance(std::uint64_t(extra) * rowBytes);
             }
         } else {
-            for (std::uint64_t off = 0; off < info.nbytes; off += kChunk) {
-                cancel.throwIfCancelled();
-                const std::uint64_t n = std::min(kChunk, info.nbytes - off);
-                file.read(info, buf.data(), off, n);
-                writer.write(info.name, buf.data(), n);
-                meter.advance(n);
-            }
+            copyTensorBytes(file, info, writer, buf, meter, cancel);
         }
     }
     writer.finish();

@@ -91,6 +91,13 @@ private slots:
             }
         }
         const GptqTensors g = packGptqV1(t, "w");
+        // Two threads give the same codes and words as one.
+        ThreadPool pool(2);
+        const Int4Tensor tp = quantizeInt4Rtn(w, N, K, {group, symmetric}, "w", &pool);
+        QCOMPARE(tp.codes, t.codes);
+        QCOMPARE(tp.scales, t.scales);
+        QCOMPARE(packGptqV1(tp, "w", &pool).qweight, g.qweight);
+        QCOMPARE(packGptqV1(tp, "w", &pool).qzeros, g.qzeros);
         const Int4Tensor back = unpackGptqV1(g, "w");
         QCOMPARE(back.codes, t.codes);
         QCOMPARE(back.scales, t.scales);

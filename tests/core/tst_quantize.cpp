@@ -151,14 +151,45 @@ private slots:
             weights += std::uint64_t(v->numel());
         }
         qInfo("%zu GPTQ tensors, %llu weights: identical to the independent dequantizer", views.size(), (unsigned long long)weights);
+        QCOMPARE(views.size(), std::size_t(38));
+        QCOMPARE(weights, std::uint64_t(9043968));
     }
 
     // Quality against the original, eval over 2,048 held-out tokens (windows of 256): smaller groups lose less.
+    // The README's table, figure by figure.
     void qualityOrder() {
-        for (int g : {64, 128, 0}) {
+        struct Row {
+            int group;
+            double bpw, ppl, kld, p99, top1;
+        };
+        const Row readme[] = {{64, 4.38, 176.54, 0.00113, 0.0060, 0.9683},
+                              {128, 4.22, 176.26, 0.00120, 0.0079, 0.9653},
+                              {0, 4.12, 177.46, 0.00164, 0.0096, 0.9614}};
+        auto near = [](double got, double want, double rel) { return std::fabs(got - want) <= rel * std::fabs(want); };
+        for (const Row& row : readme) {
+            const int g = row.group;
             evals_[g] = evalAgainstOriginal(outputs_[g]);
-            qInfo("RTN %s: ppl %.2f, KLD mean %.5f, p99 %.4f, top-1 %.2f %%", g ? qPrintable(QString("g%1").arg(g)) : "per channel",
-                  evals_[g].ppl, *evals_[g].kldMean, *evals_[g].kldP99, 100.0 * *evals_[g].top1);
+            const double bpw = readJsonFile(outputs_[g] / "whittle.json").at("quantization").at("bits_per_weight").get<double>();
+            qInfo("RTN %s: %.3f bpw, ppl %.2f, KLD mean %.5f, p99 %.4f, top-1 %.2f %%", g ? qPrintable(QString("g%1").arg(g)) : "per channel",
+                  bpw, evals_[g].ppl, *evals_[g].kldMean, *evals_[g].kldP99, 100.0 * *evals_[g].top1);
+            QVERIFY(std::fabs(bpw - row.bpw) <= 0.01);
+            QVERIFY(near(evals_[g].ppl, row.ppl, 0.01));
+            QVERIFY(near(*evals_[g].kldMean, row.kld, 0.01));
+            QVERIFY(near(*evals_[g].kldP99, row.p99, 0.02));  // printed with 2 significant digits
+            QVERIFY(std::fabs(*evals_[g].top1 - row.top1) <= 0.001);
+        }
+        {  // the original's own perplexity on the same windows
+            const Checkpoint oc = Checkpoint::open(bundledModelDir());
+            const ReferenceModel om(oc, {});
+            ReferenceSession s(om, 256);
+            EvalOptions eo;
+            eo.ctx = eo.stride = 256;
+            eo.maxTokens = 2048;
+            NullProgress np;
+            const EvalReport o = evaluate(s, Tokenizer::fromModelOrFile(bundledModelDir()), readBytes(bundledModelDir() / "heldout.txt"), eo,
+                                          nullptr, {}, np, CancelToken{});
+            qInfo("original bf16: ppl %.2f", o.ppl);
+            QVERIFY(near(o.ppl, 176.87, 0.001));
         }
         QVERIFY(*evals_[64].kldMean < *evals_[128].kldMean);
         QVERIFY(*evals_[128].kldMean < *evals_[0].kldMean);
