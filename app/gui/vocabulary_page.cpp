@@ -533,6 +533,8 @@ void VocabularyPage::startPrune() {
         } catch (const CancelledError&) {
             r.cancelled = true;
             r.message = QObject::tr("Cancelled; nothing was written.");
+        } catch (const OutputExistsError& e) {  // the core names no option; the page says what to do here
+            r.message = QString::fromUtf8(e.what()) + QObject::tr(" — choose another output folder, or remove this one first.");
         } catch (const std::exception& e) {
             r.message = QString::fromUtf8(e.what());
         }

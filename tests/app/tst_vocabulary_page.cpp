@@ -239,7 +239,9 @@ private slots:
         QTest::mouseClick(page_->pruneButton(), Qt::LeftButton);
         QVERIFY(done.wait(60000));
         QVERIFY(!done.first().at(0).toBool());
-        QVERIFY(done.first().at(1).toString().contains("exists"));
+        const QString refusal = done.first().at(1).toString();
+        QVERIFY2(refusal.contains("exists") && refusal.contains("choose another output folder") && !refusal.contains("--force"),
+                 qPrintable(refusal));  // the page's own wording, no CLI option
         auto* box = page_->findChild<QMessageBox*>("errorDialog");
         QVERIFY(box);
         box->accept();

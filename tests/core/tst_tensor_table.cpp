@@ -63,6 +63,10 @@ private slots:
     // "No tensor name outside the table": a string literal that ends in a table name (preceded by a quote
     // or a dot, so "input_proj.weight" of a tower is not "proj.weight") is a second spelling of it.
     void noTensorNameOutsideTheTable() {
+#if defined(__SANITIZE_ADDRESS__)
+        qInfo("the source scan is text search, not memory work: it runs in the default build only");
+        return;
+#endif
         const Gemma4Config c = presetConfig("e2b-mini", true);
         const std::set<std::string> names = relativeNames(c);
         QVERIFY(names.count("self_attn.q_proj.weight") && names.count("attn_q.weight") && names.count("lm_head.weight") &&
