@@ -107,6 +107,9 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const QuantizeRecipe& q = *recipe.quantization;
     if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ tensors found)");
     QuantizeReport rep;
+    auto toQuantize = [&](const CheckpointTensor& t) {  // a dense linear weight no rule excludes
+        return t.expected && quantizes(q, *t.expected) && t.entry->info->name == t.expected->name;
+    };
 
     // The plan: quantized linears become their four GPTQ tensors; everything else keeps name, dtype, shape.
     std::vector<TensorSpec> plan;
@@ -114,7 +117,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     for (const auto& t : ck.tensors()) {
         const TensorInfo& info = *t.entry->info;
         rep.bytesBefore += info.nbytes;
-        if (t.expected && quantizes(q, *t.expected) && info.name == t.expected->name) {
+        if (toQuantize(t)) {
             const GptqNames n = gptqNames(*t.expected);
             const std::int64_t N = info.shape[0], K = info.shape[1];
             const int g = q.groupSize == 0 ? int(K) : q.groupSize;
@@ -159,7 +162,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     for (const auto& t : ck.tensors()) {
         cancel.throwIfCancelled();
         const TensorInfo& info = *t.entry->info;
-        if (t.expected && quantizes(q, *t.expected) && info.name == t.expected->name) {
+        if (toQuantize(t)) {
             readAsFloat(*t.entry, w, buf, pool);
             const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
             const GptqTensors g = packGptqV1(qt, info.name, &pool);

@@ -35,8 +35,12 @@ bool allFinite(const TensorInfo& t, const TensorView& v, std::uint64_t* bad) {
 ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& options)
     : config_(ck.config()), pool_(std::make_unique<ThreadPool>(options.threads)) {
     views_.reserve(4 * ck.table().size());  // views_ must not reallocate: WeightViews point into the mappings
-    auto mapped = [&](const TensorStore::Entry* e) {
+    // Maps a stored tensor (kept alive in views_); weights and scales are scanned for NaN/Inf on request.
+    auto mapped = [&](const TensorStore::Entry* e, bool isFloat) {
         views_.push_back(e->file->view(*e->info));
+        std::uint64_t bad = 0;
+        if (isFloat && options.checkFinite && !allFinite(*e->info, views_.back(), &bad))
+            throw FormatError(e->file->path(), e->info->name, "holds NaN or Inf (element " + std::to_string(bad) + ")");
         return views_.back().data();
     };
     auto bind = [&](TensorRole role, int layer = -1) {
@@ -46,8 +50,8 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
             w.rows = g->outFeatures;
             w.cols = g->inFeatures;
             w.name = tensorName(config_, role, layer);
-            w.data = mapped(g->qweight);
-            w.gptq = {mapped(g->qzeros), mapped(g->scales), mapped(g->gIdx), g->groups};
+            w.data = mapped(g->qweight, false);
+            w.gptq = {mapped(g->qzeros, false), mapped(g->scales, true), mapped(g->gIdx, false), g->groups};
             // g_idx indexes the scales and zeros: an out-of-range entry would read past them.
             for (std::int64_t k = 0; k < w.cols; ++k) {
                 std::int32_t v;
@@ -57,25 +61,13 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
                                                                                       std::to_string(v) + ", outside the " +
                                                                                       std::to_string(g->groups) + " groups");
             }
-            if (options.checkFinite) {
-                const TensorView scales = g->scales->file->view(*g->scales->info);
-                std::uint64_t bad = 0;
-                if (!allFinite(*g->scales->info, scales, &bad))
-                    throw FormatError(g->scales->file->path(), g->scales->info->name, "holds NaN or Inf (element " + std::to_string(bad) + ")");
-            }
             return w;
         }
         const TensorStore::Entry* e = ck.find(role, layer);
         if (!e) throw FormatError(ck.dir().string(), tensorName(config_, role, layer), "missing from the checkpoint");
-        views_.push_back(e->file->view(*e->info));
-        const TensorView& v = views_.back();
-        if (options.checkFinite) {
-            std::uint64_t bad = 0;
-            if (!allFinite(*e->info, v, &bad))
-                throw FormatError(e->file->path(), e->info->name, "holds NaN or Inf (element " + std::to_string(bad) + ")");
-        }
-        const auto& s = v.info().shape;
-        return WeightView{WeightFormat::Dense, v.info().dtype, v.data(), s.size() > 1 ? s[0] : 1, s.empty() ? 1 : s.back(), e->info->name};
+        const std::byte* data = mapped(e, true);
+        const auto& s = e->info->shape;
+        return WeightView{WeightFormat::Dense, e->info->dtype, data, s.size() > 1 ? s[0] : 1, s.empty() ? 1 : s.back(), e->info->name, {}};
     };
     auto vec = [&](TensorRole role, int layer = -1) {
         const WeightView w = bind(role, layer);
