@@ -1,5 +1,7 @@
 #include "core/io/gptq_layout.h"
 
+#include <cstring>
+
 #include "core/error.h"
 #include "core/io/dtype.h"
 
@@ -82,14 +84,32 @@ Int4Tensor unpackGptqV1(const GptqTensors& g, const std::string& tensor) {
     return t;
 }
 
-void dequantizeGptqRow(const GptqTensors& g, std::int64_t n, float* out, bool useGIdx) {
-    const std::int64_t N = g.outFeatures, K = g.inFeatures;
+void dequantizeGptqRow(const std::byte* qweight, const std::byte* qzeros, const std::byte* scales, const std::byte* gIdx,
+                       std::int64_t N, std::int64_t K, std::int64_t n, float* out) {
+    auto word = [](const std::byte* base, std::int64_t i) {
+        std::uint32_t w;
+        std::memcpy(&w, base + 4 * i, 4);  // a mapping may be misaligned
+        return w;
+    };
     for (std::int64_t k = 0; k < K; ++k) {
-        const std::int64_t G0 = useGIdx ? g.gIdx[std::size_t(k)] : k / g.groupSize;
-        const float q = float(nibble(std::uint32_t(g.qweight[std::size_t(k / 8 * N + n)]), k % 8));
-        const float z = float(nibble(std::uint32_t(g.qzeros[std::size_t(G0 * (N / 8) + n / 8)]), n % 8) + 1);
-        out[k] = f16ToFloat(g.scales[std::size_t(G0 * N + n)]) * (q - z);
+        const std::int64_t g = std::int64_t(std::int32_t(word(gIdx, k)));
+        const std::uint32_t q = nibble(word(qweight, (k / 8) * N + n), k % 8);
+        const std::uint32_t z = nibble(word(qzeros, g * (N / 8) + n / 8), n % 8) + 1u;  // v1: stored zero − 1
+        std::uint16_t s;
+        std::memcpy(&s, scales + 2 * (g * N + n), 2);
+        out[k] = f16ToFloat(s) * (float(q) - float(z));
     }
+}
+
+void dequantizeGptqRow(const GptqTensors& g, std::int64_t n, float* out, bool useGIdx) {
+    std::vector<std::int32_t> contiguous;
+    if (!useGIdx) {
+        contiguous.resize(std::size_t(g.inFeatures));
+        for (std::int64_t k = 0; k < g.inFeatures; ++k) contiguous[std::size_t(k)] = std::int32_t(k / g.groupSize);
+    }
+    const auto* gIdx = reinterpret_cast<const std::byte*>(useGIdx ? g.gIdx.data() : contiguous.data());
+    dequantizeGptqRow(reinterpret_cast<const std::byte*>(g.qweight.data()), reinterpret_cast<const std::byte*>(g.qzeros.data()),
+                      reinterpret_cast<const std::byte*>(g.scales.data()), gIdx, g.outFeatures, g.inFeatures, n, out);
 }
 
 }  // namespace whittle

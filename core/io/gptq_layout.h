@@ -34,8 +34,14 @@ GptqTensors packGptqV1(const Int4Tensor& t, const std::string& tensor, ThreadPoo
 // Throws FormatError naming the tensor when g_idx is not contiguous (act-order without static groups).
 Int4Tensor unpackGptqV1(const GptqTensors& g, const std::string& tensor);
 
-// W[n, :] decoded straight from the packed words. With useGIdx each input's group comes from g_idx,
-// otherwise from k / groupSize; the two agree for the checkpoints Whittle writes.
+// W[n, :] decoded straight from the packed words as they lie in a file (little-endian, possibly misaligned):
+// qweight I32 [K/8, N], qzeros I32 [G, N/8], scales F16 [G, N], gIdx I32 [K]. The one GPTQ decoder: the
+// engines' weight views and the overload below both call it.
+void dequantizeGptqRow(const std::byte* qweight, const std::byte* qzeros, const std::byte* scales, const std::byte* gIdx,
+                       std::int64_t outFeatures, std::int64_t inFeatures, std::int64_t n, float* out);
+
+// The same from packed tensors in memory. With useGIdx each input's group comes from g_idx, otherwise from
+// k / groupSize; the two agree for the checkpoints Whittle writes.
 void dequantizeGptqRow(const GptqTensors& g, std::int64_t n, float* out, bool useGIdx = true);
 
 }  // namespace whittle

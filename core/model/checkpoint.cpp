@@ -112,8 +112,8 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
         const TensorStore::Entry* s = ck.store_.find(e.name);
         if (!s && e.linear)
             if (auto g = findGptq(ck.store_, e, dirIn.string())) {
-                for (const auto& n : {gptqNames(e).qweight, gptqNames(e).qzeros, gptqNames(e).scales, gptqNames(e).gIdx})
-                    expected.emplace(n, &e);
+                const GptqNames names = gptqNames(e);
+                for (const std::string* n : {&names.qweight, &names.qzeros, &names.scales, &names.gIdx}) expected.emplace(*n, &e);
                 ck.gptq_.emplace(e.name, *g);
                 continue;
             }

@@ -24,7 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-EvalReport evalAgainstOriginal(const fs::path& model) {
+// eval over the bundled model's first 2,048 held-out tokens in windows of 256, with the original bundled
+// model as the reference when asked.
+EvalReport evalHeldout(const fs::path& model, bool againstOriginal) {
     const Checkpoint qc = Checkpoint::open(model), oc = Checkpoint::open(bundledModelDir());
     const ReferenceModel qm(qc, {}), om(oc, {});
     const Tokenizer tok = Tokenizer::fromModelOrFile(model);
@@ -34,7 +36,7 @@ EvalReport evalAgainstOriginal(const fs::path& model) {
     eo.maxTokens = 2048;
     ReferenceSession a(qm, eo.ctx), b(om, eo.ctx);
     NullProgress np;
-    return evaluate(a, tok, readBytes(bundledModelDir() / "heldout.txt"), eo, &b, {}, np, CancelToken{});
+    return evaluate(a, tok, readBytes(bundledModelDir() / "heldout.txt"), eo, againstOriginal ? &b : nullptr, {}, np, CancelToken{});
 }
 
 }  // namespace
@@ -168,7 +170,7 @@ private slots:
         auto near = [](double got, double want, double rel) { return std::fabs(got - want) <= rel * std::fabs(want); };
         for (const Row& row : readme) {
             const int g = row.group;
-            evals_[g] = evalAgainstOriginal(outputs_[g]);
+            evals_[g] = evalHeldout(outputs_[g], true);
             const double bpw = readJsonFile(outputs_[g] / "whittle.json").at("quantization").at("bits_per_weight").get<double>();
             qInfo("RTN %s: %.3f bpw, ppl %.2f, KLD mean %.5f, p99 %.4f, top-1 %.2f %%", g ? qPrintable(QString("g%1").arg(g)) : "per channel",
                   bpw, evals_[g].ppl, *evals_[g].kldMean, *evals_[g].kldP99, 100.0 * *evals_[g].top1);
@@ -178,19 +180,9 @@ private slots:
             QVERIFY(near(*evals_[g].kldP99, row.p99, 0.02));  // printed with 2 significant digits
             QVERIFY(std::fabs(*evals_[g].top1 - row.top1) <= 0.001);
         }
-        {  // the original's own perplexity on the same windows
-            const Checkpoint oc = Checkpoint::open(bundledModelDir());
-            const ReferenceModel om(oc, {});
-            ReferenceSession s(om, 256);
-            EvalOptions eo;
-            eo.ctx = eo.stride = 256;
-            eo.maxTokens = 2048;
-            NullProgress np;
-            const EvalReport o = evaluate(s, Tokenizer::fromModelOrFile(bundledModelDir()), readBytes(bundledModelDir() / "heldout.txt"), eo,
-                                          nullptr, {}, np, CancelToken{});
-            qInfo("original bf16: ppl %.2f", o.ppl);
-            QVERIFY(near(o.ppl, 176.87, 0.001));
-        }
+        const EvalReport original = evalHeldout(bundledModelDir(), false);  // the original's own perplexity, same windows
+        qInfo("original bf16: ppl %.2f", original.ppl);
+        QVERIFY(near(original.ppl, 176.87, 0.001));
         QVERIFY(*evals_[64].kldMean < *evals_[128].kldMean);
         QVERIFY(*evals_[128].kldMean < *evals_[0].kldMean);
         QVERIFY(*evals_[128].kldMean > 0);
