@@ -44,7 +44,7 @@ float ggmlScale(std::uint8_t d) {
     return e == 0 ? std::ldexp(float(m), -9) : std::ldexp(float(8 + m), e - 10);
 }
 
-// A scale byte both ggml and ModelOpt read the same way once the sign bit is dropped.
+// A scale byte ggml and ModelOpt read as the same value: finite and non-negative, below 0x7F.
 bool ggmlCompatibleScale(std::uint8_t d) { return d < 0x7F; }
 
 }  // namespace
