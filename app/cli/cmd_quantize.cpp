@@ -1,5 +1,5 @@
 // whittle-cli quantize MODEL OUT: weight quantization from a recipe file or flags. This version runs INT4
-// round-to-nearest into GPTQ v1 safetensors; GPTQ, NVFP4 and the mixed bit budget plug in as methods.
+// round-to-nearest or GPTQ into GPTQ v1 safetensors; NVFP4 and the mixed bit budget plug in as methods.
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -17,14 +17,16 @@
 namespace whittle::cli {
 
 int runQuantize(const std::vector<std::string>& argv) {
-    const Args a(argv, {"force", "json", "asym"}, {"recipe", "method", "group", "exclude", "format"});
+    const Args a(argv, {"force", "json", "asym", "act-order"}, {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"});
     if (a.positional().size() != 2)
-        throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn] [--group N (0: per channel)] [--asym] "
-                         "[--exclude GLOB,…] [--format gptq]) [--force] [--json]");
+        throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq] [--group N (0: per channel)] [--asym] "
+                         "[--exclude GLOB,…] [--format gptq] [gptq: --act-order --calib FILE,… --calib-samples N --calib-length N --damp X]) "
+                         "[--force] [--json]");
     Recipe recipe;
     if (auto r = a.value("recipe")) {
-        for (const char* o : {"method", "group", "exclude", "format"})
+        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"})
             if (a.value(o)) throw UsageError(std::string("give either --recipe or --") + o + ", not both");
+        if (a.flag("act-order") || a.flag("asym")) throw UsageError("give either --recipe or --act-order/--asym, not both");
         recipe = loadRecipe(*r);
         if (!recipe.quantization) throw UsageError(*r, {}, "the recipe has no \"quantization\" section");
     } else {
@@ -35,6 +37,19 @@ int runQuantize(const std::vector<std::string>& argv) {
         if (a.flag("asym")) q["symmetric"] = false;
         if (a.value("exclude")) q["exclude"] = a.listValue("exclude");
         if (auto f = a.value("format")) q["format"] = *f;
+        if (a.flag("act-order")) q["act_order"] = true;
+        if (auto d = a.value("damp")) {
+            try {
+                q["damp"] = std::stod(*d);
+            } catch (const std::exception&) {
+                throw UsageError("--damp must be a number, not '" + *d + "'");
+            }
+        }
+        Json calib = Json::object();
+        if (a.value("calib")) calib["files"] = a.listValue("calib");
+        if (a.value("calib-samples")) calib["samples"] = a.uintValue("calib-samples", 0);
+        if (a.value("calib-length")) calib["length"] = a.uintValue("calib-length", 0);
+        if (!calib.empty()) q["calibration"] = calib;
         recipe.quantization = parseQuantizeRecipe(q, "command line");
     }
     const Checkpoint ck = Checkpoint::open(a.positional()[0]);
@@ -47,6 +62,8 @@ int runQuantize(const std::vector<std::string>& argv) {
     }
     std::printf("quantized %d tensors (%llu weights) to INT4 at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,
                 (unsigned long long)r.weightsQuantized, r.bitsPerWeight, r.tensorsKept);
+    if (r.calibrationWindows)
+        std::printf("GPTQ: %d calibration windows (%lld tokens), %.1f s\n", r.calibrationWindows, (long long)r.calibrationTokens, r.gptqSeconds);
     for (const auto& e : r.excluded) std::printf("  kept by an exclusion rule: %s\n", e.c_str());
     std::printf("%.1f MB -> %.1f MB; wrote %s in %.1f s\n", double(r.bytesBefore) / 1e6, double(r.bytesWritten) / 1e6,
                 a.positional()[1].c_str(), r.seconds);

@@ -13,6 +13,7 @@
 #include "core/io/gptq_layout.h"
 #include "core/io/safetensors_writer.h"
 #include "core/io/side_files.h"
+#include "core/recipes/gptq_calibration.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/recipe_json.h"
 
@@ -26,18 +27,47 @@ std::vector<std::string> QuantizeRecipe::defaultExclusions() {
 }
 
 Json toJson(const QuantizeRecipe& q) {
-    return {{"method", q.method}, {"group_size", q.groupSize}, {"symmetric", q.symmetric}, {"exclude", q.exclude}, {"format", q.format}};
+    Json j{{"method", q.method}, {"group_size", q.groupSize}, {"symmetric", q.symmetric}, {"exclude", q.exclude}, {"format", q.format}};
+    if (q.method == "gptq") {
+        j["act_order"] = q.actOrder;
+        j["damp"] = q.damp;
+        j["calibration"] = {{"files", q.calibration.files}, {"samples", q.calibration.samples}, {"length", q.calibration.length}};
+    }
+    return j;
 }
 
 QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     using namespace recipe_json;
     if (!j.is_object()) throw FormatError(src, {}, "'quantization' must be an object");
-    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format"}, "quantization", src);
+    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration"}, "quantization", src);
     QuantizeRecipe q;
     if (j.contains("method")) {
-        if (!j["method"].is_string() || j["method"] != "rtn")
-            throw FormatError(src, {}, "'quantization.method' must be \"rtn\" (GPTQ, NVFP4 and the bit budget are not built yet)");
+        if (!j["method"].is_string() || (j["method"] != "rtn" && j["method"] != "gptq"))
+            throw FormatError(src, {}, "'quantization.method' must be \"rtn\" or \"gptq\" (NVFP4 and the bit budget are not built yet)");
         q.method = j["method"].get<std::string>();
+    }
+    const bool gptq = q.method == "gptq";
+    for (const char* k : {"act_order", "damp", "calibration"})
+        if (j.contains(k) && !gptq) throw FormatError(src, {}, std::string("'quantization.") + k + "' applies to method \"gptq\" only");
+    if (j.contains("act_order")) {
+        if (!j["act_order"].is_boolean()) throw FormatError(src, {}, "'quantization.act_order' must be true or false");
+        q.actOrder = j["act_order"].get<bool>();
+    }
+    if (j.contains("damp")) {
+        if (!j["damp"].is_number() || !(j["damp"].get<double>() > 0) || !(j["damp"].get<double>() < 1))
+            throw FormatError(src, {}, "'quantization.damp' must be a number between 0 and 1 (the published recipe: 0.01)");
+        q.damp = j["damp"].get<double>();
+    }
+    if (j.contains("calibration")) {
+        const Json& c = j["calibration"];
+        if (!c.is_object()) throw FormatError(src, {}, "'quantization.calibration' must be an object");
+        onlyKeys(c, {"files", "samples", "length"}, "quantization.calibration", src);
+        if (c.contains("files")) q.calibration.files = strings(c["files"], "quantization.calibration.files", src);
+        if (c.contains("samples")) q.calibration.samples = positiveInt(c["samples"], "quantization.calibration.samples", src);
+        if (c.contains("length")) {
+            q.calibration.length = positiveInt(c["length"], "quantization.calibration.length", src);
+            if (q.calibration.length < 2) throw FormatError(src, {}, "'quantization.calibration.length' must be at least 2 tokens");
+        }
     }
     if (j.contains("group_size")) {
         const Json& g = j["group_size"];
@@ -66,9 +96,18 @@ bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e) {
 }
 
 Json toJson(const QuantizeReport& r) {
-    return {{"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
+    Json j{{"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
             {"bits_per_weight", r.bitsPerWeight}, {"bytes_before", r.bytesBefore}, {"bytes_written", r.bytesWritten},
             {"excluded", r.excluded}, {"seconds", r.seconds}};
+    if (r.calibrationWindows) {
+        j["calibration_windows"] = r.calibrationWindows;
+        j["calibration_tokens"] = r.calibrationTokens;
+        j["gptq_seconds"] = r.gptqSeconds;
+        j["gptq_tensors"] = Json::array();
+        for (const auto& s : r.gptqTensors)
+            j["gptq_tensors"].push_back({{"name", s.name}, {"damp", s.damp}, {"dead_inputs", s.deadInputs}, {"loss", s.loss}, {"seconds", s.seconds}});
+    }
+    return j;
 }
 
 namespace {
@@ -79,13 +118,13 @@ Json gptqConfig(const QuantizeRecipe& q) {
             {"checkpoint_format", "gptq"},
             {"bits", 4},
             {"group_size", q.groupSize == 0 ? -1 : q.groupSize},
-            {"desc_act", false},
+            {"desc_act", false},  // act-order with static groups leaves g_idx = k / g: the desc_act=false layout
             {"sym", q.symmetric},
-            {"static_groups", false},
-            {"true_sequential", true},
-            {"damp_percent", 0.0},
+            {"static_groups", q.method == "gptq" && q.actOrder},
+            {"true_sequential", false},  // RTN has no order; GPTQ observes a layer's sites in one pass
+            {"damp_percent", q.method == "gptq" ? q.damp : 0.0},
             {"lm_head", false},
-            {"meta", {{"quantizer", "whittle"}, {"method", q.method}}}};
+            {"meta", {{"quantizer", "whittle"}, {"method", q.method}, {"act_order", q.method == "gptq" && q.actOrder}}}};
 }
 
 // A 2-D weight in f32, read with pread into a reused buffer and decoded row by row (in parallel).
@@ -142,6 +181,29 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     if (rep.tensorsQuantized == 0) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
     rep.bitsPerWeight = double(quantBits) / double(rep.weightsQuantized);
 
+    // GPTQ runs before anything is written: it needs the calibration pass over the whole model, and its
+    // packed tensors (a quarter of the linears' 16-bit bytes) are held until the writer reaches them.
+    GptqRun gptq;
+    if (q.method == "gptq") {
+        std::vector<fs::path> files(q.calibration.files.begin(), q.calibration.files.end());
+        if (files.empty()) {
+            if (!fs::exists(ck.dir() / "heldout.txt"))
+                throw UsageError(ck.dir().string(), {}, "has no heldout.txt: GPTQ needs calibration text files");
+            files.push_back(ck.dir() / "heldout.txt");
+        }
+        const auto windows = calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, q.calibration.samples, q.calibration.length);
+        GptqOptions go;
+        go.groupSize = q.groupSize;
+        go.symmetric = q.symmetric;
+        go.actOrder = q.actOrder;
+        go.damp = q.damp;
+        gptq = runGptq(ck, [&](const ExpectedTensor& e) { return quantizes(q, e); }, windows, go, progress, cancel);
+        rep.calibrationWindows = gptq.windows;
+        rep.calibrationTokens = gptq.tokens;
+        rep.gptqSeconds = gptq.seconds;
+        rep.gptqTensors = gptq.stats;
+    }
+
     AtomicOutputDir out(dest, force, {ck.dir()});
     copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
         if (name == "quantize_config.json") return true;  // rewritten below
@@ -163,9 +225,17 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
         cancel.throwIfCancelled();
         const TensorInfo& info = *t.entry->info;
         if (toQuantize(t)) {
-            readAsFloat(*t.entry, w, buf, pool);
-            const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
-            const GptqTensors g = packGptqV1(qt, info.name, &pool);
+            GptqTensors g;
+            if (q.method == "gptq") {
+                auto it = gptq.packed.find(info.name);
+                if (it == gptq.packed.end()) throw Error({}, info.name, "internal: GPTQ did not quantize this tensor");
+                g = std::move(it->second);
+                gptq.packed.erase(it);
+            } else {
+                readAsFloat(*t.entry, w, buf, pool);
+                const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
+                g = packGptqV1(qt, info.name, &pool);
+            }
             const GptqNames n = gptqNames(*t.expected);
             writer.write(n.qweight, g.qweight.data(), g.qweight.size() * 4);
             writer.write(n.qzeros, g.qzeros.data(), g.qzeros.size() * 4);

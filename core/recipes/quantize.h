@@ -1,7 +1,9 @@
 #pragma once
 // Weight quantization: the recipe's "quantization" section and the streaming stage that writes it.
-// This version: INT4 round-to-nearest (symmetric or asymmetric; group 32/64/128/… or per channel) written
-// as GPTQ v1 safetensors (core/io/gptq_layout.h) with the config keys transformers, GPTQModel and vLLM read.
+// This version: INT4 by round-to-nearest (symmetric or asymmetric; group 32/64/128/… or per channel) or by
+// GPTQ over calibration text (core/quant/gptq.h, driven by gptq_calibration.h; optional act-order with
+// static groups), written as GPTQ v1 safetensors (core/io/gptq_layout.h) with the config keys transformers,
+// GPTQModel and vLLM read.
 // Which tensors: the linear weights of the tensor table, minus name rules (fnmatch globs) — by default the
 // published recipe's: PLE projection and gates stay unquantized; embeddings, norms and the head are not linear
 // weights and are never quantized here. Every other tensor passes through byte for byte.
@@ -12,6 +14,7 @@
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
+#include "core/quant/gptq.h"
 #include "core/quant/int4.h"
 
 namespace whittle {
@@ -19,11 +22,19 @@ namespace whittle {
 struct Recipe;
 
 struct QuantizeRecipe {
-    std::string method = "rtn";   // rtn (gptq, nvfp4 and the mixed budget come later)
+    std::string method = "rtn";   // rtn | gptq (nvfp4 and the mixed budget come later)
     int groupSize = 128;          // 0: per channel
     bool symmetric = true;
     std::vector<std::string> exclude = defaultExclusions();  // globs over Hugging Face tensor names
     std::string format = "gptq";  // gptq: GPTQ v1 safetensors
+    // GPTQ only.
+    bool actOrder = false;  // visit inputs by decreasing activity (static groups: g_idx stays k / g)
+    double damp = 0.01;     // fraction of the Hessian's mean diagonal added to it
+    struct Calibration {
+        std::vector<std::string> files;  // text files; empty: the model folder's heldout.txt (the bundled model ships one)
+        int samples = 256;               // windows (the published recipe: 256 × 2048)
+        int length = 2048;               // tokens per window, BOS included
+    } calibration;
 
     static std::vector<std::string> defaultExclusions();
 };
@@ -40,6 +51,11 @@ struct QuantizeReport {
     std::uint64_t bytesBefore = 0, bytesWritten = 0;
     std::vector<std::string> excluded;   // linear weights a rule kept unquantized
     double seconds = 0;
+    // GPTQ: calibration actually used, and per-tensor facts (damp used, dead inputs, GPTQ's loss estimate).
+    int calibrationWindows = 0;
+    std::int64_t calibrationTokens = 0;
+    double gptqSeconds = 0;
+    std::vector<GptqTensorStats> gptqTensors;
 };
 Json toJson(const QuantizeReport& r);
 

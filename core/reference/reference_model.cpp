@@ -115,4 +115,37 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
 
 ReferenceModel::~ReferenceModel() = default;
 
+WeightView* ReferenceModel::linearSlot(TensorRole role, int layer) {
+    using R = TensorRole;
+    WeightView* slot = nullptr;
+    if (role == R::PleModelProjection) slot = &pleModelProj_;
+    else if (layer >= 0 && layer < int(layers_.size())) {
+        Layer& L = layers_[std::size_t(layer)];
+        switch (role) {
+            case R::QProj: slot = &L.q; break;
+            case R::KProj: slot = &L.k; break;
+            case R::VProj: slot = &L.v; break;
+            case R::OProj: slot = &L.o; break;
+            case R::GateProj: slot = &L.gate; break;
+            case R::UpProj: slot = &L.up; break;
+            case R::DownProj: slot = &L.down; break;
+            case R::PleInputGate: slot = &L.pleGate; break;
+            case R::PleProjection: slot = &L.pleProj; break;
+            default: break;
+        }
+    }
+    if (!slot || slot->empty()) throw Error(std::string("internal: no ") + roleName(role) + " weight in layer " + std::to_string(layer));
+    return slot;
+}
+
+const WeightView& ReferenceModel::linearWeight(TensorRole role, int layer) const {
+    return *const_cast<ReferenceModel*>(this)->linearSlot(role, layer);
+}
+
+void ReferenceModel::replaceWeight(TensorRole role, int layer, const WeightView& view) {
+    WeightView* slot = linearSlot(role, layer);
+    if (slot->rows != view.rows || slot->cols != view.cols) throw Error({}, slot->name, "internal: a replacement weight must keep the shape");
+    *slot = view;
+}
+
 }  // namespace whittle

@@ -38,7 +38,14 @@ public:
     const std::vector<float>& pleProjectionNorm() const { return pleProjNorm_; }
     const std::vector<float>& finalNorm() const { return finalNorm_; }
 
+    // Rebinds one linear weight to another view of the same shape (GPTQ calibration swaps in each layer's
+    // quantized weights as they are made, so later layers see them). The caller keeps the memory alive.
+    void replaceWeight(TensorRole role, int layer, const WeightView& view);
+    // The view a linear role is bound to (layer -1 for the model-level projection); throws Error for others.
+    const WeightView& linearWeight(TensorRole role, int layer) const;
+
 private:
+    WeightView* linearSlot(TensorRole role, int layer);
     Gemma4Config config_;
     std::vector<TensorView> views_;  // keeps the mappings alive
     WeightView embed_, head_, pleTable_, pleModelProj_;

@@ -49,6 +49,32 @@ ReferenceSession::ReferenceSession(const ReferenceModel& model, int maxContext, 
 
 void ReferenceSession::reset() { position_ = 0; }
 
+LinearSite linearSite(TensorRole role) {
+    using R = TensorRole;
+    switch (role) {
+        case R::PleModelProjection: return LinearSite::PleModel;
+        case R::QProj:
+        case R::KProj:
+        case R::VProj: return LinearSite::Attention;
+        case R::OProj: return LinearSite::AttentionOutput;
+        case R::GateProj:
+        case R::UpProj: return LinearSite::Mlp;
+        case R::DownProj: return LinearSite::MlpDown;
+        case R::PleInputGate: return LinearSite::PleGate;
+        case R::PleProjection: return LinearSite::PleProjection;
+        default: throw Error(std::string("internal: ") + roleName(role) + " is not a linear weight");
+    }
+}
+
+// True when the chunk ends here: this is the last tapped site, and the observer has seen its input.
+bool ReferenceSession::tapped(int layer, LinearSite site, const float* x, int T, std::size_t width) {
+    if (!tap_ || tap_->layer != layer || std::find(tap_->sites.begin(), tap_->sites.end(), site) == tap_->sites.end()) return false;
+    tap_->observe(site, x, T, int(width));
+    if (site != *std::max_element(tap_->sites.begin(), tap_->sites.end())) return false;  // sites are in decoder order
+    position_ += T;
+    return true;
+}
+
 void ReferenceSession::dump(const char* name, int layer, int t, const float* v, std::size_t n) const {
     if (hook_) hook_(name, layer, position_ + t, std::span<const float>(v, n));
 }
@@ -68,6 +94,7 @@ std::span<const float> ReferenceSession::forward(std::span<const int> tokens, fl
         forwardChunk(tokens.data() + done, T, allLogits ? allLogits + done * V : (last ? logits_.data() : nullptr));
         done += std::size_t(T);
     }
+    if (tap_) return {};
     if (allLogits) std::memcpy(logits_.data(), allLogits + (tokens.size() - 1) * V, V * 4);
     return logits_;
 }
@@ -89,6 +116,7 @@ void ReferenceSession::forwardChunk(const int* tokens, int T, float* logitsOut) 
         model_.pleTable().row(tokens[t], row(tokPle_, t, LP).data());
         dump("embed", -1, t, x.data(), H);
     }
+    if (tapped(-1, LinearSite::PleModel, x_.data(), T, H)) return;
     ops::matmul(pool, model_.pleModelProjection(), x_.data(), T, std::int64_t(H), pleProj_.data(), std::int64_t(LP));
     for (int t = 0; t < T; ++t) {
         ops::combinePle(row(pleProj_, t, LP), row(tokPle_, t, LP), int(L), int(P), int(H), model_.pleProjectionNorm().data(), eps);
@@ -109,6 +137,7 @@ void ReferenceSession::forwardChunk(const int* tokens, int T, float* logitsOut) 
             std::copy_n(&x_[std::size_t(t) * H], H, a.begin());
             ops::rmsNorm(a, w.inputNorm.data(), eps);
         }
+        if (tapped(li, LinearSite::Attention, a_.data(), T, H)) return;
         ops::matmul(pool, w.q, a_.data(), T, std::int64_t(H), q_.data(), std::int64_t(qw));
         for (int t = 0; t < T; ++t)
             for (int j = 0; j < nh; ++j) {
@@ -147,6 +176,7 @@ void ReferenceSession::forwardChunk(const int* tokens, int T, float* logitsOut) 
             ops::attendHead(&q_[std::size_t(t) * qw + std::size_t(j) * hd], cache, j / group, first, pos,
                             &scores_[item * std::size_t(maxContext_)], &attn_[std::size_t(t) * qw + std::size_t(j) * hd]);
         });
+        if (tapped(li, LinearSite::AttentionOutput, attn_.data(), T, qw)) return;
         ops::matmul(pool, w.o, attn_.data(), T, std::int64_t(qw), o_.data(), std::int64_t(H));
         for (int t = 0; t < T; ++t) {
             const std::span<float> o = row(o_, t, H), x = row(x_, t, H);
@@ -161,9 +191,11 @@ void ReferenceSession::forwardChunk(const int* tokens, int T, float* logitsOut) 
             std::copy_n(&x_[std::size_t(t) * H], H, m.begin());
             ops::rmsNorm(m, w.preFeedforwardNorm.data(), eps);
         }
+        if (tapped(li, LinearSite::Mlp, m_.data(), T, H)) return;
         ops::matmul(pool, w.gate, m_.data(), T, std::int64_t(H), gate_.data(), std::int64_t(F));
         ops::matmul(pool, w.up, m_.data(), T, std::int64_t(H), up_.data(), std::int64_t(F));
         ops::gatedGelu(std::span<float>(gate_.data(), std::size_t(T) * F), std::span<const float>(up_.data(), std::size_t(T) * F));
+        if (tapped(li, LinearSite::MlpDown, gate_.data(), T, F)) return;
         ops::matmul(pool, w.down, gate_.data(), T, std::int64_t(F), ffn_.data(), std::int64_t(H));
         for (int t = 0; t < T; ++t) {
             const std::span<float> f = row(ffn_, t, H), x = row(x_, t, H);
@@ -173,9 +205,11 @@ void ReferenceSession::forwardChunk(const int* tokens, int T, float* logitsOut) 
         }
 
         // PLE block: gate → GELU → × ple[l] → projection → norm → residual, then layer_scalar.
+        if (tapped(li, LinearSite::PleGate, x_.data(), T, H)) return;
         ops::matmul(pool, w.pleGate, x_.data(), T, std::int64_t(H), g_.data(), std::int64_t(P));
         for (int t = 0; t < T; ++t)
             ops::gatedGelu(row(g_, t, P), std::span<const float>(&pleProj_[std::size_t(t) * LP + std::size_t(li) * P], P));
+        if (tapped(li, LinearSite::PleProjection, g_.data(), T, P)) return;
         ops::matmul(pool, w.pleProj, g_.data(), T, std::int64_t(P), g2_.data(), std::int64_t(H));
         for (int t = 0; t < T; ++t) {
             const std::span<float> g2 = row(g2_, t, H), x = row(x_, t, H);

@@ -4,6 +4,7 @@
 // quality metrics, so it favours readability and determinism over speed: every output element (a logit,
 // an activation) is computed the same way whatever the thread count, chunk size or vocabulary size.
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -14,6 +15,27 @@ namespace whittle {
 
 // Called with each named intermediate when set: name, layer (-1 for model-level), absolute position, values.
 using DebugHook = std::function<void(const char* name, int layer, int position, std::span<const float> values)>;
+
+// Where linear layers read their input: the linears of one site multiply the same activations.
+enum class LinearSite {
+    PleModel,         // layer -1: the per-layer-input projection of the scaled embeddings
+    Attention,        // q, k, v
+    AttentionOutput,  // o
+    Mlp,              // gate, up
+    MlpDown,          // down
+    PleGate,          // the per-layer input gate
+    PleProjection,    // the per-layer projection
+};
+// The site of a linear role; throws Error for a role that is not a linear weight.
+LinearSite linearSite(TensorRole role);
+
+// Observes the inputs of some sites of one layer (GPTQ calibration). While a tap is set, forward() stops
+// each chunk right after the last tapped site — the rest of the model is not needed — and returns no logits.
+struct LinearTap {
+    int layer = -1;
+    std::vector<LinearSite> sites;
+    std::function<void(LinearSite site, const float* x, int T, int width)> observe;  // x: [T, width], row-major
+};
 
 // One sequence being decoded: the KV cache (a ring of window + chunk − 1 positions on sliding layers,
 // the whole context on full layers; KV-shared layers read their source layer's cache) and every scratch
@@ -30,10 +52,12 @@ public:
     std::span<const float> forward(std::span<const int> tokens, float* allLogits = nullptr) override;
 
     void setDebugHook(DebugHook hook) { hook_ = std::move(hook); }
+    void setLinearTap(std::optional<LinearTap> tap) { tap_ = std::move(tap); }
 
 private:
     void forwardChunk(const int* tokens, int T, float* logitsOut);
     void dump(const char* name, int layer, int t, const float* v, std::size_t n) const;
+    bool tapped(int layer, LinearSite site, const float* x, int T, std::size_t width);
 
     const ReferenceModel& model_;
     const Gemma4Config& c_;
@@ -49,6 +73,7 @@ private:
     std::vector<float> logits_;
     std::vector<float> invFreqSliding_, invFreqFull_;
     DebugHook hook_;
+    std::optional<LinearTap> tap_;
 };
 
 }  // namespace whittle

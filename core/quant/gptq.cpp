@@ -1,0 +1,160 @@
+#include "core/quant/gptq.h"
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace whittle {
+
+namespace {
+using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+}
+
+Hessian::Hessian(std::int64_t dim) : dim_(dim), sum_(std::size_t(dim * dim), 0.0) {
+    if (dim <= 0) throw Error("internal: a Hessian needs a positive dimension");
+}
+
+void Hessian::add(const float* x, int T) {
+    if (T <= 0) return;
+    const Eigen::Map<const RowMatF> X(x, T, dim_);
+    Eigen::Map<Eigen::MatrixXd> S(sum_.data(), dim_, dim_);
+    // Σ x xᵀ in f64: the inputs are widened first so that long calibration runs do not lose the small terms.
+    const Eigen::MatrixXd Xt = X.cast<double>().transpose();
+    S.selfadjointView<Eigen::Lower>().rankUpdate(Xt);
+    samples_ += std::uint64_t(T);
+}
+
+std::vector<double> Hessian::matrix() const {
+    std::vector<double> h(sum_);
+    Eigen::Map<Eigen::MatrixXd> H(h.data(), dim_, dim_);
+    const double scale = samples_ ? 2.0 / double(samples_) : 0.0;
+    H = (scale * H).selfadjointView<Eigen::Lower>();
+    return h;
+}
+
+GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int64_t K, const Hessian& hessian, const GptqOptions& o,
+                        const std::string& tensor, ThreadPool& pool, const CancelToken& cancel,
+                        const std::function<void(std::int64_t)>& columnsDone) {
+    if (N <= 0 || K <= 0) throw UsageError({}, tensor, "cannot quantize an empty weight");
+    if (std::int64_t(weight.size()) != N * K) throw Error({}, tensor, "internal: weight size does not match its shape");
+    if (hessian.dim() != K)
+        throw Error({}, tensor, "internal: the Hessian has dimension " + std::to_string(hessian.dim()) + " for " + std::to_string(K) + " inputs");
+    if (o.groupSize < 0) throw UsageError({}, tensor, "the group size must be positive (or 0 for per channel)");
+    if (o.blockSize <= 0) throw UsageError({}, tensor, "the GPTQ block size must be positive");
+
+    GptqResult res;
+    Int4Tensor& t = res.tensor;
+    t.rows = N;
+    t.cols = K;
+    t.groupSize = o.groupSize == 0 ? int(K) : o.groupSize;
+    t.symmetric = o.symmetric;
+    const std::int64_t g = t.groupSize, G = t.groups();
+    t.codes.assign(std::size_t(N * K), 0);
+    t.scales.assign(std::size_t(N * G), 0);
+    t.zeros.assign(std::size_t(N * G), 0);
+
+    std::vector<double> hv = hessian.matrix();
+    Eigen::Map<Eigen::MatrixXd> H(hv.data(), K, K);
+    std::vector<float> w(weight.begin(), weight.end());
+    // Inputs never active in calibration carry no information: their weights cannot affect the outputs seen,
+    // so they are zeroed and the diagonal set to 1 to keep H invertible.
+    for (std::int64_t k = 0; k < K; ++k)
+        if (H(k, k) == 0.0) {
+            H(k, k) = 1.0;
+            for (std::int64_t n = 0; n < N; ++n) w[std::size_t(n * K + k)] = 0.0f;
+            ++res.deadInputs;
+        }
+
+    // Static groups: every group's parameters fixed from the (dead-zeroed) weights, before any permutation.
+    auto groupParams = [&](std::int64_t n, std::int64_t gi, const float* row, std::int64_t k0) {
+        const std::int64_t len = std::min(g, K - k0);
+        const Int4Group p = int4GroupParams(std::span<const float>(row + k0, std::size_t(len)), o.symmetric);
+        t.scales[std::size_t(n * G + gi)] = p.scaleF16;
+        t.zeros[std::size_t(n * G + gi)] = p.zero;
+    };
+    if (o.actOrder)
+        pool.parallelFor(std::size_t(N), [&](std::size_t n) {
+            for (std::int64_t gi = 0; gi < G; ++gi) groupParams(std::int64_t(n), gi, &w[n * std::size_t(K)], gi * g);
+        });
+
+    // perm[c] = the original input visited c-th.
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(K));
+    std::iota(perm.begin(), perm.end(), 0);
+    if (o.actOrder) {
+        std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t a, std::int64_t b) { return H(a, a) > H(b, b); });
+        std::vector<float> wp(w.size());
+        pool.parallelFor(std::size_t(N), [&](std::size_t n) {
+            for (std::int64_t c = 0; c < K; ++c) wp[n * std::size_t(K) + std::size_t(c)] = w[n * std::size_t(K) + std::size_t(perm[std::size_t(c)])];
+        });
+        w.swap(wp);
+        Eigen::MatrixXd Hp(K, K);
+        for (std::int64_t j = 0; j < K; ++j)
+            for (std::int64_t i = 0; i < K; ++i) Hp(i, j) = H(perm[std::size_t(i)], perm[std::size_t(j)]);
+        H = Hp;
+    }
+
+    // U: the upper Cholesky factor of H⁻¹ (H damped), in f64 and then used in f32 like the reference.
+    const double meanDiag = H.diagonal().mean();
+    RowMatF U;
+    for (double damp = o.damp;; damp += o.dampIncrement) {
+        if (damp >= 1.0)
+            throw Error({}, tensor, "the calibration Hessian is not positive definite even with damping 1 (too few calibration tokens?)");
+        Eigen::MatrixXd Hd = H;
+        Hd.diagonal().array() += damp * meanDiag;
+        const Eigen::LLT<Eigen::MatrixXd> llt(Hd);
+        if (llt.info() != Eigen::Success) continue;
+        const Eigen::MatrixXd inv = llt.solve(Eigen::MatrixXd::Identity(K, K));
+        const Eigen::LLT<Eigen::MatrixXd> llt2(inv);
+        if (llt2.info() != Eigen::Success) continue;
+        U = Eigen::MatrixXd(llt2.matrixU()).cast<float>();
+        res.dampUsed = damp;
+        break;
+    }
+
+    Eigen::Map<RowMatF> W(w.data(), N, K);
+    const int chunks = int(std::min<std::int64_t>(N, pool.size()));
+    std::vector<double> chunkLoss(static_cast<std::size_t>(chunks), 0.0);
+    std::vector<RowMatF> errs(static_cast<std::size_t>(chunks));
+    for (std::int64_t i1 = 0; i1 < K; i1 += o.blockSize) {
+        cancel.throwIfCancelled();
+        const std::int64_t i2 = std::min<std::int64_t>(K, i1 + o.blockSize), B = i2 - i1;
+        pool.parallelFor(std::size_t(chunks), [&](std::size_t ci) {
+            const std::int64_t r0 = N * std::int64_t(ci) / chunks, r1 = N * std::int64_t(ci + 1) / chunks, nr = r1 - r0;
+            auto Wc = W.middleRows(r0, nr);
+            RowMatF& err = errs[ci];
+            err.resize(nr, B);
+            double loss = 0;
+            for (std::int64_t col = i1; col < i2; ++col) {
+                const std::int64_t orig = perm[std::size_t(col)], gi = orig / g;
+                const float d = U(col, col);
+                for (std::int64_t r = 0; r < nr; ++r) {
+                    const std::int64_t n = r0 + r;
+                    // Without act-order columns arrive in order: a group's parameters come from its weights as updated so far.
+                    if (!o.actOrder && col % g == 0) groupParams(n, gi, &Wc(r, 0), col);
+                    const Int4Group p{t.scales[std::size_t(n * G + gi)], t.zeros[std::size_t(n * G + gi)]};
+                    const float x = Wc(r, col);
+                    const std::uint8_t q = p.quantize(x);
+                    t.codes[std::size_t(n * K + orig)] = q;
+                    const float deq = p.scale() * (float(q) - float(p.zero));
+                    const float e = (x - deq) / d;
+                    err(r, col - i1) = e;
+                    loss += double(x - deq) * double(x - deq) / (double(d) * double(d)) / 2.0;
+                }
+                const std::int64_t rest = i2 - col - 1;
+                if (rest > 0) Wc.block(0, col + 1, nr, rest).noalias() -= err.col(col - i1) * U.row(col).segment(col + 1, rest);
+            }
+            if (i2 < K) Wc.rightCols(K - i2).noalias() -= err * U.block(i1, i2, B, K - i2);
+            chunkLoss[ci] += loss;
+        });
+        if (columnsDone) columnsDone(i2);
+    }
+    for (double l : chunkLoss) res.loss += l;
+    return res;
+}
+
+}  // namespace whittle

@@ -1,0 +1,81 @@
+#pragma once
+// GPTQ (Frantar et al. 2022, "Optimal Brain Quantization" applied column by column) for one [N, K] linear
+// weight, given the Hessian of its layer-wise loss ‖W X − Q X‖² over calibration inputs X:
+//   H = 2/n Σ x xᵀ.
+// Columns are quantized one at a time; each column's rounding error is spread over the columns not yet
+// quantized through the inverse Hessian's upper Cholesky factor, so the layer's output error, not the
+// weight error, is what rounding minimises. Rows are independent (they share H only), so rows are split
+// over threads and the result does not depend on the split.
+//   - dead inputs (H[k,k] = 0: never active in calibration) get weight 0 and H[k,k] = 1;
+//   - dampening adds damp · mean(diag H) to the diagonal; when the Cholesky factorisation (in f64) fails,
+//     damp grows by `dampIncrement` and it is retried, as GPTQModel does;
+//   - act-order visits columns by decreasing H[k,k] (the most active inputs first); groups stay static —
+//     every group's scale and zero are fixed from the original weights before the permutation — so the
+//     group of input k is k / g and the output needs no reordering (g_idx = k / g);
+//   - without act-order a group's parameters are chosen when its first column is reached, from the weights
+//     as updated so far (the reference algorithm);
+//   - lazy batches: errors of `blockSize` columns are applied to the rest of the matrix at once.
+// The codes, scales and zeros use the INT4 conventions of int4.h, so the result packs as GPTQ v1.
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "core/quant/int4.h"
+#include "core/util/thread_pool.h"
+
+namespace whittle {
+
+// Σ x xᵀ over the inputs seen so far (f64, full square), and how many inputs that was.
+class Hessian {
+public:
+    explicit Hessian(std::int64_t dim);
+    std::int64_t dim() const { return dim_; }
+    std::uint64_t samples() const { return samples_; }
+    // Adds T inputs of dim() values each (row-major [T, dim]).
+    void add(const float* x, int T);
+    // H = 2/n Σ x xᵀ, [dim, dim] row-major.
+    std::vector<double> matrix() const;
+
+private:
+    std::int64_t dim_;
+    std::uint64_t samples_ = 0;
+    std::vector<double> sum_;  // lower triangle is filled by add(); matrix() mirrors it
+};
+
+struct GptqOptions {
+    int groupSize = 128;  // 0: per channel
+    bool symmetric = true;
+    bool actOrder = false;
+    double damp = 0.01;            // fraction of mean(diag H) added to the diagonal
+    double dampIncrement = 0.0025; // added to damp after a failed Cholesky, up to 1
+    int blockSize = 128;           // lazy-batch width; cancel and progress are polled once per block
+};
+
+struct GptqResult {
+    Int4Tensor tensor;
+    double dampUsed = 0;
+    std::int64_t deadInputs = 0;
+    // Σ (w − q)² / Hinv[k,k]² / 2 over all weights: GPTQ's own estimate of the added layer loss.
+    double loss = 0;
+};
+
+// What a report says about one tensor GPTQ quantized.
+struct GptqTensorStats {
+    std::string name;
+    double damp = 0;
+    std::int64_t deadInputs = 0;
+    double loss = 0;
+    double seconds = 0;
+};
+
+// `columnsDone` is called after each block with the number of columns finished so far (of K).
+// Throws UsageError naming `tensor` for mismatched sizes, and Error when damping reaches 1 and H is still
+// not positive definite.
+GptqResult quantizeGptq(std::span<const float> weight, std::int64_t rows, std::int64_t cols, const Hessian& hessian,
+                        const GptqOptions& options, const std::string& tensor, ThreadPool& pool, const CancelToken& cancel,
+                        const std::function<void(std::int64_t columnsDone)>& columnsDone = {});
+
+}  // namespace whittle

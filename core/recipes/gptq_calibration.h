@@ -1,0 +1,46 @@
+#pragma once
+// GPTQ over a whole checkpoint: calibration text runs through the CPU reference engine, and the linears are
+// quantized layer by layer in the order the decoder reads them (the PLE input projection, then each layer's
+// q/k/v, o, gate/up, down, PLE gate, PLE projection). A layer's quantized weights are swapped into the
+// engine before the next layer's inputs are collected, so every layer is fitted to the activations of the
+// already-quantized layers before it — including the KV-shared layers, which attend over the K/V written by
+// their (already-quantized) producer layers. Within a layer all sites are observed in one pass with the
+// layer's original weights (GPTQModel's true_sequential=false).
+//
+// Cost: collecting a layer's inputs runs the calibration windows through the layers up to it (the forward
+// stops there), so a model of L layers costs about L²/2 layer passes per window, not L. Fine for the sizes
+// calibration uses on a desktop; caching each window's layer inputs is the known speed-up.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/io/gptq_layout.h"
+#include "core/model/checkpoint.h"
+#include "core/progress.h"
+#include "core/quant/gptq.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace whittle {
+
+// Calibration windows: `samples` windows of `length` tokens, BOS first, cut from the END of the files'
+// concatenated text (quality evaluation reads the beginning of held-out text, so the two do not overlap
+// when they share a file). Fewer windows when the text is short; UsageError naming the files when not one fits.
+std::vector<std::vector<int>> calibrationWindows(const Tokenizer& tok, const std::vector<std::filesystem::path>& files, int samples,
+                                                 int length);
+
+struct GptqRun {
+    std::map<std::string, GptqTensors> packed;  // by the Hugging Face weight name it replaces
+    std::vector<GptqTensorStats> stats;         // in the order quantized
+    int windows = 0;
+    std::int64_t tokens = 0;
+    double seconds = 0;
+};
+
+// Quantizes every linear `selected` accepts. Throws CancelledError when cancelled.
+GptqRun runGptq(const Checkpoint& checkpoint, const std::function<bool(const ExpectedTensor&)>& selected,
+                const std::vector<std::vector<int>>& windows, const GptqOptions& options, Progress& progress, const CancelToken& cancel);
+
+}  // namespace whittle
