@@ -1,0 +1,244 @@
+// GPTQ on small synthetic layers, checked against what the algorithm must do:
+//   - the Hessian is 2/n Σ x xᵀ (against a direct sum);
+//   - with an identity Hessian no error is propagated, so GPTQ equals round-to-nearest code for code
+//     (with and without act-order, symmetric and asymmetric, grouped and per channel);
+//   - on correlated inputs GPTQ's output error ‖(W − Q) X‖ is well below RTN's, act-order too;
+//   - act-order keeps static groups: every scale and zero equals RTN's on the original weights, and the
+//     packed g_idx is k / g; dead inputs get weight 0; a singular Hessian is retried with more damping;
+//   - cancel stops it; calibration windows are cut from the end of the text, BOS first.
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "core/io/gptq_layout.h"
+#include "core/quant/gptq.h"
+#include "core/quant/int4.h"
+#include "core/recipes/gptq_calibration.h"
+#include "core/tokenizer/tokenizer.h"
+#include "test_support.h"
+
+using namespace whittle;
+using namespace whittle::test;
+
+namespace {
+
+std::vector<float> gaussian(std::size_t n, std::uint64_t seed, float sd = 1.0f) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> d(0.0f, sd);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// Inputs with strongly correlated features (x = A z, A random) and uneven scales, as real activations are.
+std::vector<float> correlatedInputs(int T, std::int64_t K, std::uint64_t seed) {
+    const std::int64_t Z = K / 4;
+    const std::vector<float> a = gaussian(std::size_t(K * Z), seed), z = gaussian(std::size_t(T * Z), seed + 1);
+    std::vector<float> x(static_cast<std::size_t>(T * K), 0.0f);
+    for (int t = 0; t < T; ++t)
+        for (std::int64_t k = 0; k < K; ++k) {
+            float s = 0;
+            for (std::int64_t j = 0; j < Z; ++j) s += a[std::size_t(k * Z + j)] * z[std::size_t(t * Z + j)];
+            x[std::size_t(t * K + k)] = s * (1.0f + float(k % 7));
+        }
+    return x;
+}
+
+// ‖(W − deq(Q)) xᵀ‖² summed over the inputs: the layer's output error.
+double outputError(const std::vector<float>& w, const Int4Tensor& q, const std::vector<float>& x, int T) {
+    const std::int64_t N = q.rows, K = q.cols;
+    std::vector<float> row(static_cast<std::size_t>(K));
+    double err = 0;
+    for (std::int64_t n = 0; n < N; ++n) {
+        dequantizeInt4Row(q, n, row.data());
+        for (int t = 0; t < T; ++t) {
+            double d = 0;
+            for (std::int64_t k = 0; k < K; ++k) d += double(w[std::size_t(n * K + k)] - row[std::size_t(k)]) * x[std::size_t(t * K + k)];
+            err += d * d;
+        }
+    }
+    return err;
+}
+
+GptqResult runGptq1(const std::vector<float>& w, std::int64_t N, std::int64_t K, const Hessian& h, const GptqOptions& o) {
+    ThreadPool pool(2);
+    return quantizeGptq(w, N, K, h, o, "test.weight", pool, CancelToken{});
+}
+
+}  // namespace
+
+class TestGptq : public QObject {
+    Q_OBJECT
+
+private slots:
+    void hessianIsTwiceTheMeanOuterProduct() {
+        const std::int64_t K = 12;
+        const int T = 37;
+        const std::vector<float> x = gaussian(std::size_t(T * K), 3);
+        Hessian h(K);
+        h.add(x.data(), 20);
+        h.add(x.data() + 20 * K, T - 20);
+        QCOMPARE(h.samples(), std::uint64_t(T));
+        const std::vector<double> m = h.matrix();
+        double worst = 0;
+        for (std::int64_t i = 0; i < K; ++i)
+            for (std::int64_t j = 0; j < K; ++j) {
+                double s = 0;
+                for (int t = 0; t < T; ++t) s += double(x[std::size_t(t * K + i)]) * double(x[std::size_t(t * K + j)]);
+                worst = std::max(worst, std::fabs(m[std::size_t(i * K + j)] - 2.0 * s / T) / (1.0 + std::fabs(s)));
+            }
+        QVERIFY2(worst < 1e-12, qPrintable(QString::number(worst)));
+    }
+
+    // H = (2/K)·I: the inverse's Cholesky factor is diagonal, so no column's error moves another column.
+    void identityHessianEqualsRtn_data() {
+        QTest::addColumn<int>("group");
+        QTest::addColumn<bool>("symmetric");
+        QTest::addColumn<bool>("actOrder");
+        for (int g : {32, 0})
+            for (bool sym : {true, false})
+                for (bool act : {false, true})
+                    QTest::addRow("g%d %s %s", g, sym ? "sym" : "asym", act ? "act-order" : "in order") << g << sym << act;
+    }
+    void identityHessianEqualsRtn() {
+        QFETCH(int, group);
+        QFETCH(bool, symmetric);
+        QFETCH(bool, actOrder);
+        const std::int64_t N = 16, K = 96;
+        const std::vector<float> w = gaussian(std::size_t(N * K), 5, 0.02f);
+        std::vector<float> eye(static_cast<std::size_t>(K * K), 0.0f);
+        for (std::int64_t k = 0; k < K; ++k) eye[std::size_t(k * K + k)] = 1.0f;
+        Hessian h(K);
+        h.add(eye.data(), int(K));
+        GptqOptions o;
+        o.groupSize = group;
+        o.symmetric = symmetric;
+        o.actOrder = actOrder;
+        o.blockSize = 40;  // blocks that do not line up with groups
+        const GptqResult g = runGptq1(w, N, K, h, o);
+        const Int4Tensor r = quantizeInt4Rtn(w, N, K, {group, symmetric});
+        QCOMPARE(g.tensor.codes, r.codes);
+        QCOMPARE(g.tensor.scales, r.scales);
+        QCOMPARE(g.tensor.zeros, r.zeros);
+        QCOMPARE(g.dampUsed, 0.01);
+    }
+
+    // The point of GPTQ: the layer's outputs, not its weights, are what rounding preserves.
+    void beatsRtnOnOutputError() {
+        const std::int64_t N = 32, K = 128;
+        const int T = 512;
+        const std::vector<float> w = gaussian(std::size_t(N * K), 7, 0.02f), x = correlatedInputs(T, K, 11);
+        Hessian h(K);
+        h.add(x.data(), T);
+        GptqOptions o;
+        o.groupSize = 32;
+        const double rtn = outputError(w, quantizeInt4Rtn(w, N, K, {32, true}), x, T);
+        const double gptq = outputError(w, runGptq1(w, N, K, h, o).tensor, x, T);
+        o.actOrder = true;
+        const double act = outputError(w, runGptq1(w, N, K, h, o).tensor, x, T);
+        qInfo("output error: RTN %.4g, GPTQ %.4g (%.2fx), GPTQ act-order %.4g (%.2fx)", rtn, gptq, rtn / gptq, act, rtn / act);
+        QVERIFY(gptq < 0.7 * rtn);
+        QVERIFY(act < 0.7 * rtn);
+    }
+
+    // Static groups: parameters from the original weights, so act-order changes codes, never the layout.
+    void actOrderKeepsStaticGroups() {
+        const std::int64_t N = 16, K = 128;
+        const int T = 256;
+        const std::vector<float> w = gaussian(std::size_t(N * K), 13, 0.02f), x = correlatedInputs(T, K, 17);
+        Hessian h(K);
+        h.add(x.data(), T);
+        GptqOptions o;
+        o.groupSize = 32;
+        o.actOrder = true;
+        const GptqResult g = runGptq1(w, N, K, h, o);
+        const Int4Tensor r = quantizeInt4Rtn(w, N, K, {32, true});
+        QCOMPARE(g.tensor.scales, r.scales);
+        QCOMPARE(g.tensor.zeros, r.zeros);
+        QVERIFY(g.tensor.codes != r.codes);  // the error was propagated
+        const GptqTensors packed = packGptqV1(g.tensor, "test.weight");
+        for (std::int64_t k = 0; k < K; ++k) QCOMPARE(packed.gIdx[std::size_t(k)], std::int32_t(k / 32));
+        const Int4Tensor back = unpackGptqV1(packed, "test.weight");
+        QCOMPARE(back.codes, g.tensor.codes);
+    }
+
+    // An input that is zero in every calibration token: its weights are set to 0 (code 8 decodes to 0).
+    void deadInputsGetZeroWeight() {
+        const std::int64_t N = 8, K = 64;
+        const int T = 128;
+        std::vector<float> x = correlatedInputs(T, K, 19);
+        for (int t = 0; t < T; ++t) x[std::size_t(t * K + 5)] = 0.0f;
+        Hessian h(K);
+        h.add(x.data(), T);
+        const std::vector<float> w = gaussian(std::size_t(N * K), 23, 0.5f);
+        const GptqResult g = runGptq1(w, N, K, h, GptqOptions{});
+        QCOMPARE(g.deadInputs, std::int64_t(1));
+        std::vector<float> row(static_cast<std::size_t>(K));
+        for (std::int64_t n = 0; n < N; ++n) {
+            dequantizeInt4Row(g.tensor, n, row.data());
+            QCOMPARE(row[5], 0.0f);
+        }
+    }
+
+    // Eight identical inputs: H has rank 1, so with no damping its Cholesky factorisation fails and the
+    // retry adds damping until it succeeds.
+    void singularHessianIsRetriedWithMoreDamping() {
+        const std::int64_t N = 8, K = 8;
+        std::vector<float> x(static_cast<std::size_t>(16 * K));
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(1 + (i / std::size_t(K)) % 3);
+        Hessian h(K);
+        h.add(x.data(), 16);
+        GptqOptions o;
+        o.damp = 0;
+        o.groupSize = 0;
+        const GptqResult g = runGptq1(gaussian(std::size_t(N * K), 29), N, K, h, o);
+        qInfo("damp used: %g", g.dampUsed);
+        QVERIFY(g.dampUsed > 0);
+        QVERIFY(g.dampUsed < 0.05);
+    }
+
+    void cancelStops() {
+        const std::int64_t N = 8, K = 64;
+        Hessian h(K);
+        const std::vector<float> x = correlatedInputs(64, K, 31);
+        h.add(x.data(), 64);
+        ThreadPool pool(1);
+        CancelToken cancel;
+        cancel.cancel();
+        QVERIFY_THROWS_EXCEPTION(CancelledError,
+                                 quantizeGptq(gaussian(std::size_t(N * K), 37), N, K, h, GptqOptions{}, "t", pool, cancel));
+        QVERIFY_THROWS_EXCEPTION(Error, quantizeGptq(gaussian(std::size_t(N * K), 37), N, K + 8, h, GptqOptions{}, "t", pool, CancelToken{}));
+    }
+
+    void calibrationWindowsFromTheEnd() {
+        QTemporaryDir dir;
+        const Tokenizer tok = Tokenizer::fromModelOrFile(std::filesystem::path(WHITTLE_SOURCE_DIR) / "resources/tokenizers/tiny-tokenizer");
+        std::string text;
+        for (int i = 0; i < 200; ++i) text += "line " + std::to_string(i) + " of the calibration text.\n";
+        const auto file = tempPath(dir, "calib.txt");
+        writeBytes(file, text);
+        EncodeOptions eo;
+        eo.addSpecialTokens = false;
+        const std::vector<int> ids = tok.encode(text + "\n", eo);
+        const auto windows = calibrationWindows(tok, {file}, 3, 17);
+        QCOMPARE(int(windows.size()), 3);
+        for (std::size_t w = 0; w < 3; ++w) {
+            QCOMPARE(int(windows[w].size()), 17);
+            QCOMPARE(windows[w][0], *tok.bosId());
+            const std::size_t start = ids.size() - (3 - w) * 16;
+            QVERIFY(std::equal(windows[w].begin() + 1, windows[w].end(), ids.begin() + std::ptrdiff_t(start)));
+        }
+        QCOMPARE(calibrationWindows(tok, {file}, 1000000, 17).size(), ids.size() / 16);  // as many as fit
+        writeBytes(file, "short");
+        try {
+            calibrationWindows(tok, {file}, 4, 2048);
+            QFAIL("a text shorter than one window was accepted");
+        } catch (const UsageError& e) {
+            QVERIFY2(std::string(e.what()).find("calib.txt") != std::string::npos, e.what());
+            QVERIFY2(std::string(e.what()).find("fewer than one calibration window") != std::string::npos, e.what());
+        }
+    }
+};
+
+QTEST_GUILESS_MAIN(TestGptq)
+#include "tst_gptq.moc"
