@@ -37,6 +37,9 @@ void writeGguf(const ExportRequest& r, GgmlType type, const char* formatName) {
 
 void ggufF32(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::F32, name); }
 void ggufF16(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::F16, name); }
+void ggufQ8_0(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::Q8_0, name); }
+void ggufQ4_0(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::Q4_0, name); }
+void ggufNvfp4(const ExportRequest& r, const char* name) { writeGguf(r, GgmlType::NVFP4, name); }
 
 struct Format {
     const char* name;
@@ -47,6 +50,9 @@ struct Format {
 const Format kFormats[] = {
     {"gguf-f32", "llama.cpp GGUF, every weight F32 (lossless from bf16)", ggufF32},
     {"gguf-f16", "llama.cpp GGUF, 2-D weights F16, norms F32", ggufF16},
+    {"gguf-q8_0", "llama.cpp GGUF, decoder linears and embeddings Q8_0, PLE projections F16, norms F32", ggufQ8_0},
+    {"gguf-q4_0", "llama.cpp GGUF, decoder linears Q4_0, embeddings Q8_0, PLE projections F16, norms F32", ggufQ4_0},
+    {"gguf-nvfp4", "llama.cpp GGUF, decoder linears NVFP4 (+ per-tensor .scale), the rest F16, norms F32", ggufNvfp4},
 };
 
 std::string formatList() {
@@ -60,7 +66,7 @@ std::string formatList() {
 int runExport(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "list-formats"}, {"format"});
     if (a.flag("list-formats")) {
-        for (const auto& f : kFormats) std::printf("%-10s %s\n", f.name, f.what);
+        for (const auto& f : kFormats) std::printf("%-11s %s\n", f.name, f.what);
         return 0;
     }
     const std::string usage = "usage: whittle-cli export MODEL OUT --format " + formatList() +

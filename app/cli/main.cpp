@@ -24,7 +24,7 @@ const Command kCommands[] = {
      whittle::cli::runPruneVocab},
     {"quantize", "MODEL OUT (--recipe FILE | --method rtn|gptq --group N [--asym] [--act-order] [--calib FILES] [--exclude GLOBS])   INT4 weights (GPTQ v1 safetensors)",
      whittle::cli::runQuantize},
-    {"export", "MODEL OUT --format gguf-f32|gguf-f16 [--force]   write the model in another format (GGUF for llama.cpp)",
+    {"export", "MODEL OUT --format gguf-f32|gguf-f16|gguf-q8_0|gguf-q4_0|gguf-nvfp4 [--force]   write the model in another format (GGUF for llama.cpp)",
      whittle::cli::runExport},
     {"generate", "MODEL --prompt TEXT [--chat] [--max-tokens N] [--seed N] [--greedy]   generate text (CPU reference)",
      whittle::cli::runGenerate},

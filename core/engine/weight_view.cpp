@@ -2,13 +2,36 @@
 
 #include <cstring>
 
+#include "core/error.h"
 #include "core/io/gptq_layout.h"
+#include "core/quant/ggml_blocks.h"
+#include "core/quant/nvfp4.h"
 
 namespace whittle {
 
+std::size_t weightRowBytes(WeightFormat f, std::int64_t cols) {
+    switch (f) {
+        case WeightFormat::GgufQ8_0: return q8_0RowBytes(cols);
+        case WeightFormat::GgufQ4_0: return q4_0RowBytes(cols);
+        case WeightFormat::GgufNvfp4: return std::size_t(cols / kNvfp4GgufBlockValues * kNvfp4GgufBlockBytes);
+        default: return 0;
+    }
+}
+
 void WeightView::row(std::int64_t r, float* out) const {
-    if (format == WeightFormat::GptqInt4)
-        return dequantizeGptqRow(data, gptq.qzeros, gptq.scales, gptq.gIdx, rows, cols, r, out);
+    switch (format) {
+        case WeightFormat::Dense: break;
+        case WeightFormat::GptqInt4: return dequantizeGptqRow(data, gptq.qzeros, gptq.scales, gptq.gIdx, rows, cols, r, out);
+        case WeightFormat::GgufQ8_0: return dequantizeRowQ8_0(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
+        case WeightFormat::GgufQ4_0: return dequantizeRowQ4_0(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
+        case WeightFormat::GgufNvfp4:
+            decodeGgufNvfp4Row(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
+            // Applied to the weights here rather than to the matmul output as llama.cpp does: the same product,
+            // up to one float rounding per element.
+            if (nvfp4Scale != 1.0f)
+                for (std::int64_t i = 0; i < cols; ++i) out[i] *= nvfp4Scale;
+            return;
+    }
     const std::byte* p = data + std::size_t(r * cols) * dtypeSize(dtype);
     const std::size_t n = std::size_t(cols);
     switch (dtype) {
@@ -33,6 +56,9 @@ void WeightView::row(std::int64_t r, float* out) const {
     }
 }
 
-float WeightView::at(std::int64_t i) const { return loadAsFloat(dtype, data, std::size_t(i)); }
+float WeightView::at(std::int64_t i) const {
+    if (format != WeightFormat::Dense) throw Error({}, name, "internal: element access needs a dense tensor");
+    return loadAsFloat(dtype, data, std::size_t(i));
+}
 
 }  // namespace whittle

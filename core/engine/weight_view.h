@@ -13,7 +13,14 @@ namespace whittle {
 enum class WeightFormat {
     Dense,     // dtype elements, row-major [rows, cols]
     GptqInt4,  // GPTQ v1 (core/io/gptq_layout.h): rows = N outputs, cols = K inputs
+    // GGUF blocks as llama.cpp stores them, each row its cols/block blocks (core/quant/ggml_blocks.h, nvfp4.h)
+    GgufQ8_0,
+    GgufQ4_0,
+    GgufNvfp4,  // block_nvfp4 times nvfp4Scale (the tensor's `.scale`, which llama.cpp multiplies in after the matmul)
 };
+
+// Bytes of one stored row of `cols` values in a block format (0 for Dense and GptqInt4, which are not row blocks).
+std::size_t weightRowBytes(WeightFormat f, std::int64_t cols);
 
 struct WeightView {
     WeightFormat format = WeightFormat::Dense;
@@ -27,12 +34,13 @@ struct WeightView {
         const std::byte* gIdx = nullptr;    // I32 [cols]
         std::int64_t groups = 0;
     } gptq;
+    float nvfp4Scale = 1.0f;  // GgufNvfp4: the per-tensor global scale
 
     bool empty() const { return data == nullptr; }
     std::int64_t numel() const { return rows * cols; }
     // Decodes row r into cols floats.
     void row(std::int64_t r, float* out) const;
-    // Element i of the flattened tensor as a float (for vectors and scalars).
+    // Element i of the flattened tensor as a float (for vectors and scalars; Dense only).
     float at(std::int64_t i) const;
 };
 

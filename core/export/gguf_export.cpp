@@ -13,6 +13,8 @@
 #include "core/io/gguf_writer.h"
 #include "core/io/json_file.h"
 #include "core/model/tensor_table.h"
+#include "core/quant/ggml_blocks.h"
+#include "core/quant/nvfp4.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -24,7 +26,8 @@ namespace {
 // GGUF token types (llama.cpp's llama_token_type / gguf-py TokenType).
 enum : std::int64_t { kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 // llama.cpp's file types (general.file_type).
-enum : std::uint32_t { kFileTypeAllF32 = 0, kFileTypeMostlyF16 = 1 };
+enum : std::uint32_t { kFileTypeAllF32 = 0, kFileTypeMostlyF16 = 1, kFileTypeMostlyQ4_0 = 2, kFileTypeMostlyQ8_0 = 7,
+                       kFileTypeMostlyNvfp4 = 39 };
 // The converter's placeholder score for every token of a tokenizer.json vocabulary (LlamaHfVocab).
 constexpr float kTokenScore = -1000.0f;
 // ggml divides the RoPE angle of pair i by rope_freqs[i]: 1e30 makes an identity pair (GEMMA4.md §3.4).
@@ -222,9 +225,102 @@ void convert(DType src, const std::byte* in, std::size_t n, GgmlType dst, std::b
 
 struct PlannedTensor {
     GgufTensorSpec spec;
-    const CheckpointTensor* source = nullptr;  // null: generated (rope_freqs)
+    const CheckpointTensor* source = nullptr;  // null: generated (rope_freqs, an NVFP4 weight's .scale)
     std::vector<float> generated;
+    float nvfp4Scale = 1.0f;                   // NVFP4: the tensor's global scale
 };
+
+bool isBlockType(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::NVFP4; }
+
+std::uint32_t fileType(GgmlType t) {
+    switch (t) {
+        case GgmlType::F32: return kFileTypeAllF32;
+        case GgmlType::Q4_0: return kFileTypeMostlyQ4_0;
+        case GgmlType::Q8_0: return kFileTypeMostlyQ8_0;
+        case GgmlType::NVFP4: return kFileTypeMostlyNvfp4;
+        default: return kFileTypeMostlyF16;
+    }
+}
+
+// The type a 2-D tensor gets in an export of `weightType` (the rule in gguf_export.h); F16 with a note when a
+// block type cannot hold its rows of `cols` values.
+GgmlType tensorType(const ExpectedTensor& e, std::int64_t cols, GgmlType weightType, GgufExportReport& rep) {
+    if (!isBlockType(weightType)) return weightType;
+    using R = TensorRole;
+    GgmlType want = GgmlType::F16;
+    switch (e.role) {
+        case R::QProj: case R::KProj: case R::VProj: case R::OProj: case R::GateProj: case R::UpProj: case R::DownProj:
+            want = weightType;
+            break;
+        case R::Embedding: case R::PleTable: case R::LmHead:
+            want = weightType == GgmlType::NVFP4 ? GgmlType::F16 : GgmlType::Q8_0;
+            break;
+        default: break;  // the PLE projections stay F16
+    }
+    const auto& traits = ggmlTypeTraits(want);
+    if (cols % std::int64_t(traits.blockSize) == 0) return want;
+    rep.fallbacks.push_back(e.ggufName);
+    rep.notes.push_back(e.ggufName + " written F16: its rows of " + std::to_string(cols) + " values are not a multiple of " +
+                        std::string(traits.name) + "'s " + std::to_string(traits.blockSize) + "-value block");
+    return GgmlType::F16;
+}
+
+// Reads rows [row0, row0 + n) of a 2-D tensor as floats; a NaN or infinity is refused (it would poison a block's scale).
+void readRows(const CheckpointTensor& src, std::int64_t cols, std::int64_t row0, std::int64_t n, std::vector<std::byte>& raw,
+              std::vector<float>& out) {
+    const TensorInfo& info = *src.entry->info;
+    const SafetensorsFile& file = *src.entry->file;
+    const std::size_t inSize = dtypeSize(info.dtype), count = std::size_t(n * cols);
+    raw.resize(count * inSize);
+    out.resize(count);
+    file.read(info, raw.data(), std::uint64_t(row0 * cols) * inSize, raw.size());
+    for (std::size_t i = 0; i < count; ++i) {
+        out[i] = loadAsFloat(info.dtype, raw.data(), i);
+        if (!std::isfinite(out[i]))
+            throw FormatError(file.path(), info.name, "element " + std::to_string(std::uint64_t(row0 * cols) + i) + " is not finite");
+    }
+}
+
+// NVFP4's per-tensor scale, ModelOpt's amax / (6 · 448), from one streaming pass over the weight.
+float nvfp4TensorScale(const CheckpointTensor& src, std::int64_t rows, std::int64_t cols) {
+    std::vector<std::byte> raw;
+    std::vector<float> w;
+    float amax = 0;
+    const std::int64_t step = std::max<std::int64_t>(1, std::int64_t(kChunkElements) / cols);
+    for (std::int64_t r = 0; r < rows; r += step) {
+        readRows(src, cols, r, std::min(step, rows - r), raw, w);
+        for (float v : w) amax = std::max(amax, std::fabs(v));
+    }
+    return nvfp4GlobalScale(std::span<const float>(&amax, 1));  // depends on the amax alone
+}
+
+// Writes one 2-D tensor in a block type, whole rows at a time.
+void writeBlocks(GgufWriter& writer, const PlannedTensor& p, StageMeter& meter, const CancelToken& cancel) {
+    const std::int64_t cols = p.spec.dims[0], rows = std::int64_t(p.spec.numel()) / cols;
+    const std::size_t rowBytes = std::size_t(p.spec.nbytes() / std::uint64_t(rows));
+    const std::string& name = p.source->entry->info->name;
+    const std::int64_t step = std::max<std::int64_t>(1, std::int64_t(kChunkElements) / cols);
+    std::vector<std::byte> raw;
+    std::vector<float> w;
+    std::vector<std::uint8_t> out;
+    for (std::int64_t r = 0; r < rows; r += step) {
+        cancel.throwIfCancelled();
+        const std::int64_t n = std::min(step, rows - r);
+        readRows(*p.source, cols, r, n, raw, w);
+        if (p.spec.type == GgmlType::NVFP4) {
+            out = packNvfp4Gguf(quantizeNvfp4(w, n, cols, name, nullptr, p.nvfp4Scale), name);
+        } else {
+            out.resize(std::size_t(n) * rowBytes);
+            for (std::int64_t i = 0; i < n; ++i) {
+                const std::span<const float> row(w.data() + i * cols, std::size_t(cols));
+                if (p.spec.type == GgmlType::Q8_0) quantizeRowQ8_0(row, out.data() + std::size_t(i) * rowBytes, name);
+                else quantizeRowQ4_0(row, out.data() + std::size_t(i) * rowBytes, name);
+            }
+        }
+        writer.write(p.spec.name, out.data(), out.size());
+        meter.advance(out.size());
+    }
+}
 
 }  // namespace
 
@@ -237,8 +333,8 @@ int llamaCppKvSource(const Gemma4Config& c, int layer) {
 GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const GgufExportOptions& options, Progress& progress,
                             const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (options.weightType != GgmlType::F32 && options.weightType != GgmlType::F16)
-        throw UsageError(dest.string(), {}, "GGUF export writes F32 or F16 weights, not " +
+    if (options.weightType != GgmlType::F32 && options.weightType != GgmlType::F16 && !isBlockType(options.weightType))
+        throw UsageError(dest.string(), {}, "GGUF export writes F32, F16, Q8_0, Q4_0 or NVFP4 weights, not " +
                                                 std::string(ggmlTypeTraits(options.weightType).name));
     const Gemma4Config& c = ck.config();
     checkLlamaCppCompatible(ck);
@@ -280,7 +376,19 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
         pt.spec.name = e.ggufName;
         pt.spec.dims.assign(info.shape.rbegin(), info.shape.rend());
         // As the converter: 1-D tensors (norms, the layer scalar) stay F32, which llama.cpp's kernels expect.
-        pt.spec.type = e.vector ? GgmlType::F32 : options.weightType;
+        pt.spec.type = e.vector ? GgmlType::F32 : tensorType(e, pt.spec.dims[0], options.weightType, rep);
+        if (pt.spec.type == GgmlType::NVFP4) {
+            cancel.throwIfCancelled();
+            pt.nvfp4Scale = nvfp4TensorScale(*pt.source, pt.spec.dims[1], pt.spec.dims[0]);
+            if (pt.nvfp4Scale != 1.0f) {  // llama.cpp reads a missing .scale as 1, and its converter omits it then
+                PlannedTensor scale;
+                scale.spec = {ggufScaleName(e.ggufName), GgmlType::F32, {1}};
+                scale.generated = {pt.nvfp4Scale};
+                plan.push_back(std::move(pt));
+                plan.push_back(std::move(scale));
+                continue;
+            }
+        }
         plan.push_back(std::move(pt));
     }
     if (skippedDead > 0)
@@ -323,7 +431,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     // key/value_length are the full-layer head dim; the _swa keys the sliding one (llama.cpp needs k == v).
     md.addUint32(key("attention.key_length"), std::uint32_t(c.globalHeadDim));
     md.addUint32(key("attention.value_length"), std::uint32_t(c.globalHeadDim));
-    md.addUint32("general.file_type", options.weightType == GgmlType::F32 ? kFileTypeAllF32 : kFileTypeMostlyF16);
+    md.addUint32("general.file_type", fileType(options.weightType));
     if (c.finalLogitSoftcap) md.addFloat32(key("final_logit_softcapping"), float(*c.finalLogitSoftcap));
     md.addUint32(key("attention.sliding_window"), std::uint32_t(c.slidingWindow));
     md.addUint32(key("attention.shared_kv_layers"), std::uint32_t(c.numKvSharedLayers));
@@ -360,6 +468,10 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
         if (!p.source) {
             writer.write(p.spec.name, p.generated.data(), p.generated.size() * sizeof(float));
             meter.advance(p.generated.size() * sizeof(float));
+            continue;
+        }
+        if (isBlockType(p.spec.type)) {
+            writeBlocks(writer, p, meter, cancel);
             continue;
         }
         const TensorInfo& info = *p.source->entry->info;

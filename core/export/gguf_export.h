@@ -1,9 +1,22 @@
 #pragma once
 // Gemma 4 checkpoint → llama.cpp GGUF (architecture "gemma4"), with the metadata keys and tensor names
 // llama.cpp's converter writes and its loader reads (GEMMA4.md §7; conversion/gemma.py Gemma4Model,
-// src/models/gemma4.cpp). Weights are streamed tensor by tensor in F32 or F16; 1-D tensors and norms stay
-// F32 as llama.cpp expects. The text decoder only: vision/audio towers are skipped with a note (llama.cpp
-// reads them from a separate mmproj file).
+// src/models/gemma4.cpp). Weights are streamed tensor by tensor; 1-D tensors and norms stay F32 as llama.cpp
+// expects. The text decoder only: vision/audio towers are skipped with a note (llama.cpp reads them from a
+// separate mmproj file).
+//
+// Quantized exports (Q8_0, Q4_0, NVFP4) follow llama.cpp's own conventions (src/llama-quant.cpp, and its
+// converter for NVFP4) where Whittle has the codec:
+//   - the decoder's linear weights (q/k/v/o, gate/up/down) get the requested type;
+//   - token_embd, per_layer_token_embd and an untied output get Q8_0 in Q8_0 and Q4_0 exports (llama-quantize
+//     gives them Q8_0 for Q8_0 and Q6_K for Q4_0; Q8_0 is the nearest type Whittle writes), F16 in NVFP4 exports
+//     (NVFP4 GGUFs come from ModelOpt checkpoints, which exclude the embeddings and the head);
+//   - per_layer_model_proj stays F16 (llama-quantize never quantizes it), and so do the per-layer inp_gate/proj
+//     (Whittle's exclusion rule for the PLE projections; llama.cpp applies no NVFP4 scale to them);
+//   - a tensor whose row length the type cannot hold (not a multiple of 32 for Q8_0/Q4_0, of 64 for NVFP4) is
+//     written F16 instead, listed in the report's fallbacks and notes (llama-quantize falls back the same way);
+//   - NVFP4 weights are quantized as ModelOpt does (core/quant/nvfp4.h) with one global scale per tensor
+//     (llama.cpp scales each matmul by its own), stored as the F32 [1] tensor `<name>.scale` unless it is 1.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -16,19 +29,20 @@
 namespace whittle {
 
 struct GgufExportOptions {
-    GgmlType weightType = GgmlType::F16;  // F32 or F16: the type of every 2-D weight
+    GgmlType weightType = GgmlType::F16;  // F32, F16 (every 2-D weight), or Q8_0, Q4_0, NVFP4 (the rule above)
     bool force = false;                   // replace an existing output file
 };
 
 struct GgufExportReport {
     std::filesystem::path output;
-    std::string weightType;       // "F32" / "F16"
+    std::string weightType;       // "F32", "F16", "Q8_0", "Q4_0", "NVFP4"
     std::uint64_t fileBytes = 0;
     std::uint64_t parameters = 0;  // elements written (rope_freqs included)
     int tensors = 0;
     int vocabulary = 0;
     double seconds = 0;
-    std::vector<std::string> notes;  // what was skipped or padded, one sentence each
+    std::vector<std::string> fallbacks;  // GGUF names of weights written F16 because the type cannot hold their rows
+    std::vector<std::string> notes;      // what was skipped, padded or fell back, one sentence each
 };
 
 // Writes `dest` (a .gguf file) from the checkpoint; the checkpoint folder is never written. Errors name the

@@ -31,6 +31,7 @@ constexpr GgmlTypeTraits kGgmlTypes[] = {
     {GgmlType::F64, "F64", 1, 8},          {GgmlType::IQ1_M, "IQ1_M", 256, 56},
     {GgmlType::BF16, "BF16", 1, 2},        {GgmlType::TQ1_0, "TQ1_0", 256, 54},
     {GgmlType::TQ2_0, "TQ2_0", 256, 66},   {GgmlType::MXFP4, "MXFP4", 32, 17},
+    {GgmlType::NVFP4, "NVFP4", 64, 36},
 };
 
 constexpr std::uint32_t kMaxValueType = 12;

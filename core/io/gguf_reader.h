@@ -20,13 +20,15 @@ enum class GgufType : std::uint32_t {
 };
 std::string_view ggufTypeName(GgufType t);
 
-// ggml tensor types, numbered as in ggml.h (ids 4, 5 and 31-33, 36-38 were retired by ggml).
+// ggml tensor types, numbered as in ggml.h (ids 4, 5 and 31-33, 36-38 were retired by ggml; 41 and up are
+// types newer than Whittle reads).
 enum class GgmlType : std::uint32_t {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
     IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
     I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-    TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39
+    TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
+    NVFP4 = 40  // block_nvfp4: 4 E4M3 scales + 32 bytes of E2M1 codes per 64 values (core/quant/nvfp4.h)
 };
 
 struct GgmlTypeTraits {

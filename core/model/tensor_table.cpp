@@ -179,6 +179,13 @@ std::optional<std::string> ggufTensorName(const Gemma4Config& c, std::string_vie
     return std::nullopt;
 }
 
+std::string ggufScaleName(std::string_view ggufWeightName) {
+    constexpr std::string_view suffix = ".weight";
+    std::string_view stem = ggufWeightName;
+    if (stem.size() > suffix.size() && stem.substr(stem.size() - suffix.size()) == suffix) stem.remove_suffix(suffix.size());
+    return std::string(stem) + ".scale";
+}
+
 TensorRole headRole(const Gemma4Config& c) { return c.tieWordEmbeddings ? TensorRole::Embedding : TensorRole::LmHead; }
 
 std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c) {

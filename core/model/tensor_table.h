@@ -82,6 +82,10 @@ std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c);
 // GGUF only: the per-pair RoPE frequency divisors llama.cpp applies on full layers (the exporter generates it).
 inline constexpr std::string_view kGgufRopeFreqsName = "rope_freqs.weight";
 
+// GGUF only: the F32 [1] per-tensor scale llama.cpp multiplies into an NVFP4 weight's matmul output
+// ("blk.3.attn_q.weight" -> "blk.3.attn_q.scale", as its converter names it; shared/formats.md §3a).
+std::string ggufScaleName(std::string_view ggufWeightName);
+
 // The GPTQ v1 tensors that replace a linear weight "<module>.weight" (shared/formats.md §2).
 struct GptqNames {
     std::string qweight, qzeros, scales, gIdx;

@@ -1,23 +1,24 @@
 #include "core/reference/reference_model.h"
 
+#include <cmath>
 #include <cstring>
+#include <map>
 
 #include "core/error.h"
+#include "core/io/gguf_reader.h"
 
 namespace whittle {
 
 namespace {
 
-bool allFinite(const TensorInfo& t, const TensorView& v, std::uint64_t* bad) {
-    const std::byte* p = v.data();
-    const std::uint64_t n = t.numel();
+bool allFinite(DType dtype, const std::byte* p, std::uint64_t n, std::uint64_t* bad) {
     for (std::uint64_t i = 0; i < n; ++i) {
         bool ok = true;
-        if (t.dtype == DType::BF16 || t.dtype == DType::F16) {
+        if (dtype == DType::BF16 || dtype == DType::F16) {
             std::uint16_t u;
             std::memcpy(&u, p + 2 * i, 2);
-            ok = t.dtype == DType::BF16 ? (u & 0x7f80) != 0x7f80 : (u & 0x7c00) != 0x7c00;
-        } else if (t.dtype == DType::F32) {
+            ok = dtype == DType::BF16 ? (u & 0x7f80) != 0x7f80 : (u & 0x7c00) != 0x7c00;
+        } else if (dtype == DType::F32) {
             std::uint32_t u;
             std::memcpy(&u, p + 4 * i, 4);
             ok = (u & 0x7f800000u) != 0x7f800000u;
@@ -39,7 +40,7 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
     auto mapped = [&](const TensorStore::Entry* e, bool isFloat) {
         views_.push_back(e->file->view(*e->info));
         std::uint64_t bad = 0;
-        if (isFloat && options.checkFinite && !allFinite(*e->info, views_.back(), &bad))
+        if (isFloat && options.checkFinite && !allFinite(e->info->dtype, views_.back().data(), e->info->numel(), &bad))
             throw FormatError(e->file->path(), e->info->name, "holds NaN or Inf (element " + std::to_string(bad) + ")");
         return views_.back().data();
     };
@@ -69,6 +70,10 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
         const auto& s = e->info->shape;
         return WeightView{WeightFormat::Dense, e->info->dtype, data, s.size() > 1 ? s[0] : 1, s.empty() ? 1 : s.back(), e->info->name, {}};
     };
+    assemble(bind, (ck.dir() / "config.json").string());
+}
+
+void ReferenceModel::assemble(const Binder& bind, const std::string& configFile) {
     auto vec = [&](TensorRole role, int layer = -1) {
         const WeightView w = bind(role, layer);
         std::vector<float> out(std::size_t(w.numel()));
@@ -76,15 +81,15 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
         return out;
     };
     using R = TensorRole;
-    embed_ = bind(R::Embedding);
-    head_ = headRole(config_) == R::Embedding ? embed_ : bind(R::LmHead);
-    pleTable_ = bind(R::PleTable);
+    embed_ = bind(R::Embedding, -1);
+    head_ = headRole(config_) == R::Embedding ? embed_ : bind(R::LmHead, -1);
+    pleTable_ = bind(R::PleTable, -1);
     // Every token id the head can emit must have a PLE row (GEMMA4.md §1); published models have equal sizes.
     if (pleTable_.rows < embed_.rows)
-        throw FormatError((ck.dir() / "config.json").string(), pleTable_.name,
+        throw FormatError(configFile, pleTable_.name,
                           "vocab_size_per_layer_input (" + std::to_string(pleTable_.rows) + ") is smaller than vocab_size (" +
                               std::to_string(embed_.rows) + "): some tokens would have no per-layer embedding");
-    pleModelProj_ = bind(R::PleModelProjection);
+    pleModelProj_ = bind(R::PleModelProjection, -1);
     pleProjNorm_ = vec(R::PleProjectionNorm);
     finalNorm_ = vec(R::FinalNorm);
     for (const LayerSpec& l : config_.layers) {
@@ -111,6 +116,72 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
         L.scalar = vec(R::LayerScalar, i).at(0);
         layers_.push_back(std::move(L));
     }
+}
+
+namespace {
+
+DType denseType(GgmlType t) {
+    switch (t) {
+        case GgmlType::F32: return DType::F32;
+        case GgmlType::F16: return DType::F16;
+        default: return DType::BF16;
+    }
+}
+
+}  // namespace
+
+ReferenceModel::ReferenceModel(const Checkpoint& source, const GgufWeights& gguf, const ReferenceOptions& options)
+    : config_(source.config()), pool_(std::make_unique<ThreadPool>(options.threads)) {
+    const std::filesystem::path& ggufPath = gguf.path;
+    const GgufFile g(ggufPath);
+    const std::string file = g.path();
+    gguf_ = std::make_shared<const MappedRegion>(FileHandle::openRead(ggufPath), g.dataOffset(), g.fileSize() - g.dataOffset());
+    std::map<std::pair<TensorRole, int>, const ExpectedTensor*> byRole;
+    for (const ExpectedTensor& e : source.table()) byRole[{e.role, e.layer}] = &e;
+    auto bytesOf = [&](const GgufTensorInfo& t) { return gguf_->data() + (t.offset - g.dataOffset()); };
+    auto bind = [&](TensorRole role, int layer) {
+        const auto it = byRole.find({role, layer});
+        if (it == byRole.end()) throw Error(file, roleName(role), "internal: the tensor table has no such role");
+        const ExpectedTensor& e = *it->second;
+        const GgufTensorInfo* t = g.find(e.ggufName);
+        if (!t) throw FormatError(file, e.ggufName, "missing from the GGUF");
+        const std::vector<std::int64_t> want(e.shape.rbegin(), e.shape.rend());  // ggml's order: innermost first
+        if (t->dims != want)
+            throw FormatError(file, e.ggufName, "has shape " + shapeToString(t->dims) + " but " + source.dir().string() +
+                                                    " implies " + shapeToString(want) + " (ggml order)");
+        WeightView w;
+        w.name = e.ggufName;
+        w.cols = want.front();
+        w.rows = want.size() > 1 ? want[1] : 1;
+        w.data = bytesOf(*t);
+        switch (t->ggmlType) {
+            case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: {
+                w.dtype = denseType(t->ggmlType);
+                std::uint64_t bad = 0;
+                if (options.checkFinite && !allFinite(w.dtype, w.data, t->numel(), &bad))
+                    throw FormatError(file, e.ggufName, "holds NaN or Inf (element " + std::to_string(bad) + ")");
+                return w;
+            }
+            case GgmlType::Q8_0: w.format = WeightFormat::GgufQ8_0; return w;
+            case GgmlType::Q4_0: w.format = WeightFormat::GgufQ4_0; return w;
+            case GgmlType::NVFP4: {
+                w.format = WeightFormat::GgufNvfp4;
+                // The per-tensor scale llama.cpp multiplies in after the matmul; absent means 1.
+                const std::string scaleName = ggufScaleName(e.ggufName);
+                if (const GgufTensorInfo* s = g.find(scaleName)) {
+                    if (s->ggmlType != GgmlType::F32 || s->numel() != 1)
+                        throw FormatError(file, scaleName, "must be one F32 value");
+                    std::memcpy(&w.nvfp4Scale, bytesOf(*s), 4);
+                    if (!std::isfinite(w.nvfp4Scale)) throw FormatError(file, scaleName, "is not finite");
+                }
+                return w;
+            }
+            default:
+                throw FormatError(file, e.ggufName, "is stored as " + std::string(ggmlTypeTraits(t->ggmlType).name) +
+                                                        ", which the reference engine does not decode (F32, F16, BF16, Q8_0, Q4_0, NVFP4)");
+        }
+    };
+    assemble(bind, file);
 }
 
 ReferenceModel::~ReferenceModel() = default;

@@ -2,6 +2,10 @@
 // The CPU reference engine's weights: every tensor the decoder reads, bound by its role in the tensor
 // table to a typed view of the memory-mapped checkpoint (bf16/f16/f32 as stored; nothing is copied or
 // converted up front). ReferenceSession (reference_session.h) runs the forward pass over it.
+// A second constructor binds the same roles to a GGUF file instead (Q8_0/Q4_0/NVFP4 blocks decoded row by
+// row as the engine reads them), so the engine runs exactly the weights llama.cpp runs.
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,9 +21,20 @@ struct ReferenceOptions {
     bool checkFinite = true;  // scan every weight for NaN/Inf at load (the error names the tensor)
 };
 
+// Names the GGUF file whose weights a ReferenceModel binds (a distinct type, so ReferenceModel(ck, {}) stays the checkpoint's).
+struct GgufWeights {
+    explicit GgufWeights(std::filesystem::path p) : path(std::move(p)) {}
+    std::filesystem::path path;
+};
+
 class ReferenceModel {
 public:
     ReferenceModel(const Checkpoint& checkpoint, const ReferenceOptions& options = {});
+    // The weights of a GGUF that exportGguf wrote from `source`: every tensor the decoder reads is looked up by
+    // its GGUF name (tensor table) and bound to the memory-mapped file as stored (F32/F16/BF16, Q8_0, Q4_0,
+    // NVFP4 with its `.scale`); the configuration comes from `source` and every tensor's shape is checked
+    // against it. Nothing else of `source` is read. Errors name the GGUF file and tensor.
+    ReferenceModel(const Checkpoint& source, const GgufWeights& gguf, const ReferenceOptions& options = {});
     ~ReferenceModel();
     const Gemma4Config& config() const { return config_; }
     int vocabSize() const { return int(head_.rows); }
@@ -45,9 +60,13 @@ public:
     const WeightView& linearWeight(TensorRole role, int layer) const;
 
 private:
+    using Binder = std::function<WeightView(TensorRole role, int layer)>;
+    // Binds every role the decoder reads through `bind` (configFile: for messages).
+    void assemble(const Binder& bind, const std::string& configFile);
     WeightView* linearSlot(TensorRole role, int layer);
     Gemma4Config config_;
     std::vector<TensorView> views_;  // keeps the mappings alive
+    std::shared_ptr<const MappedRegion> gguf_;  // the GGUF's tensor data, when built from one
     WeightView embed_, head_, pleTable_, pleModelProj_;
     std::vector<float> pleProjNorm_, finalNorm_;
     std::vector<Layer> layers_;

@@ -307,9 +307,9 @@ std::vector<Case> cases() {
                      g.tensor("w", 4, {32}, std::string(20, '\0'));
                      return g.build();
                  }});
-    v.push_back({"unknown ggml type 40", "tensor 'w': unknown ggml type 40", [] {
+    v.push_back({"unknown ggml type 43", "tensor 'w': unknown ggml type 43", [] {
                      GgufBuilder g = base();
-                     g.tensor("w", 40, {32}, std::string(20, '\0'));
+                     g.tensor("w", 43, {32}, std::string(20, '\0'));
                      return g.build();
                  }});
     v.push_back({"innermost dimension not a block multiple",
@@ -413,7 +413,7 @@ private slots:
                             {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},       {25, "I16", 1, 2},
                             {26, "I32", 1, 4},       {27, "I64", 1, 8},       {28, "F64", 1, 8},
                             {29, "IQ1_M", 256, 56},  {30, "BF16", 1, 2},      {34, "TQ1_0", 256, 54},
-                            {35, "TQ2_0", 256, 66},  {39, "MXFP4", 32, 17}};
+                            {35, "TQ2_0", 256, 66},  {39, "MXFP4", 32, 17},  {40, "NVFP4", 64, 36}};
         for (const Row& r : rows) {
             const GgmlTypeTraits* t = ggmlTypeTraits(r.id);
             QVERIFY2(t, r.name);
@@ -422,7 +422,7 @@ private slots:
             QCOMPARE(t->blockSize, r.block);
             QCOMPARE(t->typeSize, r.size);
         }
-        for (std::uint32_t retired : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 40u, 1000u, 0xffffffffu})
+        for (std::uint32_t retired : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 43u, 1000u, 0xffffffffu})
             QVERIFY2(ggmlTypeTraits(retired) == nullptr, qPrintable(QString::number(retired)));
         QCOMPARE(std::string(ggufTypeName(GgufType::FLOAT64)), std::string("FLOAT64"));
     }
