@@ -1,5 +1,6 @@
 // whittle-cli quantize MODEL OUT: weight quantization from a recipe file or flags. This version runs INT4
-// round-to-nearest or GPTQ into GPTQ v1 safetensors; NVFP4 and the mixed bit budget plug in as methods.
+// round-to-nearest or GPTQ into GPTQ v1 safetensors, or NVFP4 in ModelOpt's or compressed-tensors' layout;
+// the mixed bit budget plugs in as a method.
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -19,8 +20,8 @@ namespace whittle::cli {
 int runQuantize(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "json", "asym", "act-order"}, {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"});
     if (a.positional().size() != 2)
-        throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq] [--group N (0: per channel)] [--asym] "
-                         "[--exclude GLOB,…] [--format gptq] [gptq: --act-order --calib FILE,… --calib-samples N --calib-length N --damp X]) "
+        throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq|nvfp4] [--group N (0: per channel)] [--asym] "
+                         "[--exclude GLOB,…] [--format gptq|nvfp4-modelopt|nvfp4-ct] [gptq: --act-order --calib FILE,… --calib-samples N --calib-length N --damp X]) "
                          "[--force] [--json]");
     Recipe recipe;
     if (auto r = a.value("recipe")) {
@@ -60,8 +61,9 @@ int runQuantize(const std::vector<std::string>& argv) {
         printJsonReport(toJson(r));
         return 0;
     }
-    std::printf("quantized %d tensors (%llu weights) to INT4 at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,
-                (unsigned long long)r.weightsQuantized, r.bitsPerWeight, r.tensorsKept);
+    std::printf("quantized %d tensors (%llu weights) to %s at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,
+                (unsigned long long)r.weightsQuantized, recipe.quantization->method == "nvfp4" ? "NVFP4" : "INT4", r.bitsPerWeight,
+                r.tensorsKept);
     if (r.calibrationWindows)
         std::printf("GPTQ: %d calibration windows (%lld tokens), %.1f s\n", r.calibrationWindows, (long long)r.calibrationTokens, r.gptqSeconds);
     for (const auto& e : r.excluded) std::printf("  kept by an exclusion rule: %s\n", e.c_str());

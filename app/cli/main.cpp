@@ -22,7 +22,7 @@ const Command kCommands[] = {
      whittle::cli::runBuckets},
     {"prune-vocab", "MODEL OUT --preset P | --buckets B,… | --recipe FILE   keep part of the vocabulary",
      whittle::cli::runPruneVocab},
-    {"quantize", "MODEL OUT (--recipe FILE | --method rtn|gptq --group N [--asym] [--act-order] [--calib FILES] [--exclude GLOBS])   INT4 weights (GPTQ v1 safetensors)",
+    {"quantize", "MODEL OUT (--recipe FILE | --method rtn|gptq|nvfp4 --group N [--asym] [--act-order] [--calib FILES] [--exclude GLOBS] [--format F])   INT4 (GPTQ v1) or NVFP4 weights",
      whittle::cli::runQuantize},
     {"export", "MODEL OUT --format gguf-f32|gguf-f16|gguf-q8_0|gguf-q4_0|gguf-nvfp4 [--force]   write the model in another format (GGUF for llama.cpp)",
      whittle::cli::runExport},

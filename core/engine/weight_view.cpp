@@ -24,6 +24,9 @@ void WeightView::row(std::int64_t r, float* out) const {
         case WeightFormat::GptqInt4: return dequantizeGptqRow(data, gptq.qzeros, gptq.scales, gptq.gIdx, rows, cols, r, out);
         case WeightFormat::GgufQ8_0: return dequantizeRowQ8_0(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
         case WeightFormat::GgufQ4_0: return dequantizeRowQ4_0(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
+        case WeightFormat::Nvfp4:
+            return decodeNvfp4Row(data + std::size_t(r) * std::size_t(cols / 2), nvfp4BlockScales + std::size_t(r) * std::size_t(cols / kNvfp4BlockSize),
+                                  nvfp4Scale, cols, out);
         case WeightFormat::GgufNvfp4:
             decodeGgufNvfp4Row(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
             // Applied to the weights here rather than to the matmul output as llama.cpp does: the same product,

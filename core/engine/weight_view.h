@@ -16,6 +16,9 @@ enum class WeightFormat {
     // GGUF blocks as llama.cpp stores them, each row its cols/block blocks (core/quant/ggml_blocks.h, nvfp4.h)
     GgufQ8_0,
     GgufQ4_0,
+    // NVFP4 as ModelOpt and compressed-tensors store it (core/quant/nvfp4.h): data = U8 codes [rows, cols/2],
+    // nvfp4BlockScales = E4M3 [rows, cols/16], times nvfp4Scale (compressed-tensors' reciprocal already undone)
+    Nvfp4,
     GgufNvfp4,  // block_nvfp4 times nvfp4Scale (the tensor's `.scale`, which llama.cpp multiplies in after the matmul)
 };
 
@@ -34,7 +37,8 @@ struct WeightView {
         const std::byte* gIdx = nullptr;    // I32 [cols]
         std::int64_t groups = 0;
     } gptq;
-    float nvfp4Scale = 1.0f;  // GgufNvfp4: the per-tensor global scale
+    float nvfp4Scale = 1.0f;                      // Nvfp4, GgufNvfp4: the per-tensor global scale
+    const std::byte* nvfp4BlockScales = nullptr;  // Nvfp4: E4M3 [rows, cols/16]
 
     bool empty() const { return data == nullptr; }
     std::int64_t numel() const { return rows * cols; }

@@ -339,7 +339,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     const Gemma4Config& c = ck.config();
     checkLlamaCppCompatible(ck);
     if (ck.hasQuantizedWeights())
-        throw UsageError(ck.dir().string(), {}, "holds GPTQ INT4 weights; GGUF export reads 16/32-bit weights (export the original instead)");
+        throw UsageError(ck.dir().string(), {}, "holds quantized weights (GPTQ INT4 or NVFP4); GGUF export reads 16/32-bit weights (export the original instead)");
     GgufExportReport rep;
     rep.weightType = std::string(ggmlTypeTraits(options.weightType).name);
     const int rows = c.vocabSize;

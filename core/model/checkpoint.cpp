@@ -66,6 +66,38 @@ std::optional<GptqLinear> findGptq(const TensorStore& store, const ExpectedTenso
     return g;
 }
 
+// The NVFP4 tensors of a linear weight, in either layout; nullopt when it has no weight_scale (so is not
+// NVFP4). Dtypes and shapes are checked against the dense shape [N, K].
+std::optional<Nvfp4Linear> findNvfp4(const TensorStore& store, const ExpectedTensor& e, const std::string& dir) {
+    Nvfp4Linear f;
+    for (Nvfp4Layout layout : {Nvfp4Layout::ModelOpt, Nvfp4Layout::CompressedTensors}) {
+        const Nvfp4Names n = nvfp4Names(e, layout);
+        f.packed = store.find(n.packed);
+        f.scale = store.find(n.scale);
+        if (!f.packed || !f.scale) continue;
+        f.layout = layout;
+        f.globalScale = store.find(n.globalScale);
+        if (!f.globalScale) throw FormatError(dir, n.globalScale, "missing: " + n.scale + " is present, so the NVFP4 set needs it");
+        const std::int64_t N = e.shape[0], K = e.shape[1];
+        f.outFeatures = N;
+        f.inFeatures = K;
+        if (K % 16) throw FormatError(f.packed->file->path(), n.packed, "NVFP4 cannot hold a " + shapeToString(e.shape) + " weight (K % 16)");
+        // shape empty: one value, either a 0-d scalar (ModelOpt) or [1] (compressed-tensors)
+        auto check = [&](const TensorStore::Entry* t, DType dtype, std::vector<std::int64_t> shape) {
+            const bool ok = t->info->dtype == dtype && (shape.empty() ? t->info->numel() == 1 : t->info->shape == shape);
+            if (!ok)
+                throw FormatError(t->file->path(), t->info->name, std::string(dtypeName(t->info->dtype)) + " " + shapeToString(t->info->shape) +
+                                                                      " but an NVFP4 " + shapeToString(e.shape) + " weight needs " +
+                                                                      std::string(dtypeName(dtype)) + " " + (shape.empty() ? "with one value" : shapeToString(shape)));
+        };
+        check(f.packed, DType::U8, {N, K / 2});
+        check(f.scale, DType::F8_E4M3, {N, K / 16});
+        check(f.globalScale, DType::F32, {});  // one value: ModelOpt writes a scalar, compressed-tensors [1]
+        return f;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 Checkpoint Checkpoint::open(const fs::path& dirIn) {
@@ -110,6 +142,13 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     for (const auto& e : ck.table_) expected.emplace(e.name, &e);
     for (const auto& e : ck.table_) {
         const TensorStore::Entry* s = ck.store_.find(e.name);
+        if (e.linear)
+            if (auto f = findNvfp4(ck.store_, e, dirIn.string())) {
+                const Nvfp4Names names = nvfp4Names(e, f->layout);
+                for (const std::string* n : {&names.packed, &names.scale, &names.globalScale}) expected.emplace(*n, &e);
+                ck.nvfp4_.emplace(e.name, *f);
+                continue;
+            }
         if (!s && e.linear)
             if (auto g = findGptq(ck.store_, e, dirIn.string())) {
                 const GptqNames names = gptqNames(e);
@@ -139,7 +178,9 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
             t.part = it->second->part;
             t.layer = it->second->layer;
             t.unused = !it->second->read;
-            if (s.info->name != it->second->name)  // a GPTQ part: qweight holds 8 weights a word, the rest metadata
+            if (const auto f = ck.nvfp4_.find(it->second->name); f != ck.nvfp4_.end())  // 2 codes a byte; scales are metadata
+                t.parameters = s.info->name == f->second.packed->info->name ? 2 * s.info->numel() : 0;
+            else if (s.info->name != it->second->name)  // a GPTQ part: qweight holds 8 weights a word, the rest metadata
                 t.parameters = s.info->name == gptqNames(*it->second).qweight ? 8 * s.info->numel() : 0;
         } else if (!isTowerTensor(s.info->name, &t.part)) {
             t.part = Part::Other;
@@ -147,6 +188,15 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
         ck.tensors_.push_back(t);
     }
     return ck;
+}
+
+const Nvfp4Linear* Checkpoint::nvfp4(TensorRole role, int layer) const {
+    for (const auto& e : table_)
+        if (e.role == role && e.layer == layer) {
+            const auto it = nvfp4_.find(e.name);
+            return it == nvfp4_.end() ? nullptr : &it->second;
+        }
+    return nullptr;
 }
 
 const GptqLinear* Checkpoint::gptq(TensorRole role, int layer) const {
@@ -160,7 +210,7 @@ const GptqLinear* Checkpoint::gptq(TensorRole role, int layer) const {
 
 const TensorStore::Entry* Checkpoint::find(TensorRole role, int layer) const {
     for (const auto& e : table_)
-        if (e.role == role && e.layer == layer) return store_.find(e.name);
+        if (e.role == role && e.layer == layer) return nvfp4_.count(e.name) ? nullptr : store_.find(e.name);  // ModelOpt reuses the name
     return nullptr;
 }
 

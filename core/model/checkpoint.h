@@ -25,7 +25,7 @@ struct CheckpointTensor {
     Part part = Part::Other;
     int layer = -1;
     bool unused = false;  // present but never read by the decoder (dead shared-layer k/v, lm_head duplicate)
-    std::uint64_t parameters = 0;  // model weights it holds: its elements; 8 per qweight word; 0 for scales/zeros/g_idx
+    std::uint64_t parameters = 0;  // model weights it holds: its elements; 8 per qweight word, 2 per NVFP4 byte; 0 for scales/zeros/g_idx
 };
 
 // A linear weight stored as GPTQ v1 INT4 (shared/formats.md §2) instead of "<module>.weight".
@@ -35,6 +35,15 @@ struct GptqLinear {
     const TensorStore::Entry* scales = nullptr;   // F16 [G, N]
     const TensorStore::Entry* gIdx = nullptr;     // I32 [K]
     std::int64_t outFeatures = 0, inFeatures = 0, groups = 0;
+};
+
+// A linear weight stored as NVFP4 (shared/formats.md §1), ModelOpt's or compressed-tensors' layout.
+struct Nvfp4Linear {
+    Nvfp4Layout layout = Nvfp4Layout::ModelOpt;
+    const TensorStore::Entry* packed = nullptr;       // U8 [N, K/2]
+    const TensorStore::Entry* scale = nullptr;        // F8_E4M3 [N, K/16]
+    const TensorStore::Entry* globalScale = nullptr;  // F32, one value (compressed-tensors: the reciprocal)
+    std::int64_t outFeatures = 0, inFeatures = 0;
 };
 
 class Checkpoint {
@@ -51,11 +60,13 @@ public:
     const TensorStore& store() const { return store_; }
     const std::vector<CheckpointTensor>& tensors() const { return tensors_; }
     const std::vector<ExpectedTensor>& table() const { return table_; }
-    // The stored tensor of a role (layer -1 for model-level roles); null when absent or stored as GPTQ.
+    // The stored tensor of a role (layer -1 for model-level roles); null when absent or stored as GPTQ or NVFP4.
     const TensorStore::Entry* find(TensorRole role, int layer = -1) const;
     // The GPTQ tensors of a linear role; null when it is stored densely.
     const GptqLinear* gptq(TensorRole role, int layer = -1) const;
-    bool hasQuantizedWeights() const { return !gptq_.empty(); }
+    // The NVFP4 tensors of a linear role; null when it is stored otherwise.
+    const Nvfp4Linear* nvfp4(TensorRole role, int layer = -1) const;
+    bool hasQuantizedWeights() const { return !gptq_.empty() || !nvfp4_.empty(); }
     const SpecialTokenIds& specialTokens() const { return special_; }
     bool hasGenerationConfig() const { return hasGenerationConfig_; }
 
@@ -65,7 +76,8 @@ private:
     Gemma4Config config_;
     TensorStore store_;
     std::vector<ExpectedTensor> table_;
-    std::map<std::string, GptqLinear> gptq_;  // by the linear's weight name
+    std::map<std::string, GptqLinear> gptq_;    // by the linear's weight name
+    std::map<std::string, Nvfp4Linear> nvfp4_;  // by the linear's weight name
     std::vector<CheckpointTensor> tensors_;
     SpecialTokenIds special_;
     bool hasGenerationConfig_ = false;

@@ -195,11 +195,38 @@ std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c) {
     return v;
 }
 
-GptqNames gptqNames(const ExpectedTensor& e) {
+std::string moduleName(const ExpectedTensor& e) {
     const std::string suffix = ".weight";
     if (!e.linear || !e.name.ends_with(suffix)) throw Error({}, e.name, "internal: not a linear weight");
-    const std::string m = e.name.substr(0, e.name.size() - suffix.size());
+    return e.name.substr(0, e.name.size() - suffix.size());
+}
+
+GptqNames gptqNames(const ExpectedTensor& e) {
+    const std::string m = moduleName(e);
     return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx"};
+}
+
+Nvfp4Names nvfp4Names(const ExpectedTensor& e, Nvfp4Layout layout) {
+    const std::string m = moduleName(e);
+    if (layout == Nvfp4Layout::ModelOpt) return {m + ".weight", m + ".weight_scale", m + ".weight_scale_2"};
+    return {m + ".weight_packed", m + ".weight_scale", m + ".weight_global_scale"};
+}
+
+LinearSite linearSite(TensorRole role) {
+    using R = TensorRole;
+    switch (role) {
+        case R::PleModelProjection: return LinearSite::PleModel;
+        case R::QProj:
+        case R::KProj:
+        case R::VProj: return LinearSite::Attention;
+        case R::OProj: return LinearSite::AttentionOutput;
+        case R::GateProj:
+        case R::UpProj: return LinearSite::Mlp;
+        case R::DownProj: return LinearSite::MlpDown;
+        case R::PleInputGate: return LinearSite::PleGate;
+        case R::PleProjection: return LinearSite::PleProjection;
+        default: throw Error(std::string("internal: ") + roleName(role) + " is not a linear weight");
+    }
 }
 
 std::string roleGlob(TensorRole role) { return std::string("*") + rule(role).hf; }

@@ -92,6 +92,31 @@ struct GptqNames {
 };
 GptqNames gptqNames(const ExpectedTensor& linear);
 
+// The NVFP4 tensors that replace a linear weight (shared/formats.md §1): ModelOpt keeps "<module>.weight"
+// (now U8 codes) with "weight_scale" (E4M3) and "weight_scale_2" (F32, a multiplier); compressed-tensors
+// writes "weight_packed" and "weight_global_scale" (its reciprocal).
+enum class Nvfp4Layout { ModelOpt, CompressedTensors };
+struct Nvfp4Names {
+    std::string packed, scale, globalScale;
+};
+Nvfp4Names nvfp4Names(const ExpectedTensor& linear, Nvfp4Layout layout);
+// The module a linear weight belongs to ("….q_proj"), as quantization configs list them.
+std::string moduleName(const ExpectedTensor& linear);
+
+// Where linear weights read their input: the linears of one site multiply the same activations, and they
+// are the ones other tools fuse into one matrix (qkv_proj, gate_up_proj).
+enum class LinearSite {
+    PleModel,         // layer -1: the per-layer-input projection of the scaled embeddings
+    Attention,        // q, k, v
+    AttentionOutput,  // o
+    Mlp,              // gate, up
+    MlpDown,          // down
+    PleGate,          // the per-layer input gate
+    PleProjection,    // the per-layer projection
+};
+// The site of a linear role; throws Error for a role that is not a linear weight.
+LinearSite linearSite(TensorRole role);
+
 // Glob patterns (fnmatch) matching a role's tensors in every layer: "*" + its relative name.
 std::string roleGlob(TensorRole role);
 

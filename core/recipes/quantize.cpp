@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
 #include <cstring>
 
 #include "core/engine/weight_view.h"
@@ -13,6 +16,7 @@
 #include "core/io/gptq_layout.h"
 #include "core/io/safetensors_writer.h"
 #include "core/io/side_files.h"
+#include "core/quant/nvfp4.h"
 #include "core/recipes/gptq_calibration.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/recipe_json.h"
@@ -42,9 +46,16 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration"}, "quantization", src);
     QuantizeRecipe q;
     if (j.contains("method")) {
-        if (!j["method"].is_string() || (j["method"] != "rtn" && j["method"] != "gptq"))
-            throw FormatError(src, {}, "'quantization.method' must be \"rtn\" or \"gptq\" (NVFP4 and the bit budget are not built yet)");
+        if (!j["method"].is_string() || (j["method"] != "rtn" && j["method"] != "gptq" && j["method"] != "nvfp4"))
+            throw FormatError(src, {}, "'quantization.method' must be \"rtn\", \"gptq\" or \"nvfp4\" (the bit budget is not built yet)");
         q.method = j["method"].get<std::string>();
+    }
+    if (q.method == "nvfp4") {
+        // NVFP4's groups (16 inputs per E4M3 scale) and sign-magnitude codes are fixed by the format.
+        q.groupSize = 16;
+        q.format = "nvfp4-modelopt";
+        if (j.contains("group_size") && j["group_size"] != 16) throw FormatError(src, {}, "'quantization.group_size' is always 16 for NVFP4");
+        if (j.contains("symmetric") && j["symmetric"] != true) throw FormatError(src, {}, "'quantization.symmetric' is always true for NVFP4");
     }
     const bool gptq = q.method == "gptq";
     for (const char* k : {"act_order", "damp", "calibration"})
@@ -81,8 +92,10 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     }
     if (j.contains("exclude")) q.exclude = strings(j["exclude"], "quantization.exclude", src);
     if (j.contains("format")) {
-        if (!j["format"].is_string() || j["format"] != "gptq")
-            throw FormatError(src, {}, "'quantization.format' must be \"gptq\" (the only INT4 output so far)");
+        const bool isNvfp4 = q.method == "nvfp4";
+        if (!j["format"].is_string() || (isNvfp4 ? j["format"] != "nvfp4-modelopt" && j["format"] != "nvfp4-ct" : j["format"] != "gptq"))
+            throw FormatError(src, {}, isNvfp4 ? "'quantization.format' must be \"nvfp4-modelopt\" or \"nvfp4-ct\" for NVFP4"
+                                               : "'quantization.format' must be \"gptq\" for INT4 (GGUF types: whittle-cli export)");
         q.format = j["format"].get<std::string>();
     }
     return q;
@@ -137,6 +150,71 @@ void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vect
     pool.parallelFor(std::size_t(view.rows), [&](std::size_t r) { view.row(std::int64_t(r), &out[r * std::size_t(view.cols)]); });
 }
 
+// The modules a quantization config must name as left alone: linears of the text table not quantized, the
+// head, and the towers by prefix (vLLM would otherwise expect their Linear layers quantized).
+std::vector<std::string> unquantizedModules(const Checkpoint& ck, const QuantizeRecipe& q) {
+    std::vector<std::string> out{"lm_head"};
+    for (const ExpectedTensor& e : ck.table())
+        if (e.linear && !quantizes(q, e)) out.push_back(moduleName(e));
+    std::set<std::string> towers;
+    for (const auto& t : ck.tensors())
+        if (!t.expected && isTowerTensor(t.entry->info->name)) {
+            const std::string& n = t.entry->info->name;
+            const std::size_t second = n.find('.', n.find('.') + 1);  // "model.vision_tower"
+            towers.insert(n.substr(0, second) + "*");
+        }
+    out.insert(out.end(), towers.begin(), towers.end());
+    return out;
+}
+
+// NVFP4 configs (shared/formats.md §1b, §1e): ModelOpt's hf_quant_config.json and config.json dict, or
+// compressed-tensors' config.json dict.
+Json nvfp4Producer() { return {{"name", "whittle"}, {"version", "0.1"}}; }
+
+Json modelOptHfQuantConfig(const std::vector<std::string>& excluded) {
+    return {{"producer", nvfp4Producer()},
+            {"quantization", {{"quant_algo", "W4A16_NVFP4"}, {"kv_cache_quant_algo", nullptr}, {"group_size", 16}, {"exclude_modules", excluded}}}};
+}
+
+Json modelOptConfig(const std::vector<std::string>& excluded) {
+    const Json weights{{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", 16}};
+    return {{"quant_method", "modelopt"},
+            {"quant_algo", "W4A16_NVFP4"},
+            {"producer", nvfp4Producer()},
+            {"kv_cache_scheme", nullptr},
+            {"ignore", excluded},
+            {"config_groups", {{"group_0", {{"weights", weights}, {"targets", {"Linear"}}}}}}};
+}
+
+Json compressedTensorsConfig(const std::vector<std::string>& excluded) {
+    const Json weights{{"num_bits", 4},       {"type", "float"},    {"strategy", "tensor_group"},     {"group_size", 16},
+                       {"symmetric", true},   {"dynamic", false},   {"scale_dtype", "float8_e4m3fn"}, {"observer", "minmax"}};
+    return {{"quant_method", "compressed-tensors"},
+            {"format", "nvfp4-pack-quantized"},
+            {"quantization_status", "compressed"},
+            {"kv_cache_scheme", nullptr},
+            {"ignore", excluded},
+            {"config_groups", {{"group_0", {{"weights", weights}, {"input_activations", nullptr}, {"output_activations", nullptr},
+                                            {"targets", {"Linear"}}, {"format", "nvfp4-pack-quantized"}}}}}};
+}
+
+// GPTQ's packed tensors for the whole model, computed before anything is written: it needs the calibration
+// pass over the model, and they (a quarter of the linears' 16-bit bytes) are held until the writer reaches them.
+GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, Progress& progress, const CancelToken& cancel) {
+    std::vector<fs::path> files(q.calibration.files.begin(), q.calibration.files.end());
+    if (files.empty()) {
+        if (!fs::exists(ck.dir() / "heldout.txt")) throw UsageError(ck.dir().string(), {}, "has no heldout.txt: GPTQ needs calibration text files");
+        files.push_back(ck.dir() / "heldout.txt");
+    }
+    const auto windows = calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, q.calibration.samples, q.calibration.length);
+    GptqOptions go;
+    go.groupSize = q.groupSize;
+    go.symmetric = q.symmetric;
+    go.actOrder = q.actOrder;
+    go.damp = q.damp;
+    return runGptq(ck, [&](const ExpectedTensor& e) { return quantizes(q, e); }, windows, go, progress, cancel);
+}
+
 }  // namespace
 
 QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
@@ -144,21 +222,39 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const auto t0 = std::chrono::steady_clock::now();
     if (!recipe.quantization) throw UsageError("the recipe has no quantization section");
     const QuantizeRecipe& q = *recipe.quantization;
-    if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ tensors found)");
+    if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
+    const bool nvfp4 = q.method == "nvfp4";
+    const Nvfp4Layout layout = q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt;
     QuantizeReport rep;
     auto toQuantize = [&](const CheckpointTensor& t) {  // a dense linear weight no rule excludes
         return t.expected && quantizes(q, *t.expected) && t.entry->info->name == t.expected->name;
     };
 
-    // The plan: quantized linears become their four GPTQ tensors; everything else keeps name, dtype, shape.
+    // The plan: quantized linears become their GPTQ or NVFP4 tensors; everything else keeps name, dtype, shape.
     std::vector<TensorSpec> plan;
     std::uint64_t total = 0, quantBits = 0;
     for (const auto& t : ck.tensors()) {
         const TensorInfo& info = *t.entry->info;
         rep.bytesBefore += info.nbytes;
-        if (toQuantize(t)) {
+        total += info.nbytes;
+        if (!toQuantize(t)) {
+            if (t.expected && t.expected->linear && t.expected->read) rep.excluded.push_back(info.name);
+            plan.push_back({info.name, info.dtype, info.shape});
+            ++rep.tensorsKept;
+            continue;
+        }
+        const std::size_t first = plan.size();
+        const std::int64_t N = info.shape[0], K = info.shape[1];
+        if (nvfp4) {
+            if (K % kNvfp4BlockSize)
+                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) + ": NVFP4 needs inputs in multiples of 16");
+            const Nvfp4Names n = nvfp4Names(*t.expected, layout);
+            plan.push_back({n.packed, DType::U8, {N, K / 2}});
+            plan.push_back({n.scale, DType::F8_E4M3, {N, K / kNvfp4BlockSize}});
+            // ModelOpt's scale_2 is a 0-d tensor (torch .squeeze()); compressed-tensors writes [1].
+            plan.push_back({n.globalScale, DType::F32, layout == Nvfp4Layout::ModelOpt ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{1}});
+        } else {
             const GptqNames n = gptqNames(*t.expected);
-            const std::int64_t N = info.shape[0], K = info.shape[1];
             const int g = q.groupSize == 0 ? int(K) : q.groupSize;
             const std::int64_t G = (K + g - 1) / g;
             if (K % 8 || N % 8)
@@ -168,63 +264,80 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             plan.push_back({n.qzeros, DType::I32, {G, N / 8}});
             plan.push_back({n.scales, DType::F16, {G, N}});
             plan.push_back({n.gIdx, DType::I32, {K}});
-            ++rep.tensorsQuantized;
-            rep.weightsQuantized += std::uint64_t(N * K);
-            for (std::size_t i = plan.size() - 4; i < plan.size(); ++i) quantBits += 8 * plan[i].nbytes();
-        } else {
-            if (t.expected && t.expected->linear && t.expected->read) rep.excluded.push_back(info.name);
-            plan.push_back({info.name, info.dtype, info.shape});
-            ++rep.tensorsKept;
         }
-        total += info.nbytes;
+        ++rep.tensorsQuantized;
+        rep.weightsQuantized += std::uint64_t(N * K);
+        for (std::size_t i = first; i < plan.size(); ++i) quantBits += 8 * plan[i].nbytes();
     }
     if (rep.tensorsQuantized == 0) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
     rep.bitsPerWeight = double(quantBits) / double(rep.weightsQuantized);
 
-    // GPTQ runs before anything is written: it needs the calibration pass over the whole model, and its
-    // packed tensors (a quarter of the linears' 16-bit bytes) are held until the writer reaches them.
     GptqRun gptq;
     if (q.method == "gptq") {
-        std::vector<fs::path> files(q.calibration.files.begin(), q.calibration.files.end());
-        if (files.empty()) {
-            if (!fs::exists(ck.dir() / "heldout.txt"))
-                throw UsageError(ck.dir().string(), {}, "has no heldout.txt: GPTQ needs calibration text files");
-            files.push_back(ck.dir() / "heldout.txt");
-        }
-        const auto windows = calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, q.calibration.samples, q.calibration.length);
-        GptqOptions go;
-        go.groupSize = q.groupSize;
-        go.symmetric = q.symmetric;
-        go.actOrder = q.actOrder;
-        go.damp = q.damp;
-        gptq = runGptq(ck, [&](const ExpectedTensor& e) { return quantizes(q, e); }, windows, go, progress, cancel);
+        gptq = runGptqForRecipe(ck, q, progress, cancel);
         rep.calibrationWindows = gptq.windows;
         rep.calibrationTokens = gptq.tokens;
         rep.gptqSeconds = gptq.seconds;
         rep.gptqTensors = gptq.stats;
     }
 
+    ThreadPool pool;  // rows are independent: the output is the same with any thread count
+    std::vector<std::byte> buf;
+    std::vector<float> w;
+    // NVFP4: one second-level scale per group of linears other tools fuse (q/k/v, gate/up), from the group's
+    // largest |w| (shared/formats.md §1c): one pass over those weights before writing.
+    std::map<std::pair<int, LinearSite>, float> groupAmax;
+    if (nvfp4) {
+        StageMeter scan(progress, "measuring weights", total);
+        for (const auto& t : ck.tensors())
+            if (toQuantize(t)) {
+                cancel.throwIfCancelled();
+                readAsFloat(*t.entry, w, buf, pool);
+                float amax = 0;
+                for (float v : w) amax = std::max(amax, std::fabs(v));
+                float& g = groupAmax[{t.expected->layer, linearSite(t.expected->role)}];
+                g = std::max(g, amax);
+                scan.advance(t.entry->info->nbytes);
+            }
+        scan.finish();
+    }
+
     AtomicOutputDir out(dest, force, {ck.dir()});
+    const std::vector<std::string> untouched = unquantizedModules(ck, q);
+    const Json config = !nvfp4 ? gptqConfig(q) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
     copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name == "quantize_config.json") return true;  // rewritten below
+        if (name == "quantize_config.json" || name == "hf_quant_config.json") return true;  // written below for the format that has it
         if (name != "config.json") return false;
         Json j = readJsonFile(file);
-        j["quantization_config"] = gptqConfig(q);
+        j["quantization_config"] = config;
         writeJsonFile(out.path() / name, j);
         return true;
     });
-    writeJsonFile(out.path() / "quantize_config.json", gptqConfig(q));
+    if (!nvfp4) writeJsonFile(out.path() / "quantize_config.json", config);
+    else if (layout == Nvfp4Layout::ModelOpt) writeJsonFile(out.path() / "hf_quant_config.json", modelOptHfQuantConfig(untouched));
 
     SafetensorsWriter writer(out.path(), plan);
     StageMeter meter(progress, "quantizing", total);
-    std::vector<std::byte> buf;
-    std::vector<float> w;
-    ThreadPool pool;  // rows are independent: the output is the same with any thread count
     std::vector<char> copyBuf;
     for (const auto& t : ck.tensors()) {
         cancel.throwIfCancelled();
         const TensorInfo& info = *t.entry->info;
-        if (toQuantize(t)) {
+        if (!toQuantize(t)) {
+            copyTensorBytes(*t.entry->file, info, writer, copyBuf, meter, cancel);
+            continue;
+        }
+        if (nvfp4) {
+            readAsFloat(*t.entry, w, buf, pool);
+            const float amax = groupAmax.at({t.expected->layer, linearSite(t.expected->role)});
+            const float global = nvfp4GlobalScale(std::span<const float>(&amax, 1));
+            const Nvfp4Tensor nt = quantizeNvfp4(w, info.shape[0], info.shape[1], info.name, &pool, global);
+            const std::vector<std::uint8_t> packed = packNvfp4(nt);
+            const Nvfp4Names n = nvfp4Names(*t.expected, layout);
+            const float stored = layout == Nvfp4Layout::ModelOpt ? nt.globalScale : 1.0f / nt.globalScale;  // CT: the reciprocal
+            writer.write(n.packed, packed.data(), packed.size());
+            writer.write(n.scale, nt.blockScales.data(), nt.blockScales.size());
+            writer.write(n.globalScale, &stored, 4);
+        } else {
             GptqTensors g;
             if (q.method == "gptq") {
                 auto it = gptq.packed.find(info.name);
@@ -241,10 +354,8 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             writer.write(n.qzeros, g.qzeros.data(), g.qzeros.size() * 4);
             writer.write(n.scales, g.scales.data(), g.scales.size() * 2);
             writer.write(n.gIdx, g.gIdx.data(), g.gIdx.size() * 4);
-            meter.advance(info.nbytes);
-            continue;
         }
-        copyTensorBytes(*t.entry->file, info, writer, copyBuf, meter, cancel);
+        meter.advance(info.nbytes);
     }
     writer.finish();
     meter.finish();

@@ -1,6 +1,8 @@
 #pragma once
 // Weight quantization: the recipe's "quantization" section and the streaming stage that writes it.
-// This version: INT4 by round-to-nearest (symmetric or asymmetric; group 32/64/128/… or per channel) or by
+// NVFP4 (core/quant/nvfp4.h) is written in ModelOpt's layout (label W4A16_NVFP4, hf_quant_config.json) or
+// compressed-tensors' NVFP4A16, with one second-level scale per fused group (q/k/v, gate/up).
+// INT4 by round-to-nearest (symmetric or asymmetric; group 32/64/128/… or per channel) or by
 // GPTQ over calibration text (core/quant/gptq.h, driven by gptq_calibration.h; optional act-order with
 // static groups), written as GPTQ v1 safetensors (core/io/gptq_layout.h) with the config keys transformers,
 // GPTQModel and vLLM read.
@@ -22,11 +24,11 @@ namespace whittle {
 struct Recipe;
 
 struct QuantizeRecipe {
-    std::string method = "rtn";   // rtn | gptq (nvfp4 and the mixed budget come later)
-    int groupSize = 128;          // 0: per channel
+    std::string method = "rtn";   // rtn | gptq | nvfp4 (the mixed budget comes later)
+    int groupSize = 128;          // 0: per channel; always 16 for nvfp4
     bool symmetric = true;
     std::vector<std::string> exclude = defaultExclusions();  // globs over Hugging Face tensor names
-    std::string format = "gptq";  // gptq: GPTQ v1 safetensors
+    std::string format = "gptq";  // gptq: GPTQ v1 safetensors; nvfp4-modelopt | nvfp4-ct for nvfp4
     // GPTQ only.
     bool actOrder = false;  // visit inputs by decreasing activity (static groups: g_idx stays k / g)
     double damp = 0.01;     // fraction of the Hessian's mean diagonal added to it

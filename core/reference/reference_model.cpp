@@ -45,6 +45,25 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
         return views_.back().data();
     };
     auto bind = [&](TensorRole role, int layer = -1) {
+        if (const Nvfp4Linear* f = ck.nvfp4(role, layer)) {
+            WeightView w;
+            w.format = WeightFormat::Nvfp4;
+            w.rows = f->outFeatures;
+            w.cols = f->inFeatures;
+            w.name = tensorName(config_, role, layer);
+            w.data = mapped(f->packed, false);
+            w.nvfp4BlockScales = mapped(f->scale, false);
+            for (std::uint64_t i = 0; options.checkFinite && i < f->scale->info->nbytes; ++i)
+                if ((std::to_integer<unsigned>(w.nvfp4BlockScales[i]) & 0x7F) == 0x7F)  // E4M3's only non-finite codes
+                    throw FormatError(f->scale->file->path(), f->scale->info->name, "holds NaN (element " + std::to_string(i) + ")");
+            float g;
+            std::memcpy(&g, mapped(f->globalScale, true), 4);
+            // compressed-tensors stores the reciprocal of the multiplier (shared/formats.md §1e)
+            w.nvfp4Scale = f->layout == Nvfp4Layout::CompressedTensors ? 1.0f / g : g;
+            if (!(w.nvfp4Scale > 0) || !std::isfinite(w.nvfp4Scale))
+                throw FormatError(f->globalScale->file->path(), f->globalScale->info->name, "holds " + std::to_string(g) + ", not a positive scale");
+            return w;
+        }
         if (const GptqLinear* g = ck.gptq(role, layer)) {
             WeightView w;
             w.format = WeightFormat::GptqInt4;

@@ -49,23 +49,6 @@ ReferenceSession::ReferenceSession(const ReferenceModel& model, int maxContext, 
 
 void ReferenceSession::reset() { position_ = 0; }
 
-LinearSite linearSite(TensorRole role) {
-    using R = TensorRole;
-    switch (role) {
-        case R::PleModelProjection: return LinearSite::PleModel;
-        case R::QProj:
-        case R::KProj:
-        case R::VProj: return LinearSite::Attention;
-        case R::OProj: return LinearSite::AttentionOutput;
-        case R::GateProj:
-        case R::UpProj: return LinearSite::Mlp;
-        case R::DownProj: return LinearSite::MlpDown;
-        case R::PleInputGate: return LinearSite::PleGate;
-        case R::PleProjection: return LinearSite::PleProjection;
-        default: throw Error(std::string("internal: ") + roleName(role) + " is not a linear weight");
-    }
-}
-
 // True when the chunk ends here: this is the last tapped site, and the observer has seen its input.
 bool ReferenceSession::tapped(int layer, LinearSite site, const float* x, int T, std::size_t width) {
     if (!tap_ || tap_->layer != layer || std::find(tap_->sites.begin(), tap_->sites.end(), site) == tap_->sites.end()) return false;

@@ -16,18 +16,6 @@ namespace whittle {
 // Called with each named intermediate when set: name, layer (-1 for model-level), absolute position, values.
 using DebugHook = std::function<void(const char* name, int layer, int position, std::span<const float> values)>;
 
-// Where linear layers read their input: the linears of one site multiply the same activations.
-enum class LinearSite {
-    PleModel,         // layer -1: the per-layer-input projection of the scaled embeddings
-    Attention,        // q, k, v
-    AttentionOutput,  // o
-    Mlp,              // gate, up
-    MlpDown,          // down
-    PleGate,          // the per-layer input gate
-    PleProjection,    // the per-layer projection
-};
-// The site of a linear role; throws Error for a role that is not a linear weight.
-LinearSite linearSite(TensorRole role);
 
 // Observes the inputs of some sites of one layer (GPTQ calibration). While a tap is set, forward() stops
 // each chunk right after the last tapped site — the rest of the model is not needed — and returns no logits.

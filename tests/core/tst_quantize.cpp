@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/model/inventory.h"
 #include "core/quant/int4.h"
+#include "core/quant/nvfp4.h"
 #include "core/recipes/recipe.h"
 #include "core/reference/reference_session.h"
 #include "core/tokenizer/tokenizer.h"
@@ -294,6 +295,145 @@ private slots:
         QVERIFY(r.exitCode != 0);
         QVERIFY2(r.err.contains("missing.txt"), qPrintable(r.err));
         for (const char* name : {"bad1", "bad2", "bad3"}) QVERIFY(!fs::exists(tempPath(dir_, name)));
+    }
+
+    // NVFP4 in both layouts from one set of codes: the config files each tool reads; every quantized tensor's
+    // bytes equal the codec's (core/quant/nvfp4.h, hand-checked in tst_nvfp4) with one second-level scale per
+    // fused group (q/k/v, gate/up) from the group's largest |w|; compressed-tensors' tensors are ModelOpt's
+    // bytes with the reciprocal scale; the engine reads both; quality against RTN on the same eval.
+    void nvfp4() {
+        const fs::path mo = tempPath(dir_, "nvfp4-modelopt"), ct = tempPath(dir_, "nvfp4-ct"), g32 = tempPath(dir_, "g32");
+        for (const auto& [out, format] : {std::pair{mo, "nvfp4-modelopt"}, {ct, "nvfp4-ct"}}) {
+            Recipe r;
+            r.quantization = parseQuantizeRecipe(Json{{"method", "nvfp4"}, {"format", format}}, "test");
+            NullProgress p;
+            quantizeCheckpoint(Checkpoint::open(bundledModelDir()), r, out, false, p, CancelToken{});
+        }
+        outputs_[32] = g32;
+        {
+            Recipe r;
+            r.quantization = QuantizeRecipe{};
+            r.quantization->groupSize = 32;
+            NullProgress p;
+            quantizeCheckpoint(Checkpoint::open(bundledModelDir()), r, g32, false, p, CancelToken{});
+        }
+
+        // Config files: ModelOpt's hf_quant_config.json (the keys vLLM requires) and config.json; compressed-tensors' config.json.
+        const Json hq = readJsonFile(mo / "hf_quant_config.json").at("quantization");
+        QCOMPARE(hq.at("quant_algo").get<std::string>(), std::string("W4A16_NVFP4"));
+        QCOMPARE(hq.at("group_size").get<int>(), 16);
+        QVERIFY(hq.at("kv_cache_quant_algo").is_null());
+        const auto excluded = hq.at("exclude_modules").get<std::vector<std::string>>();
+        for (const char* m : {"lm_head", "model.language_model.layers.0.per_layer_input_gate", "model.language_model.per_layer_model_projection"})
+            QVERIFY2(std::find(excluded.begin(), excluded.end(), m) != excluded.end(), m);
+        QVERIFY(std::find(excluded.begin(), excluded.end(), "model.language_model.layers.0.self_attn.q_proj") == excluded.end());
+        const Json moCfg = readJsonFile(mo / "config.json").at("quantization_config");
+        QCOMPARE(moCfg.at("quant_method").get<std::string>(), std::string("modelopt"));
+        QCOMPARE(moCfg.at("quant_algo").get<std::string>(), std::string("W4A16_NVFP4"));
+        QCOMPARE(moCfg.at("ignore").get<std::vector<std::string>>(), excluded);
+        QVERIFY(!moCfg.at("config_groups").at("group_0").contains("input_activations"));
+        const Json ctCfg = readJsonFile(ct / "config.json").at("quantization_config");
+        QCOMPARE(ctCfg.at("quant_method").get<std::string>(), std::string("compressed-tensors"));
+        QCOMPARE(ctCfg.at("format").get<std::string>(), std::string("nvfp4-pack-quantized"));
+        const Json& wq = ctCfg.at("config_groups").at("group_0").at("weights");
+        QCOMPARE(wq.at("strategy").get<std::string>(), std::string("tensor_group"));
+        QCOMPARE(wq.at("group_size").get<int>(), 16);
+        QCOMPARE(wq.at("type").get<std::string>(), std::string("float"));
+        for (const char* f : {"quantize_config.json", "hf_quant_config.json"}) QVERIFY(!fs::exists(ct / f));
+        QVERIFY(!fs::exists(mo / "quantize_config.json"));
+
+        // Tensors, bytes and scales.
+        const Checkpoint oc = Checkpoint::open(bundledModelDir()), mc = Checkpoint::open(mo), cc = Checkpoint::open(ct);
+        const ReferenceModel om(oc, {}), mm(mc, {}), cm(cc, {});
+        auto bytes = [](const Checkpoint& c, const std::string& name) {
+            const TensorStore::Entry* e = c.store().find(name);
+            if (!e) throw Error({}, name, "missing");
+            const TensorView v = e->file->view(*e->info);
+            return std::pair{std::vector<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(v.data()),
+                                                       reinterpret_cast<const std::uint8_t*>(v.data()) + e->info->nbytes),
+                             e->info->shape};
+        };
+        auto scalar = [&](const Checkpoint& c, const std::string& name) {
+            const auto b = bytes(c, name).first;
+            float f;
+            std::memcpy(&f, b.data(), 4);
+            return f;
+        };
+        int checked = 0;
+        for (const ExpectedTensor& e : oc.table()) {
+            if (!e.linear || !e.read || !quantizes(QuantizeRecipe{}, e)) continue;
+            const Nvfp4Names m = nvfp4Names(e, Nvfp4Layout::ModelOpt), c = nvfp4Names(e, Nvfp4Layout::CompressedTensors);
+            const std::int64_t N = e.shape[0], K = e.shape[1];
+            // The fused group's amax, from the original weights as the engine reads them.
+            float amax = 0;
+            for (const ExpectedTensor& f : oc.table())
+                if (f.linear && f.read && f.layer == e.layer && linearSite(f.role) == linearSite(e.role)) {
+                    const WeightView& v = om.linearWeight(f.role, f.layer);
+                    std::vector<float> row(static_cast<std::size_t>(v.cols));
+                    for (std::int64_t r = 0; r < v.rows; ++r) {
+                        v.row(r, row.data());
+                        for (float x : row) amax = std::max(amax, std::fabs(x));
+                    }
+                }
+            const WeightView& ov = om.linearWeight(e.role, e.layer);
+            std::vector<float> w(static_cast<std::size_t>(ov.numel()));
+            for (std::int64_t r = 0; r < N; ++r) ov.row(r, &w[std::size_t(r * K)]);
+            const Nvfp4Tensor want = quantizeNvfp4(w, N, K, e.name, nullptr, amax / (6.0f * 448.0f));
+            const auto [packed, packedShape] = bytes(mc, m.packed);
+            QCOMPARE(packedShape, (std::vector<std::int64_t>{N, K / 2}));
+            QVERIFY2(packed == packNvfp4(want), e.name.c_str());
+            QVERIFY(bytes(mc, m.scale).first == want.blockScales);
+            QCOMPARE(bytes(mc, m.globalScale).second, std::vector<std::int64_t>{});  // 0-d, as ModelOpt's .squeeze() leaves it
+            QCOMPARE(scalar(mc, m.globalScale), want.globalScale);
+            QVERIFY(bytes(cc, c.packed).first == packed);
+            QVERIFY(bytes(cc, c.scale).first == want.blockScales);
+            QCOMPARE(bytes(cc, c.globalScale).second, std::vector<std::int64_t>{1});
+            QCOMPARE(scalar(cc, c.globalScale), 1.0f / want.globalScale);
+            // The engine's rows: ModelOpt's exactly the codec's; compressed-tensors' within one rounding of the reciprocal.
+            std::vector<float> got(static_cast<std::size_t>(K)), exp(got.size()), viaCt(got.size());
+            for (std::int64_t r = 0; r < N; r += 7) {
+                dequantizeNvfp4Row(want, r, exp.data());
+                mm.linearWeight(e.role, e.layer).row(r, got.data());
+                cm.linearWeight(e.role, e.layer).row(r, viaCt.data());
+                QVERIFY(got == exp);
+                for (std::int64_t k = 0; k < K; ++k) QVERIFY(std::fabs(viaCt[std::size_t(k)] - exp[std::size_t(k)]) <= 1e-6f * std::fabs(exp[std::size_t(k)]));
+            }
+            ++checked;
+        }
+        QCOMPARE(checked, 38);
+        // One second-level scale per fused group.
+        const ExpectedTensor* q0 = nullptr;
+        for (const ExpectedTensor& e : oc.table())
+            if (e.role == TensorRole::QProj && e.layer == 0) q0 = &e;
+        auto scale2 = [&](TensorRole role, int layer) {
+            for (const ExpectedTensor& e : oc.table())
+                if (e.role == role && e.layer == layer) return scalar(mc, nvfp4Names(e, Nvfp4Layout::ModelOpt).globalScale);
+            return -1.0f;
+        };
+        QVERIFY(q0);
+        QCOMPARE(scale2(TensorRole::KProj, 0), scale2(TensorRole::QProj, 0));
+        QCOMPARE(scale2(TensorRole::VProj, 0), scale2(TensorRole::QProj, 0));
+        QCOMPARE(scale2(TensorRole::UpProj, 2), scale2(TensorRole::GateProj, 2));
+        QVERIFY(scale2(TensorRole::OProj, 0) != scale2(TensorRole::QProj, 0));
+        QCOMPARE(makeInventory(mc).total.params, makeInventory(oc).total.params);  // two codes a byte
+        QCOMPARE(makeInventory(cc).total.params, makeInventory(oc).total.params);
+        const double bpw = readJsonFile(mo / "whittle.json").at("quantization").at("bits_per_weight").get<double>();
+        QVERIFY(bpw > 4.5 && bpw < 4.501);  // 4-bit codes, an 8-bit scale per 16, one f32 per tensor
+
+        // Quality: NVFP4 between RTN g32 and per channel, within the bound; the README's row.
+        const EvalReport n = evalHeldout(mo, true), nc = evalHeldout(ct, true), r32 = evalHeldout(g32, true), r0 = evalHeldout(outputs_[0], true);
+        qInfo("NVFP4: %.3f bpw, ppl %.2f, KLD mean %.6f, p99 %.4f, top-1 %.2f %%; compressed-tensors KLD %.6f; RTN g32 %.6f (ppl %.2f, p99 %.4f, "
+              "top-1 %.2f %%), per channel %.6f",
+              bpw, n.ppl, *n.kldMean, *n.kldP99, 100 * *n.top1, *nc.kldMean, *r32.kldMean, r32.ppl, *r32.kldP99, 100 * *r32.top1, *r0.kldMean);
+        auto near = [](double got, double want, double rel) { return std::fabs(got - want) <= rel * std::fabs(want); };
+        QVERIFY(near(n.ppl, 176.38, 0.01));
+        QVERIFY(near(*n.kldMean, 0.000984, 0.02));
+        QVERIFY(near(*n.kldP99, 0.0062, 0.03));
+        QVERIFY(std::fabs(*n.top1 - 0.9736) <= 0.001);
+        QVERIFY(near(*r32.kldMean, 0.000821, 0.02));
+        QVERIFY(near(*nc.kldMean, *n.kldMean, 1e-3));
+        QVERIFY(*n.kldMean < *r0.kldMean);
+        QVERIFY(*n.kldMean <= 2 * *r32.kldMean);
     }
 
     // The CLI with flags and with a recipe file writes the same tensors; refusals name the problem.
