@@ -444,12 +444,24 @@ private slots:
             const ReferenceModel qm(ck, GgufWeights(file), {});
             ReferenceSession a(qm, 256), b(om, 256);
             const EvalReport r = evalHeldout(a, &b, tok, mapping);
-            qInfo("%s %s: %.2f MB, decoder linears %.3f bpw; ppl %.2f, KLD mean %.5f, p99 %.4f, top-1 %.2f %% (%d tokens)",
+            qInfo("%s %s: %.2f MB, decoder linears %.3f bpw; ppl %.2f, KLD mean %.6f, p99 %.4f, top-1 %.2f %% (%d tokens)",
                   english ? "English prune" : "bundled", qPrintable(name), double(fs::file_size(file)) / 1e6,
                   linearBitsPerWeight(GgufFile(file), ck), r.ppl, *r.kldMean, *r.kldP99, 100.0 * *r.top1, r.tokens);
             evals[name] = r;
         }
         QVERIFY(*evals["Q8_0"].kldMean > 0);
+        if (!english) {  // the README's rows: ppl 1 %, KLD 5 %, top-1 0.1 point
+            struct Row {
+                const char* name;
+                double ppl, kld, top1;
+            };
+            for (const Row& row : {Row{"Q8_0", 176.79, 0.000039, 0.9961}, Row{"Q4_0", 176.53, 0.000663, 0.9722}, Row{"NVFP4", 176.70, 0.001012, 0.9722}}) {
+                const EvalReport& r = evals[row.name];
+                QVERIFY2(std::fabs(r.ppl - row.ppl) <= 0.01 * row.ppl, row.name);
+                QVERIFY2(std::fabs(*r.kldMean - row.kld) <= 0.05 * row.kld, row.name);
+                QVERIFY2(std::fabs(*r.top1 - row.top1) <= 0.001, row.name);
+            }
+        }
         QVERIFY(*evals["Q8_0"].kldMean < *evals["Q4_0"].kldMean);
         QVERIFY(*evals["Q8_0"].kldMean < *evals["NVFP4"].kldMean);
     }
