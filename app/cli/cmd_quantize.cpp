@@ -5,6 +5,9 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -13,31 +16,77 @@
 #include "app/cli/json_report.h"
 #include "app/cli/progress_printer.h"
 #include "core/error.h"
+#include "core/export/gguf_export.h"
+#include "core/io/atomic_output.h"
 #include "core/recipes/recipe.h"
 
 namespace whittle::cli {
+
+namespace {
+
+bool isGguf(const std::string& f) { return f.rfind("gguf-", 0) == 0; }
+
+// A GGUF output of the same run: llama.cpp's own block types (their groups and rounding are ggml's, so the
+// INT4 flags do not apply), written by the GGUF exporter from the input checkpoint.
+GgmlType checkGgufFormat(const std::string& format, const std::string& method) {
+    static const std::map<std::string, GgmlType> kTypes{
+        {"gguf-f16", GgmlType::F16}, {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0}, {"gguf-nvfp4", GgmlType::NVFP4}};
+    const auto it = kTypes.find(format);
+    if (it == kTypes.end()) throw UsageError("unknown --format '" + format + "' (gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
+    if (method == "gptq") throw UsageError("--format " + format + ": GPTQ's codes have no GGUF type here; use --format gptq");
+    if ((format == "gguf-nvfp4") != (method == "nvfp4"))
+        throw UsageError("--format " + format + " goes with " + (format == "gguf-nvfp4" ? "--method nvfp4" : "--method rtn"));
+    return it->second;
+}
+
+Json writeGgufFormat(const Checkpoint& ck, const std::string& format, const std::string& method, const std::filesystem::path& out, bool force,
+                     Progress& progress, const CancelToken& cancel) {
+    GgufExportOptions o;
+    o.weightType = checkGgufFormat(format, method);
+    o.force = force;
+    const GgufExportReport r = exportGguf(ck, out, o, progress, cancel);
+    return {{"output", r.output.string()}, {"weight_type", r.weightType}, {"file_bytes", r.fileBytes}, {"tensors", r.tensors},
+            {"fallbacks", r.fallbacks}, {"notes", r.notes}, {"seconds", r.seconds}};
+}
+
+// Where each format goes when several are asked for: one entry of the output folder per format.
+std::string entryName(const std::string& format) {
+    return isGguf(format) ? "model-" + format.substr(5) + ".gguf" : format;
+}
+
+void printReport(const QuantizeReport& r, const std::string& method, const std::string& out) {
+    std::printf("quantized %d tensors (%llu weights) to %s at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,
+                (unsigned long long)r.weightsQuantized, method == "nvfp4" ? "NVFP4" : "INT4", r.bitsPerWeight, r.tensorsKept);
+    if (r.calibrationWindows)
+        std::printf("GPTQ: %d calibration windows (%lld tokens), %.1f s\n", r.calibrationWindows, (long long)r.calibrationTokens, r.gptqSeconds);
+    for (const auto& e : r.excluded) std::printf("  kept by an exclusion rule: %s\n", e.c_str());
+    std::printf("%.1f MB -> %.1f MB; wrote %s in %.1f s\n", double(r.bytesBefore) / 1e6, double(r.bytesWritten) / 1e6, out.c_str(), r.seconds);
+}
+
+}  // namespace
 
 int runQuantize(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "json", "asym", "act-order"}, {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"});
     if (a.positional().size() != 2)
         throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq|nvfp4] [--group N (0: per channel)] [--asym] "
-                         "[--exclude GLOB,…] [--format gptq|nvfp4-modelopt|nvfp4-ct] [gptq: --act-order --calib FILE,… --calib-samples N --calib-length N --damp X]) "
-                         "[--force] [--json]");
-    Recipe recipe;
-    if (auto r = a.value("recipe")) {
-        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"})
-            if (a.value(o)) throw UsageError(std::string("give either --recipe or --") + o + ", not both");
-        if (a.flag("act-order") || a.flag("asym")) throw UsageError("give either --recipe or --act-order/--asym, not both");
-        recipe = loadRecipe(*r);
-        if (!recipe.quantization) throw UsageError(*r, {}, "the recipe has no \"quantization\" section");
-    } else {
-        // The flags build the same JSON section a recipe file holds, so both are checked by one parser.
+                         "[--exclude GLOB,…] [--format F[,F…]] [gptq: --act-order --calib FILE,… --calib-samples N --calib-length N --damp X]) "
+                         "[--force] [--json]\n  formats: gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4; "
+                         "several: OUT becomes a folder with one entry per format");
+    // The flags build the same JSON section a recipe file holds, so both are checked by one parser; each
+    // requested safetensors format gets its own section.
+    std::vector<std::string> formats = a.value("format") ? a.listValue("format") : std::vector<std::string>{};
+    // Without --method, an NVFP4 format implies it.
+    std::string method = a.value("method").value_or("rtn");
+    if (!a.value("method"))
+        for (const auto& f : formats)
+            if (f.rfind("nvfp4-", 0) == 0 || f == "gguf-nvfp4") method = "nvfp4";
+    auto sectionFromFlags = [&](const std::optional<std::string>& format) {
         Json q = Json::object();
-        if (auto m = a.value("method")) q["method"] = *m;
+        q["method"] = method;
         if (a.value("group")) q["group_size"] = a.uintValue("group", 128);
         if (a.flag("asym")) q["symmetric"] = false;
         if (a.value("exclude")) q["exclude"] = a.listValue("exclude");
-        if (auto f = a.value("format")) q["format"] = *f;
+        if (format) q["format"] = *format;
         if (a.flag("act-order")) q["act_order"] = true;
         if (auto d = a.value("damp")) {
             try {
@@ -51,24 +100,63 @@ int runQuantize(const std::vector<std::string>& argv) {
         if (a.value("calib-samples")) calib["samples"] = a.uintValue("calib-samples", 0);
         if (a.value("calib-length")) calib["length"] = a.uintValue("calib-length", 0);
         if (!calib.empty()) q["calibration"] = calib;
-        recipe.quantization = parseQuantizeRecipe(q, "command line");
+        return parseQuantizeRecipe(q, "command line");
+    };
+    Recipe fromFile;
+    if (auto r = a.value("recipe")) {
+        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"})
+            if (a.value(o)) throw UsageError(std::string("give either --recipe or --") + o + ", not both");
+        if (a.flag("act-order") || a.flag("asym")) throw UsageError("give either --recipe or --act-order/--asym, not both");
+        fromFile = loadRecipe(*r);
+        if (!fromFile.quantization) throw UsageError(*r, {}, "the recipe has no \"quantization\" section");
+        formats.push_back(fromFile.quantization->format);
+        method = fromFile.quantization->method;
+    } else if (!formats.empty()) {
+        if (std::set<std::string>(formats.begin(), formats.end()).size() != formats.size()) throw UsageError("--format names a format twice");
+    } else {
+        formats.push_back(sectionFromFlags(std::nullopt).format);
     }
+    // Every request is checked before anything is read or written.
+    std::vector<Recipe> recipes;
+    for (const std::string& f : formats) {
+        Recipe r = fromFile;
+        if (!fromFile.quantization && !isGguf(f)) r.quantization = sectionFromFlags(f);
+        if (isGguf(f)) {
+            checkGgufFormat(f, method);
+            if (a.value("group") || a.flag("asym") || a.flag("act-order"))
+                throw UsageError("--format " + f + ": GGUF block types fix their own groups and rounding (no --group, --asym, --act-order)");
+            if (formats.size() == 1 && std::filesystem::path(a.positional()[1]).extension() != ".gguf")
+                throw UsageError(a.positional()[1], {}, "--format " + f + " writes a .gguf file");
+        }
+        recipes.push_back(std::move(r));
+    }
+
     const Checkpoint ck = Checkpoint::open(a.positional()[0]);
     ProgressPrinter progress;
     CancelToken cancel;
-    const QuantizeReport r = quantizeCheckpoint(ck, recipe, a.positional()[1], a.flag("force"), progress, cancel);
-    if (a.flag("json")) {
-        printJsonReport(toJson(r));
-        return 0;
+    const std::filesystem::path dest = a.positional()[1];
+    // Several formats: one folder, complete or absent, with one entry per format.
+    std::optional<AtomicOutputDir> folder;
+    if (formats.size() > 1) folder.emplace(dest, a.flag("force"), std::vector<std::filesystem::path>{ck.dir()});
+    Json reports = Json::object();
+    for (std::size_t i = 0; i < formats.size(); ++i) {
+        const std::string& f = formats[i];
+        const std::filesystem::path out = folder ? folder->path() / entryName(f) : dest;
+        if (isGguf(f)) {
+            reports[f] = writeGgufFormat(ck, f, method, out, a.flag("force"), progress, cancel);
+            if (!a.flag("json")) {
+                std::printf("wrote %s (%s, %.1f MB)\n", (folder ? (dest / entryName(f)).string() : out.string()).c_str(), f.c_str(),
+                            double(reports[f]["file_bytes"].get<std::uint64_t>()) / 1e6);
+                for (const auto& n : reports[f]["notes"]) std::printf("note: %s\n", n.get<std::string>().c_str());
+            }
+            continue;
+        }
+        const QuantizeReport r = quantizeCheckpoint(ck, recipes[i], out, a.flag("force"), progress, cancel);
+        reports[f] = toJson(r);
+        if (!a.flag("json")) printReport(r, recipes[i].quantization->method, folder ? (dest / entryName(f)).string() : out.string());
     }
-    std::printf("quantized %d tensors (%llu weights) to %s at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,
-                (unsigned long long)r.weightsQuantized, recipe.quantization->method == "nvfp4" ? "NVFP4" : "INT4", r.bitsPerWeight,
-                r.tensorsKept);
-    if (r.calibrationWindows)
-        std::printf("GPTQ: %d calibration windows (%lld tokens), %.1f s\n", r.calibrationWindows, (long long)r.calibrationTokens, r.gptqSeconds);
-    for (const auto& e : r.excluded) std::printf("  kept by an exclusion rule: %s\n", e.c_str());
-    std::printf("%.1f MB -> %.1f MB; wrote %s in %.1f s\n", double(r.bytesBefore) / 1e6, double(r.bytesWritten) / 1e6,
-                a.positional()[1].c_str(), r.seconds);
+    if (folder) folder->commit();
+    if (a.flag("json")) printJsonReport(formats.size() == 1 ? reports[formats[0]] : reports);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/engine/evaluate.h"
 #include "core/error.h"
+#include "core/io/gguf_reader.h"
 #include "core/model/inventory.h"
 #include "core/quant/int4.h"
 #include "core/quant/nvfp4.h"
@@ -430,10 +431,49 @@ private slots:
         QVERIFY(near(*n.kldMean, 0.000984, 0.02));
         QVERIFY(near(*n.kldP99, 0.0062, 0.03));
         QVERIFY(std::fabs(*n.top1 - 0.9736) <= 0.001);
-        QVERIFY(near(*r32.kldMean, 0.000821, 0.02));
+        QVERIFY(near(*r32.kldMean, 0.000821, 0.02));  // the README's RTN g32 row
+        QVERIFY(near(r32.ppl, 176.68, 0.01));
+        QVERIFY(near(*r32.kldP99, 0.0065, 0.03));
+        QVERIFY(std::fabs(*r32.top1 - 0.9707) <= 0.001);
+        QVERIFY(std::fabs(readJsonFile(g32 / "whittle.json").at("quantization").at("bits_per_weight").get<double>() - 4.69) <= 0.01);
         QVERIFY(near(*nc.kldMean, *n.kldMean, 1e-3));
         QVERIFY(*n.kldMean < *r0.kldMean);
         QVERIFY(*n.kldMean <= 2 * *r32.kldMean);
+    }
+
+    // Several formats from one command: one folder, one entry per format, each identical to its own run;
+    // a format the method cannot take is refused before anything is written.
+    void severalFormats() {
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const fs::path out = tempPath(dir_, "formats");
+        CliResult r = runCli({"quantize", model, QString::fromStdString(out.string()), "--format", "gptq,gguf-q4_0", "--json"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json rep = parseJson(r.out.toStdString(), "quantize --json");
+        QCOMPARE(rep.at("gptq").at("tensors_quantized").get<int>(), 38);
+        QCOMPARE(rep.at("gguf-q4_0").at("weight_type").get<std::string>(), std::string("Q4_0"));
+        QCOMPARE(readBytes(out / "gptq" / "model.safetensors"), readBytes(outputs_[128] / "model.safetensors"));
+        QVERIFY(GgufFile(out / "model-q4_0.gguf").find("blk.0.attn_q.weight")->ggmlType == GgmlType::Q4_0);
+        // NVFP4 implied by its formats: both safetensors layouts and the GGUF type.
+        const fs::path nv = tempPath(dir_, "nv-formats");
+        r = runCli({"quantize", model, QString::fromStdString(nv.string()), "--format", "nvfp4-modelopt,nvfp4-ct,gguf-nvfp4"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        for (const char* e : {"nvfp4-modelopt/hf_quant_config.json", "nvfp4-ct/config.json", "model-nvfp4.gguf"}) QVERIFY2(fs::exists(nv / e), e);
+        QVERIFY(Checkpoint::open(nv / "nvfp4-ct").hasQuantizedWeights());
+        // Refusals, nothing written.
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f1").string()), "--method", "gptq", "--format", "gptq,gguf-q4_0"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("no GGUF type"), qPrintable(r.err));
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f2").string()), "--format", "gptq,gptq"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("twice"), qPrintable(r.err));
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f3").string()), "--format", "gguf-q4_0", "--group", "64"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains("fix their own groups"), qPrintable(r.err));
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f4").string()), "--format", "gguf-q4_0"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.contains(".gguf"), qPrintable(r.err));
+        for (const char* name : {"f1", "f2", "f3", "f4"}) QVERIFY(!fs::exists(tempPath(dir_, name)));
+        for (const auto& e : fs::directory_iterator(tempPath(dir_))) QVERIFY2(e.path().filename().string().find(".partial") == std::string::npos, e.path().c_str());
     }
 
     // The CLI with flags and with a recipe file writes the same tensors; refusals name the problem.
