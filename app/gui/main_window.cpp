@@ -14,6 +14,7 @@
 #include <QtConcurrent>
 
 #include "app/gui/model_page.h"
+#include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
 #include "app/gui/vocabulary_page.h"
 
@@ -59,6 +60,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     addPage(tr("Model"), modelPage_);
     vocabularyPage_ = new VocabularyPage(pages_);
     addPage(tr("Vocabulary"), vocabularyPage_);
+    quantizationPage_ = new QuantizationPage(pages_);
+    addPage(tr("Quantize"), quantizationPage_);
     connect(pageList_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
     pageList_->setCurrentRow(0);
 
@@ -128,6 +131,7 @@ void MainWindow::loadFinished() {
     inventory_ = r.inventory;
     modelPage_->setInventory(inventory_.get());
     vocabularyPage_->open(loadingDir_);
+    quantizationPage_->open(loadingDir_);
     RecentModels::add(loadingDir_);
     rebuildRecentMenu();
     setWindowTitle(tr("Whittle — %1").arg(QFileInfo(loadingDir_).fileName()));

@@ -1,5 +1,5 @@
 #pragma once
-// Whittle's main window: a page list on the left (Model, Vocabulary; Recipe, Run, Compare and Chat
+// Whittle's main window: a page list on the left (Model, Vocabulary, Quantize; Recipe, Run, Compare and Chat
 // as they land), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
 // off the GUI thread; errors go to a dialog and the window keeps running.
 #include <QFutureWatcher>
@@ -16,6 +16,7 @@ namespace whittle::gui {
 
 class ModelPage;
 class VocabularyPage;
+class QuantizationPage;
 
 struct LoadResult {
     std::shared_ptr<Inventory> inventory;
@@ -32,6 +33,7 @@ public:
     const Inventory* inventory() const { return inventory_.get(); }
     ModelPage* modelPage() const { return modelPage_; }
     VocabularyPage* vocabularyPage() const { return vocabularyPage_; }
+    QuantizationPage* quantizationPage() const { return quantizationPage_; }
     QMenu* recentMenu() const { return recentMenu_; }
     bool loading() const { return watcher_.isRunning(); }
 
@@ -58,6 +60,7 @@ private:
     QStackedWidget* pages_;
     ModelPage* modelPage_;
     VocabularyPage* vocabularyPage_;
+    QuantizationPage* quantizationPage_;
     QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
     QFutureWatcher<LoadResult> watcher_;

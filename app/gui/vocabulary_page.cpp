@@ -1,5 +1,7 @@
 #include "app/gui/vocabulary_page.h"
 
+#include "app/gui/queued_progress.h"
+
 #include <nlohmann/json.hpp>
 
 #include <QComboBox>
@@ -106,20 +108,6 @@ TryResult computeTry(std::shared_ptr<const VocabularyData> d, std::shared_ptr<co
     }
     return r;
 }
-
-// Progress from the worker thread, delivered to the page on the GUI thread.
-class QueuedProgress final : public Progress {
-public:
-    explicit QueuedProgress(VocabularyPage* page) : page_(page) {}
-    void report(const ProgressReport& r) override {
-        const QString stage = QString::fromStdString(r.stage);
-        QMetaObject::invokeMethod(
-            page_, [p = page_, stage, f = r.fraction, eta = r.etaSeconds] { emit p->pruneProgress(stage, f, eta); }, Qt::QueuedConnection);
-    }
-
-private:
-    QPointer<VocabularyPage> page_;
-};
 
 QString params(std::uint64_t n) { return QString::fromStdString(formatParams(n)); }
 QString bytes(std::uint64_t n) { return QString::fromStdString(formatBytes(n)); }
@@ -514,7 +502,9 @@ void VocabularyPage::startPrune() {
     cancel_->setEnabled(true);
     progress_->setValue(0);
     status_->setText(tr("Pruning into %1 …").arg(dest));
-    auto progress = std::make_shared<QueuedProgress>(this);
+    auto progress = std::make_shared<QueuedProgress>(this, [page = QPointer<VocabularyPage>(this)](const QString& stage, double f, double eta) {
+        if (page) emit page->pruneProgress(stage, f, eta);
+    });
     pruneWatcher_.setFuture(QtConcurrent::run([src = data_->modelDir, recipe = recipe(), dest, cancel = pruneCancel_, progress] {
         PruneResult r;
         r.dest = dest;

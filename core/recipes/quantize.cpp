@@ -150,6 +150,11 @@ void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vect
     pool.parallelFor(std::size_t(view.rows), [&](std::size_t r) { view.row(std::int64_t(r), &out[r * std::size_t(view.cols)]); });
 }
 
+// A stored tensor the recipe quantizes: a dense linear weight no rule excludes.
+bool quantizesStored(const QuantizeRecipe& q, const CheckpointTensor& t) {
+    return t.expected && quantizes(q, *t.expected) && t.entry->info->name == t.expected->name;
+}
+
 // The modules a quantization config must name as left alone: linears of the text table not quantized, the
 // head, and the towers by prefix (vLLM would otherwise expect their Linear layers quantized).
 std::vector<std::string> unquantizedModules(const Checkpoint& ck, const QuantizeRecipe& q) {
@@ -217,6 +222,52 @@ GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, Progress
 
 }  // namespace
 
+QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q) {
+    const bool nvfp4 = q.method == "nvfp4";
+    const Nvfp4Layout layout = q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt;
+    QuantizePlan p;
+    std::uint64_t quantBits = 0;
+    for (const auto& t : ck.tensors()) {
+        const TensorInfo& info = *t.entry->info;
+        p.bytesBefore += info.nbytes;
+        if (!quantizesStored(q, t)) {
+            if (t.expected && t.expected->linear && t.expected->read) p.excluded.push_back(info.name);
+            p.tensors.push_back({info.name, info.dtype, info.shape});
+            ++p.tensorsKept;
+            continue;
+        }
+        const std::size_t first = p.tensors.size();
+        const std::int64_t N = info.shape[0], K = info.shape[1];
+        if (nvfp4) {
+            if (K % kNvfp4BlockSize)
+                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) + ": NVFP4 needs inputs in multiples of 16");
+            const Nvfp4Names n = nvfp4Names(*t.expected, layout);
+            p.tensors.push_back({n.packed, DType::U8, {N, K / 2}});
+            p.tensors.push_back({n.scale, DType::F8_E4M3, {N, K / kNvfp4BlockSize}});
+            // ModelOpt's scale_2 is a 0-d tensor (torch .squeeze()); compressed-tensors writes [1].
+            p.tensors.push_back({n.globalScale, DType::F32, layout == Nvfp4Layout::ModelOpt ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{1}});
+        } else {
+            const GptqNames n = gptqNames(*t.expected);
+            const int g = q.groupSize == 0 ? int(K) : q.groupSize;
+            const std::int64_t G = (K + g - 1) / g;
+            if (K % 8 || N % 8)
+                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) +
+                                                                       ": GPTQ v1 needs inputs and outputs in multiples of 8");
+            p.tensors.push_back({n.qweight, DType::I32, {K / 8, N}});
+            p.tensors.push_back({n.qzeros, DType::I32, {G, N / 8}});
+            p.tensors.push_back({n.scales, DType::F16, {G, N}});
+            p.tensors.push_back({n.gIdx, DType::I32, {K}});
+        }
+        ++p.tensorsQuantized;
+        p.weightsQuantized += std::uint64_t(N * K);
+        for (std::size_t i = first; i < p.tensors.size(); ++i) quantBits += 8 * p.tensors[i].nbytes();
+    }
+    if (p.tensorsQuantized == 0) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
+    p.bitsPerWeight = double(quantBits) / double(p.weightsQuantized);
+    for (const TensorSpec& t : p.tensors) p.bytesAfter += t.nbytes();
+    return p;
+}
+
 QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
                                   const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -226,51 +277,16 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const bool nvfp4 = q.method == "nvfp4";
     const Nvfp4Layout layout = q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt;
     QuantizeReport rep;
-    auto toQuantize = [&](const CheckpointTensor& t) {  // a dense linear weight no rule excludes
-        return t.expected && quantizes(q, *t.expected) && t.entry->info->name == t.expected->name;
-    };
+    auto toQuantize = [&](const CheckpointTensor& t) { return quantizesStored(q, t); };
 
-    // The plan: quantized linears become their GPTQ or NVFP4 tensors; everything else keeps name, dtype, shape.
-    std::vector<TensorSpec> plan;
-    std::uint64_t total = 0, quantBits = 0;
-    for (const auto& t : ck.tensors()) {
-        const TensorInfo& info = *t.entry->info;
-        rep.bytesBefore += info.nbytes;
-        total += info.nbytes;
-        if (!toQuantize(t)) {
-            if (t.expected && t.expected->linear && t.expected->read) rep.excluded.push_back(info.name);
-            plan.push_back({info.name, info.dtype, info.shape});
-            ++rep.tensorsKept;
-            continue;
-        }
-        const std::size_t first = plan.size();
-        const std::int64_t N = info.shape[0], K = info.shape[1];
-        if (nvfp4) {
-            if (K % kNvfp4BlockSize)
-                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) + ": NVFP4 needs inputs in multiples of 16");
-            const Nvfp4Names n = nvfp4Names(*t.expected, layout);
-            plan.push_back({n.packed, DType::U8, {N, K / 2}});
-            plan.push_back({n.scale, DType::F8_E4M3, {N, K / kNvfp4BlockSize}});
-            // ModelOpt's scale_2 is a 0-d tensor (torch .squeeze()); compressed-tensors writes [1].
-            plan.push_back({n.globalScale, DType::F32, layout == Nvfp4Layout::ModelOpt ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{1}});
-        } else {
-            const GptqNames n = gptqNames(*t.expected);
-            const int g = q.groupSize == 0 ? int(K) : q.groupSize;
-            const std::int64_t G = (K + g - 1) / g;
-            if (K % 8 || N % 8)
-                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) +
-                                                                       ": GPTQ v1 needs inputs and outputs in multiples of 8");
-            plan.push_back({n.qweight, DType::I32, {K / 8, N}});
-            plan.push_back({n.qzeros, DType::I32, {G, N / 8}});
-            plan.push_back({n.scales, DType::F16, {G, N}});
-            plan.push_back({n.gIdx, DType::I32, {K}});
-        }
-        ++rep.tensorsQuantized;
-        rep.weightsQuantized += std::uint64_t(N * K);
-        for (std::size_t i = first; i < plan.size(); ++i) quantBits += 8 * plan[i].nbytes();
-    }
-    if (rep.tensorsQuantized == 0) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
-    rep.bitsPerWeight = double(quantBits) / double(rep.weightsQuantized);
+    const QuantizePlan plan = planQuantization(ck, q);
+    rep.tensorsQuantized = plan.tensorsQuantized;
+    rep.tensorsKept = plan.tensorsKept;
+    rep.weightsQuantized = plan.weightsQuantized;
+    rep.bitsPerWeight = plan.bitsPerWeight;
+    rep.bytesBefore = plan.bytesBefore;
+    rep.excluded = plan.excluded;
+    const std::uint64_t total = plan.bytesBefore;
 
     GptqRun gptq;
     if (q.method == "gptq") {
@@ -316,7 +332,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     if (!nvfp4) writeJsonFile(out.path() / "quantize_config.json", config);
     else if (layout == Nvfp4Layout::ModelOpt) writeJsonFile(out.path() / "hf_quant_config.json", modelOptHfQuantConfig(untouched));
 
-    SafetensorsWriter writer(out.path(), plan);
+    SafetensorsWriter writer(out.path(), plan.tensors);
     StageMeter meter(progress, "quantizing", total);
     std::vector<char> copyBuf;
     for (const auto& t : ck.tensors()) {

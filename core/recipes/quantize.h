@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/io/json_file.h"
+#include "core/io/safetensors_writer.h"
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
 #include "core/quant/gptq.h"
@@ -45,6 +46,19 @@ QuantizeRecipe parseQuantizeRecipe(const Json& section, const std::string& sourc
 
 // Whether a tensor of the table is quantized under the recipe (a read linear weight no rule excludes).
 bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e);
+
+// What a recipe will write, worked out from the checkpoint's tensor list alone (nothing is read): the
+// output tensors in order, counts, bits per weight and bytes. The GUI shows it live; quantizeCheckpoint
+// writes exactly it. Throws UsageError naming the tensor for a shape the format cannot hold.
+struct QuantizePlan {
+    std::vector<TensorSpec> tensors;
+    int tensorsQuantized = 0, tensorsKept = 0;
+    std::uint64_t weightsQuantized = 0;
+    double bitsPerWeight = 0;  // over the quantized tensors
+    std::uint64_t bytesBefore = 0, bytesAfter = 0;
+    std::vector<std::string> excluded;  // linear weights a rule kept unquantized
+};
+QuantizePlan planQuantization(const Checkpoint& checkpoint, const QuantizeRecipe& recipe);
 
 struct QuantizeReport {
     int tensorsQuantized = 0, tensorsKept = 0;

@@ -1,0 +1,95 @@
+#pragma once
+// The Quantize page: method (INT4 RTN, INT4 GPTQ, NVFP4), its settings (group, symmetric, act-order,
+// calibration text and size, exclusion rules), output format and folder; the plan — tensors, bits per
+// weight, size before and after — updates live from the core's planQuantization as settings change; the
+// run goes to a worker with a progress bar (stage, ETA) and Cancel. The settings form the same
+// "quantization" recipe section the CLI and recipe files use, checked by the same parser.
+#include <QFutureWatcher>
+#include <QWidget>
+#include <memory>
+
+#include "core/model/checkpoint.h"
+#include "core/progress.h"
+#include "core/recipes/quantize.h"
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+
+namespace whittle::gui {
+
+struct QuantizeResult {
+    bool ok = false, cancelled = false;
+    QString message;
+};
+
+class QuantizationPage : public QWidget {
+    Q_OBJECT
+public:
+    explicit QuantizationPage(QWidget* parent = nullptr);
+    ~QuantizationPage() override;
+
+    // Reads the checkpoint's tensor list in the background, then emits loaded() or loadFailed().
+    void open(const QString& modelDir);
+    bool busy() const;
+
+    // The recipe section the controls describe; throws FormatError naming the field for a bad setting.
+    QuantizeRecipe recipe() const;
+    QString planText() const;
+    bool canStart() const;
+
+    // Controls, for tests and screenshots.
+    QComboBox* methodBox() const { return method_; }
+    QComboBox* groupBox() const { return group_; }
+    QComboBox* formatBox() const { return format_; }
+    QCheckBox* symmetricBox() const { return symmetric_; }
+    QCheckBox* actOrderBox() const { return actOrder_; }
+    QSpinBox* samplesBox() const { return samples_; }
+    QSpinBox* lengthBox() const { return length_; }
+    QLineEdit* excludeEdit() const { return exclude_; }
+    QLineEdit* outputEdit() const { return output_; }
+    QPushButton* startButton() const { return start_; }
+    QPushButton* cancelButton() const { return cancel_; }
+    QProgressBar* progressBar() const { return progress_; }
+    QLabel* statusLabel() const { return status_; }
+
+public slots:
+    void startQuantize();
+    void cancelQuantize();
+
+signals:
+    void loaded();
+    void loadFailed(const QString& message);
+    void progressed(const QString& stage, double fraction, double etaSeconds);
+    void finished(bool ok, const QString& message);
+
+private:
+    void methodChanged();
+    void updatePlan();
+    void loadDone();
+    void runDone();
+    void chooseOutput();
+    void chooseCalibration();
+
+    QString modelDir_;
+    std::shared_ptr<const Checkpoint> checkpoint_;
+    QFutureWatcher<std::shared_ptr<const Checkpoint>> loadWatcher_;
+    QString loadError_;
+    QFutureWatcher<QuantizeResult> runWatcher_;
+    std::shared_ptr<CancelToken> cancelToken_;
+    bool planOk_ = false;
+
+    QComboBox *method_, *group_, *format_;
+    QCheckBox *symmetric_, *actOrder_;
+    QLineEdit *calibFiles_, *exclude_, *output_;
+    QSpinBox *samples_, *length_;
+    QPushButton *calibBrowse_, *start_, *cancel_;
+    QLabel *plan_, *status_;
+    QProgressBar* progress_;
+};
+
+}  // namespace whittle::gui

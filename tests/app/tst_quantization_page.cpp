@@ -1,0 +1,133 @@
+// The Quantize page driven with Qt Test on the bundled model: the live plan equals the core's
+// planQuantization for each method; controls follow the method; a bad rule disables Quantize with the
+// core's message; a run writes the same bytes as the core; Cancel during GPTQ leaves nothing; an existing
+// output gets the page's own wording in an error dialog.
+#include <QCheckBox>
+#include <QComboBox>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include "app/gui/quantization_page.h"
+#include "core/recipes/recipe.h"
+#include "test_support.h"
+
+using namespace whittle;
+using namespace whittle::gui;
+using namespace whittle::test;
+namespace fs = std::filesystem;
+
+namespace {
+void selectData(QComboBox* box, const QVariant& data) {
+    const int i = box->findData(data);
+    QVERIFY2(i >= 0, qPrintable(data.toString()));
+    box->setCurrentIndex(i);
+}
+}  // namespace
+
+class TestQuantizationPage : public QObject {
+    Q_OBJECT
+    QTemporaryDir dir_;
+    QuantizationPage* page_ = nullptr;
+
+private slots:
+    void initTestCase() {
+        QVERIFY(dir_.isValid());
+        page_ = new QuantizationPage;
+        page_->resize(900, 700);
+        page_->show();
+        QSignalSpy loaded(page_, &QuantizationPage::loaded);
+        page_->open(QString::fromStdString(bundledModelDir().string()));
+        QVERIFY(loaded.wait(30000));
+    }
+    void cleanupTestCase() { delete page_; }
+
+    void planFollowsTheCore() {
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        for (const char* method : {"rtn", "gptq", "nvfp4"}) {
+            selectData(page_->methodBox(), method);
+            const QuantizePlan p = planQuantization(ck, page_->recipe());
+            QVERIFY2(page_->planText().contains(QString("%1 linear weights").arg(p.tensorsQuantized)), qPrintable(page_->planText()));
+            QVERIFY2(page_->planText().contains(QString::number(p.bitsPerWeight, 'f', 3)), qPrintable(page_->planText()));
+        }
+        QVERIFY(page_->planText().contains("4.500"));  // NVFP4: 4 + 8/16 bits
+        QVERIFY(!page_->groupBox()->isEnabled());
+        QVERIFY(!page_->actOrderBox()->isEnabled());
+        QCOMPARE(page_->formatBox()->count(), 2);
+        selectData(page_->methodBox(), "gptq");
+        QVERIFY(page_->actOrderBox()->isEnabled() && page_->samplesBox()->isEnabled() && page_->groupBox()->isEnabled());
+        QCOMPARE(page_->formatBox()->currentData().toString(), QString("gptq"));
+        selectData(page_->methodBox(), "rtn");
+        selectData(page_->groupBox(), 64);
+        QVERIFY(page_->planText().contains(QString::number(planQuantization(ck, page_->recipe()).bitsPerWeight, 'f', 3)));
+        selectData(page_->groupBox(), 128);
+    }
+
+    void badRuleDisablesQuantize() {
+        page_->outputEdit()->setText(QString::fromStdString(tempPath(dir_, "never").string()));
+        const QString rules = page_->excludeEdit()->text();
+        page_->excludeEdit()->setText("*");
+        QVERIFY2(page_->planText().contains("no tensor is left to quantize"), qPrintable(page_->planText()));
+        QVERIFY(!page_->canStart());
+        page_->excludeEdit()->setText(rules);
+        QVERIFY(page_->canStart());
+    }
+
+    // The page's output is the core's, byte for byte.
+    void quantizeWritesTheCoresBytes() {
+        const fs::path out = tempPath(dir_, "page-rtn"), ref = tempPath(dir_, "core-rtn");
+        page_->outputEdit()->setText(QString::fromStdString(out.string()));
+        QSignalSpy finished(page_, &QuantizationPage::finished);
+        QSignalSpy progressed(page_, &QuantizationPage::progressed);
+        QTest::mouseClick(page_->startButton(), Qt::LeftButton);
+        QVERIFY(finished.wait(60000));
+        QVERIFY2(finished.at(0).at(0).toBool(), qPrintable(finished.at(0).at(1).toString()));
+        QVERIFY(progressed.count() > 0);
+        Recipe r;
+        r.quantization = page_->recipe();
+        NullProgress np;
+        quantizeCheckpoint(Checkpoint::open(bundledModelDir()), r, ref, false, np, CancelToken{});
+        QCOMPARE(readBytes(out / "model.safetensors"), readBytes(ref / "model.safetensors"));
+        QVERIFY(page_->statusLabel()->text().contains("4.2"));
+    }
+
+    void cancelDuringGptqWritesNothing() {
+        selectData(page_->methodBox(), "gptq");
+        const fs::path out = tempPath(dir_, "page-gptq");
+        page_->outputEdit()->setText(QString::fromStdString(out.string()));
+        page_->samplesBox()->setValue(8);
+        page_->lengthBox()->setValue(128);
+        QSignalSpy finished(page_, &QuantizationPage::finished);
+        QTest::mouseClick(page_->startButton(), Qt::LeftButton);
+        QVERIFY(page_->cancelButton()->isEnabled());
+        QTest::mouseClick(page_->cancelButton(), Qt::LeftButton);
+        QVERIFY(finished.wait(60000));
+        QCOMPARE(finished.at(0).at(0).toBool(), false);
+        QVERIFY2(page_->statusLabel()->text().contains("Cancelled"), qPrintable(page_->statusLabel()->text()));
+        QVERIFY(!fs::exists(out));
+        for (const auto& e : fs::directory_iterator(tempPath(dir_))) QVERIFY(e.path().filename().string().find(".partial") == std::string::npos);
+        QVERIFY(page_->canStart());
+        selectData(page_->methodBox(), "rtn");
+    }
+
+    void existingOutputIsExplained() {
+        page_->outputEdit()->setText(QString::fromStdString(tempPath(dir_, "page-rtn").string()));
+        QSignalSpy finished(page_, &QuantizationPage::finished);
+        QTest::mouseClick(page_->startButton(), Qt::LeftButton);
+        QVERIFY(finished.wait(60000));
+        QCOMPARE(finished.at(0).at(0).toBool(), false);
+        const QString msg = finished.at(0).at(1).toString();
+        QVERIFY2(msg.contains("already exists") && msg.contains("choose another output folder") && !msg.contains("--force"), qPrintable(msg));
+        auto* box = page_->findChild<QMessageBox*>("errorDialog");
+        QVERIFY(box);
+        box->close();
+    }
+};
+
+QTEST_MAIN(TestQuantizationPage)
+#include "tst_quantization_page.moc"
