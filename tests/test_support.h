@@ -6,7 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace whittle::test {
 
@@ -91,4 +93,28 @@ inline CliResult runCli(const QStringList& args, int timeoutMs = 120000) {
     return r;
 }
 
+// Seeded Gaussian values (weights by default: sd 0.02), the same on every machine for a seed.
+inline std::vector<float> randomWeights(std::int64_t n, std::uint64_t seed, float sd = 0.02f) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> d(0.0f, sd);
+    std::vector<float> w(static_cast<std::size_t>(n));
+    for (float& v : w) v = d(rng);
+    return w;
+}
+
+// Names the first differing byte, so a failure says where a layout went wrong (empty when equal).
+using Bytes = std::vector<std::uint8_t>;
+inline QString diffBytes(const Bytes& got, const Bytes& want) {
+    if (got.size() != want.size()) return QString("size %1, expected %2").arg(got.size()).arg(want.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (got[i] != want[i]) return QString("byte %1 is 0x%2, expected 0x%3").arg(i).arg(got[i], 2, 16, QChar('0')).arg(want[i], 2, 16, QChar('0'));
+    return {};
+}
+
 }  // namespace whittle::test
+
+#define COMPARE_BYTES(got, want)                                          \
+    do {                                                                  \
+        const QString d_ = whittle::test::diffBytes(got, want);           \
+        QVERIFY2(d_.isEmpty(), qPrintable(d_));                           \
+    } while (0)

@@ -190,28 +190,28 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     return ck;
 }
 
-const Nvfp4Linear* Checkpoint::nvfp4(TensorRole role, int layer) const {
+const ExpectedTensor* Checkpoint::expected(TensorRole role, int layer) const {
     for (const auto& e : table_)
-        if (e.role == role && e.layer == layer) {
-            const auto it = nvfp4_.find(e.name);
-            return it == nvfp4_.end() ? nullptr : &it->second;
-        }
+        if (e.role == role && e.layer == layer) return &e;
     return nullptr;
+}
+
+const Nvfp4Linear* Checkpoint::nvfp4(TensorRole role, int layer) const {
+    const ExpectedTensor* e = expected(role, layer);
+    const auto it = e ? nvfp4_.find(e->name) : nvfp4_.end();
+    return it == nvfp4_.end() ? nullptr : &it->second;
 }
 
 const GptqLinear* Checkpoint::gptq(TensorRole role, int layer) const {
-    for (const auto& e : table_)
-        if (e.role == role && e.layer == layer) {
-            const auto it = gptq_.find(e.name);
-            return it == gptq_.end() ? nullptr : &it->second;
-        }
-    return nullptr;
+    const ExpectedTensor* e = expected(role, layer);
+    const auto it = e ? gptq_.find(e->name) : gptq_.end();
+    return it == gptq_.end() ? nullptr : &it->second;
 }
 
 const TensorStore::Entry* Checkpoint::find(TensorRole role, int layer) const {
-    for (const auto& e : table_)
-        if (e.role == role && e.layer == layer) return nvfp4_.count(e.name) ? nullptr : store_.find(e.name);  // ModelOpt reuses the name
-    return nullptr;
+    const ExpectedTensor* e = expected(role, layer);
+    if (!e || nvfp4_.count(e->name)) return nullptr;  // ModelOpt's NVFP4 codes reuse the dense weight's name
+    return store_.find(e->name);
 }
 
 }  // namespace whittle

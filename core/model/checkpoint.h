@@ -60,6 +60,8 @@ public:
     const TensorStore& store() const { return store_; }
     const std::vector<CheckpointTensor>& tensors() const { return tensors_; }
     const std::vector<ExpectedTensor>& table() const { return table_; }
+    // The table's row for a role (layer -1 for model-level roles); null when the config implies none.
+    const ExpectedTensor* expected(TensorRole role, int layer = -1) const;
     // The stored tensor of a role (layer -1 for model-level roles); null when absent or stored as GPTQ or NVFP4.
     const TensorStore::Entry* find(TensorRole role, int layer = -1) const;
     // The GPTQ tensors of a linear role; null when it is stored densely.

@@ -44,13 +44,18 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
             throw FormatError(e->file->path(), e->info->name, "holds NaN or Inf (element " + std::to_string(bad) + ")");
         return views_.back().data();
     };
+    // A quantized linear's view: its format, the dense shape [N, K] it stands for, its weight name.
+    auto linearView = [&](WeightFormat format, std::int64_t N, std::int64_t K, TensorRole role, int layer) {
+        WeightView w;
+        w.format = format;
+        w.rows = N;
+        w.cols = K;
+        w.name = tensorName(config_, role, layer);
+        return w;
+    };
     auto bind = [&](TensorRole role, int layer = -1) {
         if (const Nvfp4Linear* f = ck.nvfp4(role, layer)) {
-            WeightView w;
-            w.format = WeightFormat::Nvfp4;
-            w.rows = f->outFeatures;
-            w.cols = f->inFeatures;
-            w.name = tensorName(config_, role, layer);
+            WeightView w = linearView(WeightFormat::Nvfp4, f->outFeatures, f->inFeatures, role, layer);
             w.data = mapped(f->packed, false);
             w.nvfp4BlockScales = mapped(f->scale, false);
             for (std::uint64_t i = 0; options.checkFinite && i < f->scale->info->nbytes; ++i)
@@ -65,11 +70,7 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
             return w;
         }
         if (const GptqLinear* g = ck.gptq(role, layer)) {
-            WeightView w;
-            w.format = WeightFormat::GptqInt4;
-            w.rows = g->outFeatures;
-            w.cols = g->inFeatures;
-            w.name = tensorName(config_, role, layer);
+            WeightView w = linearView(WeightFormat::GptqInt4, g->outFeatures, g->inFeatures, role, layer);
             w.data = mapped(g->qweight, false);
             w.gptq = {mapped(g->qzeros, false), mapped(g->scales, true), mapped(g->gIdx, false), g->groups};
             // g_idx indexes the scales and zeros: an out-of-range entry would read past them.

@@ -15,7 +15,6 @@ using namespace whittle::test;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
 
 Bytes q8(const std::vector<float>& x) {
     Bytes out(q8_0RowBytes(std::int64_t(x.size())));
@@ -41,15 +40,6 @@ std::vector<float> deq4(const Bytes& b, std::int64_t K) {
     return out;
 }
 
-// Names the first differing byte, so a failure says where the layout went wrong.
-QString diff(const Bytes& got, const Bytes& want) {
-    if (got.size() != want.size()) return QString("size %1, expected %2").arg(got.size()).arg(want.size());
-    for (std::size_t i = 0; i < got.size(); ++i)
-        if (got[i] != want[i]) return QString("byte %1 is 0x%2, expected 0x%3").arg(i).arg(got[i], 2, 16, QChar('0')).arg(want[i], 2, 16, QChar('0'));
-    return {};
-}
-#define COMPARE_BYTES(got, want) \
-    do { const QString d_ = diff(got, want); QVERIFY2(d_.isEmpty(), qPrintable(d_)); } while (0)
 
 float f16At(const Bytes& b, std::size_t offset) { return f16ToFloat(std::uint16_t(b[offset] | (b[offset + 1] << 8))); }
 

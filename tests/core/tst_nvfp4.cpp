@@ -17,29 +17,13 @@ using namespace whittle::test;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
 
 const std::byte* raw(const Bytes& b) { return reinterpret_cast<const std::byte*>(b.data()); }
 
-QString diff(const Bytes& got, const Bytes& want) {
-    if (got.size() != want.size()) return QString("size %1, expected %2").arg(got.size()).arg(want.size());
-    for (std::size_t i = 0; i < got.size(); ++i)
-        if (got[i] != want[i]) return QString("byte %1 is 0x%2, expected 0x%3").arg(i).arg(got[i], 2, 16, QChar('0')).arg(want[i], 2, 16, QChar('0'));
-    return {};
-}
-#define COMPARE_BYTES(got, want) \
-    do { const QString d_ = diff(got, want); QVERIFY2(d_.isEmpty(), qPrintable(d_)); } while (0)
 
 // Bitwise equality (distinguishes −0 from 0; NaN equals NaN).
 bool sameBits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }
 
-std::vector<float> randomWeights(std::int64_t n, std::uint64_t seed, float sd = 0.02f) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> d(0.0f, sd);
-    std::vector<float> w(static_cast<std::size_t>(n));
-    for (float& v : w) v = d(rng);
-    return w;
-}
 
 const float kGrid[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
 

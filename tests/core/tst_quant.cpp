@@ -16,17 +16,6 @@
 using namespace whittle;
 using namespace whittle::test;
 
-namespace {
-
-std::vector<float> randomWeights(std::int64_t n, std::uint64_t seed, float sd = 0.02f) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> d(0.0f, sd);
-    std::vector<float> w(static_cast<std::size_t>(n));
-    for (float& v : w) v = d(rng);
-    return w;
-}
-
-}  // namespace
 
 class TestQuant : public QObject {
     Q_OBJECT
