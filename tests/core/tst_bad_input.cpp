@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <functional>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,8 @@
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
+#include "core/recipes/recipe.h"
+#include "core/reference/reference_model.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -261,6 +264,50 @@ private slots:
         QVERIFY2(r.err.count('\n') == 1 && r.err.endsWith('\n'), qPrintable(r.err));
         QVERIFY2(r.err.contains(QString::fromStdString(fileFrag)) && r.err.contains(QString::fromUtf8(c.reason)),
                  qPrintable(r.err));
+    }
+
+    // Quantized checkpoints: a broken NVFP4 set is refused naming the file or tensor and the problem.
+    void quantizedInputs() {
+        const fs::path nv = tempPath(root_, "nvfp4");
+        fs::remove_all(nv);
+        Recipe r;
+        r.quantization = parseQuantizeRecipe(Json{{"method", "nvfp4"}}, "test");
+        NullProgress p;
+        quantizeCheckpoint(Checkpoint::open(pristine_), r, nv, false, p, CancelToken{});
+        QVERIFY(Checkpoint::open(nv).hasQuantizedWeights());
+        // Which shard holds layer 0's q_proj, and its NVFP4 names.
+        const Checkpoint ck = Checkpoint::open(nv);
+        const ExpectedTensor* q = ck.expected(TensorRole::QProj, 0);
+        QVERIFY(q);
+        const Nvfp4Names n = nvfp4Names(*q, Nvfp4Layout::ModelOpt);
+        const fs::path shard = ck.nvfp4(TensorRole::QProj, 0)->scale->file->path();
+        auto mutated = [&](const char* name, const std::function<void(const fs::path&)>& f) {
+            const fs::path d = tempPath(root_, name);
+            fs::remove_all(d);
+            fs::copy(nv, d);
+            f(d / shard.filename());
+            return d;
+        };
+        const fs::path wrongType = mutated("nv-type", [&](const fs::path& s) { editHeader(s, [&](OJson& h) { h[n.scale]["dtype"] = "U8"; }); });
+        WHITTLE_EXPECT_ERROR(Checkpoint::open(wrongType), Error, n.scale.c_str(), "an NVFP4", "F8_E4M3");
+        const fs::path noGlobal = mutated("nv-global", [&](const fs::path& s) {
+            Shard sh = readShard(s);
+            OJson h = OJson::parse(sh.header);
+            h[n.globalScale + "_renamed"] = h[n.globalScale];
+            h.erase(n.globalScale);
+            writeShard(s, h.dump(), sh.data);
+        });
+        WHITTLE_EXPECT_ERROR(Checkpoint::open(noGlobal), Error, n.globalScale.c_str(), "missing", "NVFP4 set needs it");
+        const fs::path nanScale = mutated("nv-nan", [&](const fs::path& s) {
+            Shard sh = readShard(s);
+            const OJson h = OJson::parse(sh.header);
+            const std::uint64_t at = h[n.globalScale]["data_offsets"][0].get<std::uint64_t>();
+            const float nan = std::numeric_limits<float>::quiet_NaN();
+            sh.data.replace(std::size_t(at), 4, reinterpret_cast<const char*>(&nan), 4);
+            writeShard(s, sh.header, sh.data);
+        });
+        const Checkpoint bad = Checkpoint::open(nanScale);
+        WHITTLE_EXPECT_ERROR(ReferenceModel(bad, {}), Error, n.globalScale.c_str(), "NaN");
     }
 
     void missingAndNonFolder() {
