@@ -15,22 +15,52 @@ namespace {
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 }
 
-Hessian::Hessian(std::int64_t dim) : dim_(dim), sum_(std::size_t(dim * dim), 0.0) {
+Hessian::Hessian(std::int64_t dim, ThreadPool* pool, int batch)
+    : dim_(dim), pool_(pool), batch_(std::max(1, batch)), sum_(std::size_t(dim * dim), 0.0) {
     if (dim <= 0) throw Error("internal: a Hessian needs a positive dimension");
 }
 
 void Hessian::add(const float* x, int T) {
     if (T <= 0) return;
-    const Eigen::Map<const RowMatF> X(x, T, dim_);
-    Eigen::Map<Eigen::MatrixXd> S(sum_.data(), dim_, dim_);
+    if (pending_.empty()) pending_.resize(std::size_t(batch_) * std::size_t(dim_));
     // Σ x xᵀ in f64: the inputs are widened first so that long calibration runs do not lose the small terms.
-    const Eigen::MatrixXd Xt = X.cast<double>().transpose();
-    S.selfadjointView<Eigen::Lower>().rankUpdate(Xt);
+    for (int t = 0; t < T; ++t) {
+        std::copy_n(x + std::size_t(t) * std::size_t(dim_), dim_, &pending_[std::size_t(pendingRows_) * std::size_t(dim_)]);
+        if (++pendingRows_ == batch_) {
+            accumulate(sum_, pendingRows_);
+            pendingRows_ = 0;
+        }
+    }
     samples_ += std::uint64_t(T);
+}
+
+void Hessian::accumulate(std::vector<double>& sum, int T) const {
+    using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const Eigen::Map<const RowMatD> X(pending_.data(), T, dim_);
+    Eigen::Map<Eigen::MatrixXd> S(sum.data(), dim_, dim_);
+    // Column block b is S[j0:, j0:j0+w] += X[:, j0:]ᵀ·X[:, j0:j0+w] (the diagonal block's upper part is written
+    // too and ignored). The block width is fixed, so each element's sum is the same GEMM whatever the threads;
+    // blocks b and nb−1−b form one work item so that the contiguous ranges parallelFor hands out are balanced.
+    constexpr std::int64_t w = 64;
+    const std::int64_t nb = (dim_ + w - 1) / w;
+    auto block = [&](std::int64_t b) {
+        const std::int64_t j0 = b * w, bw = std::min(w, dim_ - j0);
+        S.block(j0, j0, dim_ - j0, bw).noalias() += X.middleCols(j0, dim_ - j0).transpose() * X.middleCols(j0, bw);
+    };
+    auto item = [&](std::size_t i) {
+        block(std::int64_t(i));
+        if (nb - 1 - std::int64_t(i) != std::int64_t(i)) block(nb - 1 - std::int64_t(i));
+    };
+    const std::size_t items = std::size_t((nb + 1) / 2);
+    if (pool_)
+        pool_->parallelFor(items, [&](std::size_t i) { item(i); });
+    else
+        for (std::size_t i = 0; i < items; ++i) item(i);
 }
 
 std::vector<double> Hessian::matrix() const {
     std::vector<double> h(sum_);
+    if (pendingRows_ > 0) accumulate(h, pendingRows_);
     Eigen::Map<Eigen::MatrixXd> H(h.data(), dim_, dim_);
     const double scale = samples_ ? 2.0 / double(samples_) : 0.0;
     H = (scale * H).selfadjointView<Eigen::Lower>();

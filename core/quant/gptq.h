@@ -17,6 +17,7 @@
 //   - lazy batches: errors of `blockSize` columns are applied to the rest of the matrix at once.
 // The codes, scales and zeros use the INT4 conventions of int4.h, so the result packs as GPTQ v1.
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <span>
 #include <string>
@@ -29,20 +30,30 @@
 namespace whittle {
 
 // Σ x xᵀ over the inputs seen so far (f64, full square), and how many inputs that was.
+// Inputs are widened to f64 and buffered; every `batch` inputs (whatever the sizes add() was called with) the
+// buffer X is added to the lower triangle as Xᵀ·X, in fixed column blocks (one GEMM each) spread over the
+// pool. The sum therefore depends only on the sequence of inputs and `batch`, not on the call sizes or the
+// thread count.
 class Hessian {
 public:
-    explicit Hessian(std::int64_t dim);
+    explicit Hessian(std::int64_t dim, ThreadPool* pool = nullptr, int batch = 512);
     std::int64_t dim() const { return dim_; }
     std::uint64_t samples() const { return samples_; }
     // Adds T inputs of dim() values each (row-major [T, dim]).
     void add(const float* x, int T);
-    // H = 2/n Σ x xᵀ, [dim, dim] row-major.
+    // H = 2/n Σ x xᵀ, [dim, dim] row-major (buffered inputs included).
     std::vector<double> matrix() const;
 
 private:
+    // sum(lower) += Xᵀ·X for the T buffered rows of X.
+    void accumulate(std::vector<double>& sum, int T) const;
     std::int64_t dim_;
+    ThreadPool* pool_;
+    int batch_;
     std::uint64_t samples_ = 0;
-    std::vector<double> sum_;  // lower triangle is filled by add(); matrix() mirrors it
+    std::vector<double> sum_;      // lower triangle is filled by add(); matrix() mirrors it
+    std::vector<double> pending_;  // [batch, dim] row-major, the first pendingRows_ rows in use
+    int pendingRows_ = 0;
 };
 
 struct GptqOptions {
@@ -52,6 +63,16 @@ struct GptqOptions {
     double damp = 0.01;            // fraction of mean(diag H) added to the diagonal
     double dampIncrement = 0.0025; // added to damp after a failed Cholesky, up to 1
     int blockSize = 128;           // lazy-batch width; cancel and progress are polled once per block
+
+    // Calibration (runGptq, gptq_calibration.h). The two paths and the memory limit give identical results.
+    enum class Calibration {
+        Layerwise,  // each window's state is kept at the current layer boundary: L layer steps per window
+        Rerun,      // each layer's inputs come from re-running the windows from the embeddings: ~L²/2 steps
+    };
+    Calibration calibration = Calibration::Layerwise;
+    std::uint64_t calibrationMemory = 4ull << 30;  // bytes of window states kept in RAM; above, a temporary file
+    std::filesystem::path scratchDir;              // that file's folder (empty: the system's temporary folder)
+    int hessianBatch = 512;                        // inputs per Hessian GEMM (only the f64 rounding order depends on it)
 };
 
 struct GptqResult {

@@ -1,6 +1,9 @@
 #include "core/recipes/gptq_calibration.h"
 
 #include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
 
 #include "core/error.h"
 #include "core/io/file.h"
@@ -55,6 +58,68 @@ WeightView viewOf(const GptqTensors& g, const std::string& name) {
     return v;
 }
 
+// Per-window state of the layer-by-layer path: the residual stream x [T, H] at the current layer boundary,
+// and the keys and values [T, nkv·hd] of every layer a KV-shared layer reads. In RAM up to `limit` bytes in
+// all, otherwise in one temporary file (removed at the end) that each layer step reads and rewrites.
+class WindowStates {
+public:
+    WindowStates(const std::vector<std::vector<std::size_t>>& floats, std::uint64_t limit, const fs::path& dir) {
+        std::uint64_t total = 0;
+        for (const auto& w : floats) {
+            offsets_.emplace_back();
+            sizes_.push_back(w);
+            for (std::size_t n : w) {
+                offsets_.back().push_back(total);
+                total += n;
+            }
+        }
+        bytes_ = total * 4;
+        if (bytes_ <= limit) {
+            memory_.assign(std::size_t(total), 0.0f);
+            return;
+        }
+        std::random_device rd;
+        path_ = (dir.empty() ? fs::temp_directory_path() : dir) / ("whittle-gptq-" + std::to_string(rd()) + "-" + std::to_string(rd()) + ".states");
+        file_.open(path_, std::ios::binary | std::ios::in | std::ios::out | std::ios::trunc);
+        if (!file_) throw Error(path_.string(), {}, "cannot create the GPTQ calibration state file");
+    }
+    ~WindowStates() {
+        if (!path_.empty()) {
+            file_.close();
+            std::error_code ec;
+            fs::remove(path_, ec);
+        }
+    }
+    WindowStates(const WindowStates&) = delete;
+    WindowStates& operator=(const WindowStates&) = delete;
+    std::uint64_t bytes() const { return bytes_; }
+    bool onDisk() const { return !path_.empty(); }
+    void write(std::size_t w, std::size_t slot, const float* src) {
+        const std::uint64_t off = offsets_[w][slot];
+        const std::size_t n = sizes_[w][slot];
+        if (!onDisk()) return void(std::copy_n(src, n, memory_.begin() + std::ptrdiff_t(off)));
+        file_.seekp(std::streamoff(off * 4));
+        file_.write(reinterpret_cast<const char*>(src), std::streamsize(n * 4));
+        if (!file_) throw Error(path_.string(), {}, "cannot write the GPTQ calibration state file (disk full?)");
+    }
+    void read(std::size_t w, std::size_t slot, float* dst) {
+        const std::uint64_t off = offsets_[w][slot];
+        const std::size_t n = sizes_[w][slot];
+        if (!onDisk()) return void(std::copy_n(memory_.begin() + std::ptrdiff_t(off), n, dst));
+        file_.seekg(std::streamoff(off * 4));
+        file_.read(reinterpret_cast<char*>(dst), std::streamsize(n * 4));
+        if (!file_) throw Error(path_.string(), {}, "cannot read back the GPTQ calibration state file");
+    }
+
+private:
+    std::vector<std::vector<std::uint64_t>> offsets_;
+    std::vector<std::vector<std::size_t>> sizes_;
+    std::uint64_t bytes_ = 0;
+    std::vector<float> memory_;
+    fs::path path_;
+    std::fstream file_;
+};
+
 }  // namespace
 
 GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTensor&)>& selected,
@@ -62,9 +127,12 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
     const auto t0 = std::chrono::steady_clock::now();
     if (windows.empty()) throw UsageError("GPTQ needs at least one calibration window");
     ReferenceModel model(ck, {});
+    const Gemma4Config& c = model.config();
     std::size_t maxLen = 0;
     for (const auto& w : windows) maxLen = std::max(maxLen, w.size());
-    ReferenceSession session(model, int(maxLen), 64);
+    const bool layerwise = options.calibration == GptqOptions::Calibration::Layerwise;
+    constexpr int chunk = 64;
+    ReferenceSession session(model, int(maxLen), chunk, layerwise);
 
     // The linears to quantize, grouped by layer and then by site (the linears of a site share their input).
     std::map<int, std::map<LinearSite, std::vector<const ExpectedTensor*>>> layers;
@@ -80,14 +148,13 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
     for (const auto& w : windows) run.tokens += std::int64_t(w.size());
     StageMeter meter(progress, "GPTQ", total);
     std::vector<float> weight;
-    for (const auto& [layer, sites] : layers) {
-        // One pass over the calibration windows collects every site's inputs of this layer, with the layers
-        // before it already quantized.
-        std::map<LinearSite, Hessian> hessians;
+
+    // A tap that feeds one Hessian per site of `layer`.
+    auto makeTap = [&](int layer, const std::map<LinearSite, std::vector<const ExpectedTensor*>>& sites, std::map<LinearSite, Hessian>& hessians) {
         LinearTap tap;
         tap.layer = layer;
         for (const auto& [site, linears] : sites) {
-            hessians.emplace(site, Hessian(linears.front()->shape[1]));
+            hessians.emplace(site, Hessian(linears.front()->shape[1], &model.pool(), options.hessianBatch));
             tap.sites.push_back(site);
         }
         tap.observe = [&hessians](LinearSite site, const float* x, int T, int width) {
@@ -95,13 +162,13 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
             if (width != h.dim()) throw Error("internal: a calibration site's width differs from its weights' inputs");
             h.add(x, T);
         };
-        session.setLinearTap(std::move(tap));
-        for (const auto& w : windows) {
-            cancel.throwIfCancelled();
-            session.reset();
-            session.forward(w);
-        }
-        session.setLinearTap(std::nullopt);
+        return tap;
+    };
+    // Quantizes a layer's linears from its sites' Hessians, then swaps them into the engine. Swapped in only
+    // after all of them: the layer's sites were all observed with its original weights (one pass per layer
+    // instead of one per site), and the next layer sees this one quantized.
+    auto quantizeLayer = [&](int layer, const std::map<LinearSite, std::vector<const ExpectedTensor*>>& sites,
+                             const std::map<LinearSite, Hessian>& hessians) {
         for (const auto& [site, linears] : sites)
             for (const ExpectedTensor* e : linears) {
                 const auto ts = std::chrono::steady_clock::now();
@@ -115,14 +182,107 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
                                                   meter.advance(std::uint64_t((cols - done) * original.rows));
                                                   done = cols;
                                               });
-                auto [it, inserted] = run.packed.emplace(e->name, packGptqV1(res.tensor, e->name, &model.pool()));
+                run.packed.emplace(e->name, packGptqV1(res.tensor, e->name, &model.pool()));
                 run.stats.push_back({e->name, res.dampUsed, res.deadInputs, res.loss,
                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()});
             }
-        // Swapped in only now: the layer's sites were all observed with its original weights (one pass per
-        // layer instead of one per site), and the next layer sees this one quantized.
         for (const auto& [site, linears] : sites)
             for (const ExpectedTensor* e : linears) model.replaceWeight(e->role, layer, viewOf(run.packed.at(e->name), e->name));
+    };
+
+    if (!layerwise) {
+        // Each layer's inputs: the windows run from the embeddings through the (quantized) layers before it,
+        // the forward stopping at the layer's last site.
+        for (const auto& [layer, sites] : layers) {
+            std::map<LinearSite, Hessian> hessians;
+            session.setLinearTap(makeTap(layer, sites, hessians));
+            for (const auto& w : windows) {
+                cancel.throwIfCancelled();
+                session.reset();
+                session.forward(w);
+            }
+            session.setLinearTap(std::nullopt);
+            quantizeLayer(layer, sites, hessians);
+        }
+    } else if (!layers.empty()) {
+        // Layer by layer: each window's residual stream is kept at the current layer boundary, so layer l costs
+        // one step of layer l per window to observe its sites (original weights) and one to advance the stream
+        // through it (quantized weights) — the same values the re-run path computes, in the same order.
+        const std::size_t H = std::size_t(c.hiddenSize), P = std::size_t(c.pleDim);
+        std::set<int> producers;  // layers whose K/V a KV-shared layer reads
+        for (const LayerSpec& l : c.layers)
+            if (!l.ownsKv) producers.insert(l.kvSource);
+        std::map<int, std::size_t> producerSlot;  // slot of the keys; the values follow
+        for (int p : producers) producerSlot[p] = 1 + 2 * producerSlot.size();
+        std::vector<std::vector<std::size_t>> floats;
+        for (const auto& w : windows) {
+            floats.push_back({w.size() * H});
+            for (int p : producers) {
+                const std::size_t kv = w.size() * std::size_t(c.numKvHeads) * std::size_t(c.layers[std::size_t(p)].headDim);
+                floats.back().push_back(kv);
+                floats.back().push_back(kv);
+            }
+        }
+        WindowStates states(floats, options.calibrationMemory, options.scratchDir);
+        std::vector<float> x(maxLen * H), x0(maxLen * H), ple(maxLen * P), observed(maxLen * H);
+        for (std::size_t wi = 0; wi < windows.size(); ++wi) {
+            session.embed(windows[wi], x.data());
+            states.write(wi, 0, x.data());
+        }
+        const int last = layers.rbegin()->first;
+        auto sel = layers.find(-1);
+        if (sel != layers.end()) {
+            // The PLE model projection reads x0.
+            std::map<LinearSite, Hessian> hessians;
+            LinearTap tap = makeTap(-1, sel->second, hessians);
+            for (std::size_t wi = 0; wi < windows.size(); ++wi) {
+                cancel.throwIfCancelled();
+                states.read(wi, 0, x.data());
+                for (const LinearSite site : tap.sites) tap.observe(site, x.data(), int(windows[wi].size()), int(H));
+            }
+            quantizeLayer(-1, sel->second, hessians);
+        }
+        // One layer step of window wi: per-layer inputs from the (current) PLE projection, the source's K/V
+        // restored for a KV-shared layer.
+        auto step = [&](int li, std::size_t wi, float* xs) {
+            const std::vector<int>& w = windows[wi];
+            const int T = int(w.size());
+            session.embed(w, x0.data());
+            session.pleInputs(w, x0.data(), li, ple.data());
+            const LayerSpec& spec = c.layers[std::size_t(li)];
+            if (!spec.ownsKv) {
+                const std::size_t s = producerSlot.at(spec.kvSource);
+                states.read(wi, s, session.kvCache(spec.kvSource, false, T).data());
+                states.read(wi, s + 1, session.kvCache(spec.kvSource, true, T).data());
+            }
+            session.forwardLayer(li, xs, ple.data(), T);
+        };
+        for (int li = 0; li <= last; ++li) {
+            sel = layers.find(li);
+            if (sel != layers.end()) {
+                std::map<LinearSite, Hessian> hessians;
+                session.setLinearTap(makeTap(li, sel->second, hessians));
+                for (std::size_t wi = 0; wi < windows.size(); ++wi) {
+                    cancel.throwIfCancelled();
+                    states.read(wi, 0, observed.data());
+                    step(li, wi, observed.data());
+                }
+                session.setLinearTap(std::nullopt);
+                quantizeLayer(li, sel->second, hessians);
+            }
+            if (li == last) break;
+            for (std::size_t wi = 0; wi < windows.size(); ++wi) {
+                cancel.throwIfCancelled();
+                states.read(wi, 0, x.data());
+                step(li, wi, x.data());
+                states.write(wi, 0, x.data());
+                if (producers.count(li)) {
+                    const int T = int(windows[wi].size());
+                    states.write(wi, producerSlot.at(li), session.kvCache(li, false, T).data());
+                    states.write(wi, producerSlot.at(li) + 1, session.kvCache(li, true, T).data());
+                }
+            }
+        }
     }
     meter.finish();
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -30,7 +30,9 @@ struct LinearTap {
 // buffer, allocated once so that decoding allocates nothing per token.
 class ReferenceSession final : public Session {
 public:
-    ReferenceSession(const ReferenceModel& model, int maxContext, int maxChunk = 32);
+    // fullCaches: every KV-owning layer's cache holds maxContext positions (no ring on sliding layers), as
+    // forwardLayer() needs; the values computed are the same either way.
+    ReferenceSession(const ReferenceModel& model, int maxContext, int maxChunk = 32, bool fullCaches = false);
 
     int vocabSize() const override { return model_.vocabSize(); }
     int capacity() const override { return maxContext_; }
@@ -39,17 +41,37 @@ public:
     // Appends tokens in chunks of at most maxChunk.
     std::span<const float> forward(std::span<const int> tokens, float* allLogits = nullptr) override;
 
+    // Layer-by-layer evaluation of a whole sequence (GPTQ calibration caches each window's residual stream at
+    // a layer boundary instead of re-running the prefix). Each step runs exactly the ops forward() runs, in the
+    // same order, so every value equals the token-chunked forward's.
+    //   embed: x0 [T, H] for tokens (E[t]·√H).
+    void embed(std::span<const int> tokens, float* x0) const;
+    //   pleInputs: the per-layer inputs of `layer` only, [T, P] (the slice forward() uses), from the tokens and
+    //   their x0, with the model's current PLE projection.
+    void pleInputs(std::span<const int> tokens, const float* x0, int layer, float* out) const;
+    //   forwardLayer: positions 0..T−1 of one layer over x [T, H] in place, in chunks of maxChunk, ple the
+    //   layer's [T, P] inputs. Needs fullCaches (capacity ≥ T). Afterwards the layer's KV cache (when it owns
+    //   one) holds those positions; a KV-shared layer reads its source's cache, which the caller restores
+    //   with kvCache() first. With a tap on this layer x is left part-way (the steps stop at the last site).
+    void forwardLayer(int layer, float* x, const float* ple, int T);
+    //   The first `positions` slots of a KV-owning layer's keys or values ([positions][nkv][headDim]).
+    std::span<float> kvCache(int layer, bool values, int positions);
+
     void setDebugHook(DebugHook hook) { hook_ = std::move(hook); }
     void setLinearTap(std::optional<LinearTap> tap) { tap_ = std::move(tap); }
 
 private:
     void forwardChunk(const int* tokens, int T, float* logitsOut);
+    // One decoder layer over T tokens at position_: x [T, H] in place, ple row t at ple + t·pleStride (the
+    // layer's P values). True when a tap stopped the chunk.
+    bool forwardLayerChunk(int li, float* x, const float* ple, std::size_t pleStride, int T);
     void dump(const char* name, int layer, int t, const float* v, std::size_t n) const;
     bool tapped(int layer, LinearSite site, const float* x, int T, std::size_t width);
 
     const ReferenceModel& model_;
     const Gemma4Config& c_;
     int maxContext_, maxChunk_;
+    bool fullCaches_;
     int position_ = 0;
     struct Cache {
         int capacity = 0, headDim = 0;

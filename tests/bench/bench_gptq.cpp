@@ -1,8 +1,9 @@
 // Benchmark (not a test): GPTQ's cost on E2B's real layer shapes, on this machine's cores, and the time it
 // projects for a whole E2B. Prints JSON.
-//   bench_gptq [TOKENS_FOR_HESSIAN (default 512)]
+//   bench_gptq [TOKENS_FOR_HESSIAN (default 512)] [--hessian-only]
 // Measured in one run:
-//   - Hessian accumulation (f64 Σ x xᵀ) in tokens per second for K = 1536 and K = 12288;
+//   - Hessian accumulation (f64 Σ x xᵀ, on the pool, fed in the engine's 64-token chunks) in tokens per second
+//     for K = 1536 and K = 12288 (--hessian-only: just these two rates);
 //   - quantizeGptq (g128, symmetric, act-order, damp 0.01) on a 6144 × 1536 layer (E2B's gate/up) and a
 //     1536 × 12288 layer (the double-wide down_proj of E2B's KV-shared layers), beside RTN on the same weights;
 //   - the projection for E2B's 205 quantized linears at the published calibration (256 × 2048 tokens):
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -53,24 +55,32 @@ struct LayerTiming {
     double hessianTokensPerSecond, gptqSeconds, rtnSeconds;
 };
 
-LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool) {
+double hessianRate(std::int64_t K, int T, ThreadPool& pool) {
     const std::vector<float> x = activations(T, K, std::uint64_t(K));
-    Hessian h(K);
-    auto t0 = std::chrono::steady_clock::now();
+    Hessian h(K, &pool);
+    const auto t0 = std::chrono::steady_clock::now();
     for (int t = 0; t < T; t += 64) h.add(x.data() + std::size_t(t) * std::size_t(K), std::min(64, T - t));
-    const double hs = since(t0);
+    h.matrix();  // includes a part batch, and the mirroring every solve pays
+    return double(T) / since(t0);
+}
+
+LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool) {
+    const double rate = hessianRate(K, T, pool);
+    const std::vector<float> x = activations(T, K, std::uint64_t(K));
+    Hessian h(K, &pool);
+    for (int t = 0; t < T; t += 64) h.add(x.data() + std::size_t(t) * std::size_t(K), std::min(64, T - t));
     std::mt19937_64 rng(7);
     std::normal_distribution<float> d(0.0f, 0.02f);
     std::vector<float> w(static_cast<std::size_t>(N * K));
     for (float& v : w) v = d(rng);
     GptqOptions o;
     o.actOrder = true;
-    t0 = std::chrono::steady_clock::now();
+    auto t0 = std::chrono::steady_clock::now();
     quantizeGptq(w, N, K, h, o, "bench", pool, CancelToken{});
     const double gs = since(t0);
     t0 = std::chrono::steady_clock::now();
     quantizeInt4Rtn(w, N, K, {128, true}, "bench", &pool);
-    return {double(T) / hs, gs, since(t0)};
+    return {rate, gs, since(t0)};
 }
 
 }  // namespace
@@ -78,6 +88,12 @@ LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool) {
 int main(int argc, char** argv) {
     const int T = argc > 1 ? std::atoi(argv[1]) : 512;
     ThreadPool pool;
+    if (argc > 2 && std::string(argv[2]) == "--hessian-only") {
+        const Json out{{"threads", pool.size()}, {"hessian_tokens", T},
+                       {"hessian_tokens_per_s", {{"K1536", hessianRate(1536, T, pool)}, {"K12288", hessianRate(12288, T, pool)}}}};
+        std::printf("%s\n", out.dump(2).c_str());
+        return 0;
+    }
     const LayerTiming a = timeLayer(6144, 1536, T, pool), b = timeLayer(1536, 12288, T, pool);
 
     // Fit t = α·N·K² + β·K³ through the two layers.
@@ -121,7 +137,7 @@ int main(int argc, char** argv) {
                    {"fit", {{"alpha_s_per_NK2", alpha}, {"beta_s_per_K3", beta}}},
                    {"e2b_projection", {{"linears", linears}, {"sites", sites.size()}, {"calibration_tokens", tokens},
                                        {"solve_hours", solve / 3600}, {"hessian_hours", hessian / 3600},
-                                       {"note", "calibration forward passes not included"}}}};
+                                       {"note", "calibration forward passes not included (2 layer steps per layer per window since layer-by-layer calibration)"}}}};
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
 }

@@ -5,11 +5,16 @@
 //   - on correlated inputs GPTQ's output error ‖(W − Q) X‖ is well below RTN's, act-order too;
 //   - act-order keeps static groups: every scale and zero equals RTN's on the original weights, and the
 //     packed g_idx is k / g; dead inputs get weight 0; a singular Hessian is retried with more damping;
+//   - the Hessian's sum does not depend on how inputs are handed to it or on the threads;
+//   - layer-by-layer calibration (states in RAM or in a file) packs every linear of a tiny E2B exactly as
+//     re-running the windows for each layer does;
 //   - cancel stops it; calibration windows are cut from the end of the text, BOS first.
 #include <cmath>
 #include <random>
 
 #include "core/error.h"
+#include "core/fixtures/tiny_checkpoint.h"
+#include "core/model/checkpoint.h"
 #include "core/io/gptq_layout.h"
 #include "core/quant/gptq.h"
 #include "core/quant/int4.h"
@@ -88,6 +93,67 @@ private slots:
                 worst = std::max(worst, std::fabs(m[std::size_t(i * K + j)] - 2.0 * s / T) / (1.0 + std::fabs(s)));
             }
         QVERIFY2(worst < 1e-12, qPrintable(QString::number(worst)));
+    }
+
+    // The buffered, blocked accumulation: the same bits whatever the add() sizes and the thread count.
+    void hessianIndependentOfCallsAndThreads() {
+        const std::int64_t K = 200;  // not a multiple of the 64-column blocks
+        const int T = 300;
+        const std::vector<float> x = correlatedInputs(T, K, 11);
+        Hessian whole(K, nullptr, 128);
+        whole.add(x.data(), T);
+        ThreadPool pool(3);
+        Hessian pieces(K, &pool, 128);
+        for (int t = 0, n = 1; t < T; t += n, n = n * 2 + 1) pieces.add(x.data() + std::size_t(t) * std::size_t(K), std::min(n, T - t));
+        QCOMPARE(pieces.samples(), std::uint64_t(T));
+        QVERIFY(whole.matrix() == pieces.matrix());
+    }
+
+    // The layer-by-layer calibration (states in RAM, and spilled to a file) against re-running every window
+    // from the embeddings for each layer: every linear of a tiny E2B (the PLE model projection, KV-shared
+    // layers, windows longer than a chunk and than the sliding window) packs to the same bytes, with the same
+    // GPTQ loss, so every site saw the same inputs.
+    void layerwiseCalibrationEqualsRerun() {
+        QTemporaryDir dir;
+        const std::filesystem::path root(dir.path().toStdString());
+        NullProgress np;
+        makeTinyCheckpoint(root / "mini", TinyCheckpointOptions{}, np, CancelToken{});
+        const Checkpoint ck = Checkpoint::open(root / "mini");
+        std::mt19937_64 rng(5);
+        std::uniform_int_distribution<int> tok(3, 4000);
+        std::vector<std::vector<int>> windows;
+        for (std::size_t len : {70, 131, 40}) {
+            std::vector<int> w{2};
+            while (w.size() < len) w.push_back(tok(rng));
+            windows.push_back(std::move(w));
+        }
+        auto run = [&](GptqOptions::Calibration path, std::uint64_t memory) {
+            GptqOptions o;
+            o.groupSize = 32;
+            o.actOrder = true;
+            o.calibration = path;
+            o.calibrationMemory = memory;
+            o.scratchDir = root;
+            return runGptq(ck, [](const ExpectedTensor&) { return true; }, windows, o, np, CancelToken{});
+        };
+        const GptqRun rerun = run(GptqOptions::Calibration::Rerun, 1ull << 30);
+        const GptqRun inRam = run(GptqOptions::Calibration::Layerwise, 1ull << 30);
+        const GptqRun onDisk = run(GptqOptions::Calibration::Layerwise, 0);
+        QVERIFY(rerun.packed.count("model.language_model.per_layer_model_projection.weight"));
+        QVERIFY(rerun.packed.size() > 50);
+        for (const GptqRun* r : {&inRam, &onDisk}) {
+            QCOMPARE(r->packed.size(), rerun.packed.size());
+            QCOMPARE(r->stats.size(), rerun.stats.size());
+            for (std::size_t i = 0; i < rerun.stats.size(); ++i) {
+                QCOMPARE(r->stats[i].name, rerun.stats[i].name);
+                QVERIFY2(r->stats[i].loss == rerun.stats[i].loss, rerun.stats[i].name.c_str());
+            }
+            for (const auto& [name, g] : rerun.packed) {
+                const GptqTensors& o = r->packed.at(name);
+                QVERIFY2(o.qweight == g.qweight && o.qzeros == g.qzeros && o.scales == g.scales && o.gIdx == g.gIdx, name.c_str());
+            }
+        }
+        for (const auto& e : std::filesystem::directory_iterator(root)) QVERIFY2(e.path().extension() != ".states", "state file left behind");
     }
 
     // H = (2/K)·I: the inverse's Cholesky factor is diagonal, so no column's error moves another column.
