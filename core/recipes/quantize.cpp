@@ -205,7 +205,7 @@ Json compressedTensorsConfig(const std::vector<std::string>& excluded) {
 
 // GPTQ's packed tensors for the whole model, computed before anything is written: it needs the calibration
 // pass over the model, and they (a quarter of the linears' 16-bit bytes) are held until the writer reaches them.
-GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, Progress& progress, const CancelToken& cancel) {
+GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, const fs::path& dest, Progress& progress, const CancelToken& cancel) {
     std::vector<fs::path> files(q.calibration.files.begin(), q.calibration.files.end());
     if (files.empty()) {
         if (!fs::exists(ck.dir() / "heldout.txt")) throw UsageError(ck.dir().string(), {}, "has no heldout.txt: GPTQ needs calibration text files");
@@ -217,6 +217,8 @@ GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, Progress
     go.symmetric = q.symmetric;
     go.actOrder = q.actOrder;
     go.damp = q.damp;
+    // Window states that do not fit in RAM spill next to the destination, where the output is written too.
+    go.scratchDir = fs::absolute(dest).parent_path();
     return runGptq(ck, [&](const ExpectedTensor& e) { return quantizes(q, e); }, windows, go, progress, cancel);
 }
 
@@ -290,7 +292,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
 
     GptqRun gptq;
     if (q.method == "gptq") {
-        gptq = runGptqForRecipe(ck, q, progress, cancel);
+        gptq = runGptqForRecipe(ck, q, dest, progress, cancel);
         rep.calibrationWindows = gptq.windows;
         rep.calibrationTokens = gptq.tokens;
         rep.gptqSeconds = gptq.seconds;

@@ -27,18 +27,11 @@ using namespace whittle::test;
 
 namespace {
 
-std::vector<float> gaussian(std::size_t n, std::uint64_t seed, float sd = 1.0f) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> d(0.0f, sd);
-    std::vector<float> v(n);
-    for (float& x : v) x = d(rng);
-    return v;
-}
 
 // Inputs with strongly correlated features (x = A z, A random) and uneven scales, as real activations are.
 std::vector<float> correlatedInputs(int T, std::int64_t K, std::uint64_t seed) {
     const std::int64_t Z = K / 4;
-    const std::vector<float> a = gaussian(std::size_t(K * Z), seed), z = gaussian(std::size_t(T * Z), seed + 1);
+    const std::vector<float> a = randomWeights(K * Z, seed, 1.0f), z = randomWeights(T * Z, seed + 1, 1.0f);
     std::vector<float> x(static_cast<std::size_t>(T * K), 0.0f);
     for (int t = 0; t < T; ++t)
         for (std::int64_t k = 0; k < K; ++k) {
@@ -79,7 +72,7 @@ private slots:
     void hessianIsTwiceTheMeanOuterProduct() {
         const std::int64_t K = 12;
         const int T = 37;
-        const std::vector<float> x = gaussian(std::size_t(T * K), 3);
+        const std::vector<float> x = randomWeights(T * K, 3, 1.0f);
         Hessian h(K);
         h.add(x.data(), 20);
         h.add(x.data() + 20 * K, T - 20);
@@ -171,7 +164,7 @@ private slots:
         QFETCH(bool, symmetric);
         QFETCH(bool, actOrder);
         const std::int64_t N = 16, K = 96;
-        const std::vector<float> w = gaussian(std::size_t(N * K), 5, 0.02f);
+        const std::vector<float> w = randomWeights(N * K, 5, 0.02f);
         std::vector<float> eye(static_cast<std::size_t>(K * K), 0.0f);
         for (std::int64_t k = 0; k < K; ++k) eye[std::size_t(k * K + k)] = 1.0f;
         Hessian h(K);
@@ -193,7 +186,7 @@ private slots:
     void beatsRtnOnOutputError() {
         const std::int64_t N = 32, K = 128;
         const int T = 512;
-        const std::vector<float> w = gaussian(std::size_t(N * K), 7, 0.02f), x = correlatedInputs(T, K, 11);
+        const std::vector<float> w = randomWeights(N * K, 7, 0.02f), x = correlatedInputs(T, K, 11);
         Hessian h(K);
         h.add(x.data(), T);
         GptqOptions o;
@@ -211,7 +204,7 @@ private slots:
     void actOrderKeepsStaticGroups() {
         const std::int64_t N = 16, K = 128;
         const int T = 256;
-        const std::vector<float> w = gaussian(std::size_t(N * K), 13, 0.02f), x = correlatedInputs(T, K, 17);
+        const std::vector<float> w = randomWeights(N * K, 13, 0.02f), x = correlatedInputs(T, K, 17);
         Hessian h(K);
         h.add(x.data(), T);
         GptqOptions o;
@@ -236,7 +229,7 @@ private slots:
         for (int t = 0; t < T; ++t) x[std::size_t(t * K + 5)] = 0.0f;
         Hessian h(K);
         h.add(x.data(), T);
-        const std::vector<float> w = gaussian(std::size_t(N * K), 23, 0.5f);
+        const std::vector<float> w = randomWeights(N * K, 23, 0.5f);
         const GptqResult g = runGptq1(w, N, K, h, GptqOptions{});
         QCOMPARE(g.deadInputs, std::int64_t(1));
         std::vector<float> row(static_cast<std::size_t>(K));
@@ -257,7 +250,7 @@ private slots:
         GptqOptions o;
         o.damp = 0;
         o.groupSize = 0;
-        const GptqResult g = runGptq1(gaussian(std::size_t(N * K), 29), N, K, h, o);
+        const GptqResult g = runGptq1(randomWeights(N * K, 29, 1.0f), N, K, h, o);
         qInfo("damp used: %g", g.dampUsed);
         QVERIFY(g.dampUsed > 0);
         QVERIFY(g.dampUsed < 0.05);
@@ -272,8 +265,8 @@ private slots:
         CancelToken cancel;
         cancel.cancel();
         QVERIFY_THROWS_EXCEPTION(CancelledError,
-                                 quantizeGptq(gaussian(std::size_t(N * K), 37), N, K, h, GptqOptions{}, "t", pool, cancel));
-        QVERIFY_THROWS_EXCEPTION(Error, quantizeGptq(gaussian(std::size_t(N * K), 37), N, K + 8, h, GptqOptions{}, "t", pool, CancelToken{}));
+                                 quantizeGptq(randomWeights(N * K, 37, 1.0f), N, K, h, GptqOptions{}, "t", pool, cancel));
+        QVERIFY_THROWS_EXCEPTION(Error, quantizeGptq(randomWeights(N * K, 37, 1.0f), N, K + 8, h, GptqOptions{}, "t", pool, CancelToken{}));
     }
 
     void calibrationWindowsFromTheEnd() {
