@@ -6,7 +6,6 @@
 #include <QFileInfo>
 #include <QListWidget>
 #include <QMenuBar>
-#include <QMessageBox>
 #include <QMimeData>
 #include <QHBoxLayout>
 #include <QStackedWidget>
@@ -16,6 +15,7 @@
 #include "app/gui/model_page.h"
 #include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
+#include "app/gui/worker_outcome.h"
 #include "app/gui/vocabulary_page.h"
 
 namespace whittle::gui {
@@ -120,11 +120,7 @@ void MainWindow::loadFinished() {
     statusBar()->clearMessage();
     if (!r.inventory) {
         emit checkpointFailed(r.error);
-        // Window-modal but non-blocking: the event loop keeps running.
-        auto* box = new QMessageBox(QMessageBox::Critical, tr("Cannot open checkpoint"), r.error, QMessageBox::Ok, this);
-        box->setAttribute(Qt::WA_DeleteOnClose);
-        box->setObjectName("errorDialog");
-        box->open();
+        showErrorDialog(this, tr("Cannot open checkpoint"), r.error);
         return;
     }
     modelPage_->setInventory(nullptr);

@@ -8,7 +8,6 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
-#include <QMessageBox>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSpinBox>
@@ -18,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/gui/queued_progress.h"
+#include "app/gui/worker_outcome.h"
 #include "core/error.h"
 #include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
@@ -250,25 +250,15 @@ void QuantizationPage::startQuantize() {
         if (page) emit page->progressed(s, f, eta);
     });
     runWatcher_.setFuture(QtConcurrent::run([ck = checkpoint_, r, dest, cancel = cancelToken_, progress] {
-        QuantizeResult res;
-        try {
+        return runWorker([&] {
             const QuantizeReport rep = quantizeCheckpoint(*ck, r, dest.toStdString(), false, *progress, *cancel);
-            res.ok = true;
-            res.message = QObject::tr("Wrote %1: %2 tensors at %3 bits per weight, %4 → %5, in %6 s")
-                              .arg(dest)
-                              .arg(rep.tensorsQuantized)
-                              .arg(rep.bitsPerWeight, 0, 'f', 3)
-                              .arg(QString::fromStdString(formatBytes(rep.bytesBefore)), QString::fromStdString(formatBytes(rep.bytesWritten)))
-                              .arg(rep.seconds, 0, 'f', 1);
-        } catch (const CancelledError&) {
-            res.cancelled = true;
-            res.message = QObject::tr("Cancelled; nothing was written.");
-        } catch (const OutputExistsError& e) {  // the core names no option; the page says what to do here
-            res.message = QString::fromUtf8(e.what()) + QObject::tr(" — choose another output folder, or remove this one first.");
-        } catch (const std::exception& e) {
-            res.message = QString::fromUtf8(e.what());
-        }
-        return res;
+            return QObject::tr("Wrote %1: %2 tensors at %3 bits per weight, %4 → %5, in %6 s")
+                .arg(dest)
+                .arg(rep.tensorsQuantized)
+                .arg(rep.bitsPerWeight, 0, 'f', 3)
+                .arg(QString::fromStdString(formatBytes(rep.bytesBefore)), QString::fromStdString(formatBytes(rep.bytesWritten)))
+                .arg(rep.seconds, 0, 'f', 1);
+        });
     }));
 }
 
@@ -277,18 +267,10 @@ void QuantizationPage::cancelQuantize() {
 }
 
 void QuantizationPage::runDone() {
-    const QuantizeResult r = runWatcher_.result();
+    const WorkerOutcome r = runWatcher_.result();
     cancel_->setEnabled(false);
-    status_->setText(r.message);
-    progress_->setValue(r.ok ? 1000 : 0);
-    progress_->setFormat(r.ok ? tr("done") : QString());
     updatePlan();
-    if (!r.ok && !r.cancelled) {
-        auto* box = new QMessageBox(QMessageBox::Critical, tr("Quantization failed"), r.message, QMessageBox::Ok, this);
-        box->setAttribute(Qt::WA_DeleteOnClose);
-        box->setObjectName("errorDialog");
-        box->open();
-    }
+    presentOutcome(r, status_, progress_, this, tr("Quantization failed"));
     emit finished(r.ok, r.message);
 }
 

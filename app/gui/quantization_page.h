@@ -8,6 +8,7 @@
 #include <QWidget>
 #include <memory>
 
+#include "app/gui/worker_outcome.h"
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
 #include "core/recipes/quantize.h"
@@ -21,11 +22,6 @@ class QPushButton;
 class QSpinBox;
 
 namespace whittle::gui {
-
-struct QuantizeResult {
-    bool ok = false, cancelled = false;
-    QString message;
-};
 
 class QuantizationPage : public QWidget {
     Q_OBJECT
@@ -79,7 +75,7 @@ private:
     std::shared_ptr<const Checkpoint> checkpoint_;
     QFutureWatcher<std::shared_ptr<const Checkpoint>> loadWatcher_;
     QString loadError_;
-    QFutureWatcher<QuantizeResult> runWatcher_;
+    QFutureWatcher<WorkerOutcome> runWatcher_;
     std::shared_ptr<CancelToken> cancelToken_;
     bool planOk_ = false;
 

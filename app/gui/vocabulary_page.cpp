@@ -1,6 +1,7 @@
 #include "app/gui/vocabulary_page.h"
 
 #include "app/gui/queued_progress.h"
+#include "app/gui/worker_outcome.h"
 
 #include <nlohmann/json.hpp>
 
@@ -12,7 +13,6 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
-#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -506,29 +506,19 @@ void VocabularyPage::startPrune() {
         if (page) emit page->pruneProgress(stage, f, eta);
     });
     pruneWatcher_.setFuture(QtConcurrent::run([src = data_->modelDir, recipe = recipe(), dest, cancel = pruneCancel_, progress] {
-        PruneResult r;
-        r.dest = dest;
-        try {
+        return runWorker([&] {
             const Checkpoint ck = Checkpoint::open(src);
             const VocabPruneReport rep = pruneVocabulary(ck, recipe, dest.toStdString(), false, *progress, *cancel);
-            r.ok = true;
-            r.message = QObject::tr("Wrote %1: vocabulary %2 → %3 tokens, parameters %4 → %5, in %6 s")
-                            .arg(dest)
-                            .arg(rep.tokensBefore)
-                            .arg(rep.tokensAfterPadding)
-                            .arg(QString::fromStdString(formatParams(rep.paramsBefore)), QString::fromStdString(formatParams(rep.paramsAfter)))
-                            .arg(rep.seconds, 0, 'f', 1);
+            QString message = QObject::tr("Wrote %1: vocabulary %2 → %3 tokens, parameters %4 → %5, in %6 s")
+                                  .arg(dest)
+                                  .arg(rep.tokensBefore)
+                                  .arg(rep.tokensAfterPadding)
+                                  .arg(QString::fromStdString(formatParams(rep.paramsBefore)), QString::fromStdString(formatParams(rep.paramsAfter)))
+                                  .arg(rep.seconds, 0, 'f', 1);
             for (const auto& t : rep.droppedWithoutRows)
-                r.message += QObject::tr("; dropped %1 (an added token with no embedding row)").arg(QString::fromStdString(t));
-        } catch (const CancelledError&) {
-            r.cancelled = true;
-            r.message = QObject::tr("Cancelled; nothing was written.");
-        } catch (const OutputExistsError& e) {  // the core names no option; the page says what to do here
-            r.message = QString::fromUtf8(e.what()) + QObject::tr(" — choose another output folder, or remove this one first.");
-        } catch (const std::exception& e) {
-            r.message = QString::fromUtf8(e.what());
-        }
-        return r;
+                message += QObject::tr("; dropped %1 (an added token with no embedding row)").arg(QString::fromStdString(t));
+            return message;
+        });
     }));
 }
 
@@ -537,18 +527,10 @@ void VocabularyPage::cancelPrune() {
 }
 
 void VocabularyPage::pruneDone() {
-    const PruneResult r = pruneWatcher_.result();
+    const WorkerOutcome r = pruneWatcher_.result();
     prune_->setEnabled(true);
     cancel_->setEnabled(false);
-    status_->setText(r.message);
-    progress_->setValue(r.ok ? 1000 : 0);
-    progress_->setFormat(r.ok ? tr("done") : QString());
-    if (!r.ok && !r.cancelled) {
-        auto* box = new QMessageBox(QMessageBox::Critical, tr("Prune failed"), r.message, QMessageBox::Ok, this);
-        box->setAttribute(Qt::WA_DeleteOnClose);
-        box->setObjectName("errorDialog");
-        box->open();
-    }
+    presentOutcome(r, status_, progress_, this, tr("Prune failed"));
     emit pruneFinished(r.ok, r.message);
 }
 

@@ -10,6 +10,7 @@
 
 #include "app/gui/vocabulary_data.h"
 #include "app/gui/vocabulary_models.h"
+#include "app/gui/worker_outcome.h"
 #include "core/progress.h"
 #include "core/recipes/recipe.h"
 
@@ -39,12 +40,6 @@ struct TryResult {
     int beforeCount = 0, afterCount = 0;
     QString error;
     std::shared_ptr<const Json> tokenizerJson;
-};
-
-struct PruneResult {
-    bool ok = false, cancelled = false;
-    QString message;
-    QString dest;
 };
 
 class VocabularyPage : public QWidget {
@@ -123,7 +118,7 @@ private:
     QString loadError_;
     QFutureWatcher<SelectionResult> selectWatcher_;
     QFutureWatcher<TryResult> tryWatcher_;
-    QFutureWatcher<PruneResult> pruneWatcher_;
+    QFutureWatcher<WorkerOutcome> pruneWatcher_;
     std::shared_ptr<CancelToken> pruneCancel_;
 
     QStackedLayout* stack_;

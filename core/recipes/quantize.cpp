@@ -150,6 +150,8 @@ void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vect
     pool.parallelFor(std::size_t(view.rows), [&](std::size_t r) { view.row(std::int64_t(r), &out[r * std::size_t(view.cols)]); });
 }
 
+Nvfp4Layout nvfp4Layout(const QuantizeRecipe& q) { return q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt; }
+
 // A stored tensor the recipe quantizes: a dense linear weight no rule excludes.
 bool quantizesStored(const QuantizeRecipe& q, const CheckpointTensor& t) {
     return t.expected && quantizes(q, *t.expected) && t.entry->info->name == t.expected->name;
@@ -226,7 +228,7 @@ GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, const fs
 
 QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q) {
     const bool nvfp4 = q.method == "nvfp4";
-    const Nvfp4Layout layout = q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt;
+    const Nvfp4Layout layout = nvfp4Layout(q);
     QuantizePlan p;
     std::uint64_t quantBits = 0;
     for (const auto& t : ck.tensors()) {
@@ -277,9 +279,8 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const QuantizeRecipe& q = *recipe.quantization;
     if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
     const bool nvfp4 = q.method == "nvfp4";
-    const Nvfp4Layout layout = q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt;
+    const Nvfp4Layout layout = nvfp4Layout(q);
     QuantizeReport rep;
-    auto toQuantize = [&](const CheckpointTensor& t) { return quantizesStored(q, t); };
 
     const QuantizePlan plan = planQuantization(ck, q);
     rep.tensorsQuantized = plan.tensorsQuantized;
@@ -308,7 +309,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     if (nvfp4) {
         StageMeter scan(progress, "measuring weights", total);
         for (const auto& t : ck.tensors())
-            if (toQuantize(t)) {
+            if (quantizesStored(q, t)) {
                 cancel.throwIfCancelled();
                 readAsFloat(*t.entry, w, buf, pool);
                 float amax = 0;
@@ -340,7 +341,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     for (const auto& t : ck.tensors()) {
         cancel.throwIfCancelled();
         const TensorInfo& info = *t.entry->info;
-        if (!toQuantize(t)) {
+        if (!quantizesStored(q, t)) {
             copyTensorBytes(*t.entry->file, info, writer, copyBuf, meter, cancel);
             continue;
         }
