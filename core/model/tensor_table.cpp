@@ -197,16 +197,18 @@ std::vector<std::string> tokenRowTensorNames(const Gemma4Config& c) {
 
 std::string moduleName(const ExpectedTensor& e) {
     const std::string suffix = ".weight";
-    if (!e.linear || !e.name.ends_with(suffix)) throw Error({}, e.name, "internal: not a linear weight");
+    if (!e.name.ends_with(suffix)) throw Error({}, e.name, "internal: not a module's weight");
     return e.name.substr(0, e.name.size() - suffix.size());
 }
 
 GptqNames gptqNames(const ExpectedTensor& e) {
+    if (!e.linear) throw Error({}, e.name, "internal: not a linear weight");
     const std::string m = moduleName(e);
     return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx"};
 }
 
 Nvfp4Names nvfp4Names(const ExpectedTensor& e, Nvfp4Layout layout) {
+    if (!e.linear) throw Error({}, e.name, "internal: not a linear weight");
     const std::string m = moduleName(e);
     if (layout == Nvfp4Layout::ModelOpt) return {m + ".weight", m + ".weight_scale", m + ".weight_scale_2"};
     return {m + ".weight_packed", m + ".weight_scale", m + ".weight_global_scale"};

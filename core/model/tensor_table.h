@@ -100,7 +100,7 @@ struct Nvfp4Names {
     std::string packed, scale, globalScale;
 };
 Nvfp4Names nvfp4Names(const ExpectedTensor& linear, Nvfp4Layout layout);
-// The module a linear weight belongs to ("….q_proj"), as quantization configs list them.
+// The module a weight belongs to ("….q_proj", "lm_head"), as quantization configs list them.
 std::string moduleName(const ExpectedTensor& linear);
 
 // Where linear weights read their input: the linears of one site multiply the same activations, and they

@@ -160,9 +160,9 @@ bool quantizesStored(const QuantizeRecipe& q, const CheckpointTensor& t) {
 // The modules a quantization config must name as left alone: linears of the text table not quantized, the
 // head, and the towers by prefix (vLLM would otherwise expect their Linear layers quantized).
 std::vector<std::string> unquantizedModules(const Checkpoint& ck, const QuantizeRecipe& q) {
-    std::vector<std::string> out{"lm_head"};
+    std::vector<std::string> out;
     for (const ExpectedTensor& e : ck.table())
-        if (e.linear && !quantizes(q, e)) out.push_back(moduleName(e));
+        if ((e.linear && !quantizes(q, e)) || e.role == TensorRole::LmHead) out.push_back(moduleName(e));
     std::set<std::string> towers;
     for (const auto& t : ck.tensors())
         if (!t.expected && isTowerTensor(t.entry->info->name)) {
