@@ -1,6 +1,6 @@
-// whittle-cli quantize MODEL OUT: weight quantization from a recipe file or flags. This version runs INT4
-// round-to-nearest or GPTQ into GPTQ v1 safetensors, or NVFP4 in ModelOpt's or compressed-tensors' layout;
-// the mixed bit budget plugs in as a method.
+// whittle-cli quantize MODEL OUT: weight quantization from a recipe file or flags: INT4 round-to-nearest or
+// GPTQ, or the mixed bit budget, into GPTQ v1 safetensors; NVFP4 in ModelOpt's or compressed-tensors' layout;
+// GGUF block types. The bit budget's plan is printed before anything is written (--plan-only stops there).
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -33,7 +33,8 @@ GgmlType checkGgufFormat(const std::string& format, const std::string& method) {
         {"gguf-f16", GgmlType::F16}, {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0}, {"gguf-nvfp4", GgmlType::NVFP4}};
     const auto it = kTypes.find(format);
     if (it == kTypes.end()) throw UsageError("unknown --format '" + format + "' (gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
-    if (method == "gptq") throw UsageError("--format " + format + ": GPTQ's codes have no GGUF type here; use --format gptq");
+    if (method == "gptq" || method == "budget")
+        throw UsageError("--format " + format + ": " + method + "'s codes have no GGUF type here; use --format gptq");
     if ((format == "gguf-nvfp4") != (method == "nvfp4"))
         throw UsageError("--format " + format + " goes with " + (format == "gguf-nvfp4" ? "--method nvfp4" : "--method rtn"));
     return it->second;
@@ -56,7 +57,8 @@ std::string entryName(const std::string& format) {
 
 void printReport(const QuantizeReport& r, const std::string& method, const std::string& out) {
     std::printf("quantized %d tensors (%llu weights) to %s at %.3f bits per weight; %d tensors kept as they were\n", r.tensorsQuantized,
-                (unsigned long long)r.weightsQuantized, method == "nvfp4" ? "NVFP4" : "INT4", r.bitsPerWeight, r.tensorsKept);
+                (unsigned long long)r.weightsQuantized, method == "nvfp4" ? "NVFP4" : method == "budget" ? "mixed integer formats" : "INT4",
+                r.bitsPerWeight, r.tensorsKept);
     if (r.calibrationWindows)
         std::printf("GPTQ: %d calibration windows (%lld tokens), %.1f s\n", r.calibrationWindows, (long long)r.calibrationTokens, r.gptqSeconds);
     for (const auto& e : r.excluded) std::printf("  kept by an exclusion rule: %s\n", e.c_str());
@@ -66,11 +68,13 @@ void printReport(const QuantizeReport& r, const std::string& method, const std::
 }  // namespace
 
 int runQuantize(const std::vector<std::string>& argv) {
-    const Args a(argv, {"force", "json", "asym", "act-order"}, {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"});
-    if (a.positional().size() != 2)
-        throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq|nvfp4] [--group N (0: per channel)] [--asym] "
-                         "[--exclude GLOB,…] [--format F[,F…]] [gptq: --act-order --calib FILE,… --calib-samples N --calib-length N --damp X]) "
-                         "[--force] [--json]\n  formats: gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4; "
+    const Args a(argv, {"force", "json", "asym", "act-order", "plan-only"},
+                 {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp", "bpw", "candidates"});
+    if (a.positional().size() != 2 && !(a.flag("plan-only") && a.positional().size() == 1))
+        throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq|nvfp4|budget] [--group N (0: per channel)] "
+                         "[--asym] [--exclude GLOB,…] [--format F[,F…]] [gptq, budget: --act-order --calib FILE,… --calib-samples N "
+                         "--calib-length N --damp X] [budget: --bpw X (default: as INT4 g128) --candidates ID,… (e.g. int4-g128,int3-g128-asym) --plan-only]) [--force] [--json]\n"
+                         "  formats: gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4; "
                          "several: OUT becomes a folder with one entry per format");
     // The flags build the same JSON section a recipe file holds, so both are checked by one parser; each
     // requested safetensors format gets its own section.
@@ -88,6 +92,14 @@ int runQuantize(const std::vector<std::string>& argv) {
         if (a.value("exclude")) q["exclude"] = a.listValue("exclude");
         if (format) q["format"] = *format;
         if (a.flag("act-order")) q["act_order"] = true;
+        if (a.value("candidates")) q["candidates"] = a.listValue("candidates");
+        if (auto b = a.value("bpw")) {
+            try {
+                q["bpw"] = std::stod(*b);
+            } catch (const std::exception&) {
+                throw UsageError("--bpw must be a number of bits per weight, not '" + *b + "'");
+            }
+        }
         if (auto d = a.value("damp")) {
             try {
                 q["damp"] = std::stod(*d);
@@ -104,7 +116,7 @@ int runQuantize(const std::vector<std::string>& argv) {
     };
     Recipe fromFile;
     if (auto r = a.value("recipe")) {
-        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp"})
+        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp", "bpw", "candidates"})
             if (a.value(o)) throw UsageError(std::string("give either --recipe or --") + o + ", not both");
         if (a.flag("act-order") || a.flag("asym")) throw UsageError("give either --recipe or --act-order/--asym, not both");
         fromFile = loadRecipe(*r);
@@ -131,9 +143,25 @@ int runQuantize(const std::vector<std::string>& argv) {
         recipes.push_back(std::move(r));
     }
 
+    if (a.flag("plan-only") && method != "budget") throw UsageError("--plan-only shows the bit budget's plan: it goes with --method budget");
+
     const Checkpoint ck = Checkpoint::open(a.positional()[0]);
     ProgressPrinter progress;
     CancelToken cancel;
+    // The bit budget's plan, shown before anything is written (on stderr under --json, which owns stdout).
+    std::optional<BitBudgetPlan> budget;
+    if (method == "budget") {
+        const Recipe& r = recipes.front();
+        const std::filesystem::path scratch =
+            a.positional().size() == 2 ? std::filesystem::absolute(a.positional()[1]).parent_path() : std::filesystem::temp_directory_path();
+        budget = planBitBudget(ck, *r.quantization, scratch, progress, cancel);
+        const std::string table = formatPlanTable(*budget);
+        std::fputs(table.c_str(), a.flag("json") ? stderr : stdout);
+        if (a.flag("plan-only")) {
+            if (a.flag("json")) printJsonReport(toJson(*budget));
+            return 0;
+        }
+    }
     const std::filesystem::path dest = a.positional()[1];
     // Several formats: one folder, complete or absent, with one entry per format.
     std::optional<AtomicOutputDir> folder;
@@ -151,7 +179,7 @@ int runQuantize(const std::vector<std::string>& argv) {
             }
             continue;
         }
-        const QuantizeReport r = quantizeCheckpoint(ck, recipes[i], out, a.flag("force"), progress, cancel);
+        const QuantizeReport r = quantizeCheckpoint(ck, recipes[i], out, a.flag("force"), progress, cancel, budget ? &*budget : nullptr);
         reports[f] = toJson(r);
         if (!a.flag("json")) printReport(r, recipes[i].quantization->method, folder ? (dest / entryName(f)).string() : out.string());
     }

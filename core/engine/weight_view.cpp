@@ -21,7 +21,9 @@ std::size_t weightRowBytes(WeightFormat f, std::int64_t cols) {
 void WeightView::row(std::int64_t r, float* out) const {
     switch (format) {
         case WeightFormat::Dense: break;
-        case WeightFormat::GptqInt4: return dequantizeGptqRow(data, gptq.qzeros, gptq.scales, gptq.gIdx, rows, cols, r, out);
+        case WeightFormat::GptqInt:
+            return dequantizeGptqRow(GptqWords{data, gptq.qzeros, gptq.scales, gptq.gIdx, gptq.qresidual, gptq.residualScales, gptq.bits}, rows,
+                                     cols, r, out);
         case WeightFormat::GgufQ8_0: return dequantizeRowQ8_0(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
         case WeightFormat::GgufQ4_0: return dequantizeRowQ4_0(data + std::size_t(r) * weightRowBytes(format, cols), cols, out);
         case WeightFormat::Nvfp4:

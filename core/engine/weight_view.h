@@ -12,7 +12,7 @@ namespace whittle {
 
 enum class WeightFormat {
     Dense,     // dtype elements, row-major [rows, cols]
-    GptqInt4,  // GPTQ v1 (core/io/gptq_layout.h): rows = N outputs, cols = K inputs
+    GptqInt,  // GPTQ v1, 2/3/4/8 bits, optional binary residual (core/io/gptq_layout.h): rows = N outputs, cols = K inputs
     // GGUF blocks as llama.cpp stores them, each row its cols/block blocks (core/quant/ggml_blocks.h, nvfp4.h)
     GgufQ8_0,
     GgufQ4_0,
@@ -22,20 +22,23 @@ enum class WeightFormat {
     GgufNvfp4,  // block_nvfp4 times nvfp4Scale (the tensor's `.scale`, which llama.cpp multiplies in after the matmul)
 };
 
-// Bytes of one stored row of `cols` values in a block format (0 for Dense and GptqInt4, which are not row blocks).
+// Bytes of one stored row of `cols` values in a block format (0 for Dense and GptqInt, which are not row blocks).
 std::size_t weightRowBytes(WeightFormat f, std::int64_t cols);
 
 struct WeightView {
     WeightFormat format = WeightFormat::Dense;
     DType dtype = DType::F32;         // Dense: the element type
-    const std::byte* data = nullptr;  // Dense: the elements; GptqInt4: qweight
+    const std::byte* data = nullptr;  // Dense: the elements; GptqInt: qweight
     std::int64_t rows = 0, cols = 0;  // a 1-D tensor is one row
     std::string name;                 // the tensor's name, for messages
     struct Gptq {
-        const std::byte* qzeros = nullptr;  // I32 [groups, rows/8]
-        const std::byte* scales = nullptr;  // F16 [groups, rows]
-        const std::byte* gIdx = nullptr;    // I32 [cols]
+        const std::byte* qzeros = nullptr;          // I32 [groups, rows·bits/32]
+        const std::byte* scales = nullptr;          // F16 [groups, rows]
+        const std::byte* gIdx = nullptr;            // I32 [cols]
         std::int64_t groups = 0;
+        int bits = 4;
+        const std::byte* qresidual = nullptr;       // I32 [cols/32, rows], or null
+        const std::byte* residualScales = nullptr;  // F16 [groups, rows], or null
     } gptq;
     float nvfp4Scale = 1.0f;                      // Nvfp4, GgufNvfp4: the per-tensor global scale
     const std::byte* nvfp4BlockScales = nullptr;  // Nvfp4: E4M3 [rows, cols/16]

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/io/gptq_layout.h"
 
 namespace fs = std::filesystem;
 
@@ -56,13 +57,28 @@ std::optional<GptqLinear> findGptq(const TensorStore& store, const ExpectedTenso
                                                                   " but a GPTQ v1 " + shapeToString(e.shape) + " weight needs " +
                                                                   std::string(dtypeName(dtype)) + " " + shapeToString(shape));
     };
-    if (K % 8 || N % 8 || g.groups < 1 || g.groups > K)
-        throw FormatError(g.qweight->file->path(), n.qweight, "GPTQ v1 cannot hold a " + shapeToString(e.shape) + " weight with " +
-                                                                  std::to_string(g.groups) + " groups");
-    check(g.qweight, DType::I32, {K / 8, N});
-    check(g.qzeros, DType::I32, {g.groups, N / 8});
+    // The code width follows from qweight's rows (K·bits/32 words per column).
+    const auto& qs = g.qweight->info->shape;
+    g.bits = qs.size() == 2 && K > 0 && (qs[0] * 32) % K == 0 ? int(qs[0] * 32 / K) : 0;
+    if (const std::string problem = gptqShapeProblem(g.bits, false, N, K); !problem.empty() || g.groups < 1 || g.groups > K)
+        throw FormatError(g.qweight->file->path(), n.qweight, std::string(dtypeName(g.qweight->info->dtype)) + " " + shapeToString(qs) +
+                                                                  " with " + std::to_string(g.groups) + " groups is not a GPTQ v1 " +
+                                                                  shapeToString(e.shape) + " weight in 2, 3, 4 or 8 bits" +
+                                                                  (problem.empty() ? "" : " (" + problem + ")"));
+    check(g.qweight, DType::I32, {K * g.bits / 32, N});
+    check(g.qzeros, DType::I32, {g.groups, N * g.bits / 32});
     check(g.scales, DType::F16, {g.groups, N});
     check(g.gIdx, DType::I32, {K});
+    g.qresidual = store.find(n.qresidual);
+    g.residualScales = store.find(n.residualScales);
+    if (bool(g.qresidual) != bool(g.residualScales))
+        throw FormatError(dir, g.qresidual ? n.residualScales : n.qresidual,
+                          "missing: " + (g.qresidual ? n.qresidual : n.residualScales) + " is present, so the binary residual needs it");
+    if (g.qresidual) {
+        if (K % 32) throw FormatError(g.qresidual->file->path(), n.qresidual, "a binary residual needs inputs in multiples of 32");
+        check(g.qresidual, DType::I32, {K / 32, N});
+        check(g.residualScales, DType::F16, {g.groups, N});
+    }
     return g;
 }
 
@@ -153,6 +169,8 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
             if (auto g = findGptq(ck.store_, e, dirIn.string())) {
                 const GptqNames names = gptqNames(e);
                 for (const std::string* n : {&names.qweight, &names.qzeros, &names.scales, &names.gIdx}) expected.emplace(*n, &e);
+                if (g->qresidual)
+                    for (const std::string* n : {&names.qresidual, &names.residualScales}) expected.emplace(*n, &e);
                 ck.gptq_.emplace(e.name, *g);
                 continue;
             }
@@ -180,8 +198,8 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
             t.unused = !it->second->read;
             if (const auto f = ck.nvfp4_.find(it->second->name); f != ck.nvfp4_.end())  // 2 codes a byte; scales are metadata
                 t.parameters = s.info->name == f->second.packed->info->name ? 2 * s.info->numel() : 0;
-            else if (s.info->name != it->second->name)  // a GPTQ part: qweight holds 8 weights a word, the rest metadata
-                t.parameters = s.info->name == gptqNames(*it->second).qweight ? 8 * s.info->numel() : 0;
+            else if (const auto g = ck.gptq_.find(it->second->name); g != ck.gptq_.end())  // a GPTQ part: qweight holds 32/bits weights a word, the rest metadata
+                t.parameters = s.info->name == g->second.qweight->info->name ? s.info->numel() * 32 / g->second.bits : 0;
         } else if (!isTowerTensor(s.info->name, &t.part)) {
             t.part = Part::Other;
         }

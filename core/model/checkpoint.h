@@ -30,11 +30,14 @@ struct CheckpointTensor {
 
 // A linear weight stored as GPTQ v1 INT4 (shared/formats.md §2) instead of "<module>.weight".
 struct GptqLinear {
-    const TensorStore::Entry* qweight = nullptr;  // I32 [K/8, N]
-    const TensorStore::Entry* qzeros = nullptr;   // I32 [G, N/8]
+    const TensorStore::Entry* qweight = nullptr;  // I32 [K·bits/32, N]
+    const TensorStore::Entry* qzeros = nullptr;   // I32 [G, N·bits/32]
     const TensorStore::Entry* scales = nullptr;   // F16 [G, N]
     const TensorStore::Entry* gIdx = nullptr;     // I32 [K]
+    const TensorStore::Entry* qresidual = nullptr;       // I32 [K/32, N]: Whittle's binary residual, or null
+    const TensorStore::Entry* residualScales = nullptr;  // F16 [G, N], or null
     std::int64_t outFeatures = 0, inFeatures = 0, groups = 0;
+    int bits = 4;  // from qweight's rows: K·bits/32
 };
 
 // A linear weight stored as NVFP4 (shared/formats.md §1), ModelOpt's or compressed-tensors' layout.

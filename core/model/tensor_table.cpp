@@ -204,7 +204,7 @@ std::string moduleName(const ExpectedTensor& e) {
 GptqNames gptqNames(const ExpectedTensor& e) {
     if (!e.linear) throw Error({}, e.name, "internal: not a linear weight");
     const std::string m = moduleName(e);
-    return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx"};
+    return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx", m + ".qresidual", m + ".residual_scales"};
 }
 
 Nvfp4Names nvfp4Names(const ExpectedTensor& e, Nvfp4Layout layout) {

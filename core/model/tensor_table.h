@@ -89,6 +89,7 @@ std::string ggufScaleName(std::string_view ggufWeightName);
 // The GPTQ v1 tensors that replace a linear weight "<module>.weight" (shared/formats.md §2).
 struct GptqNames {
     std::string qweight, qzeros, scales, gIdx;
+    std::string qresidual, residualScales;  // Whittle's binary residual (gptq_layout.h), when present
 };
 GptqNames gptqNames(const ExpectedTensor& linear);
 

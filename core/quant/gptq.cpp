@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/io/dtype.h"
 
 namespace whittle {
 
@@ -76,17 +77,24 @@ GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int6
         throw Error({}, tensor, "internal: the Hessian has dimension " + std::to_string(hessian.dim()) + " for " + std::to_string(K) + " inputs");
     if (o.groupSize < 0) throw UsageError({}, tensor, "the group size must be positive (or 0 for per channel)");
     if (o.blockSize <= 0) throw UsageError({}, tensor, "the GPTQ block size must be positive");
+    if (o.bits < 2 || o.bits > 8) throw UsageError({}, tensor, "integer quantization takes 2 to 8 bits, not " + std::to_string(o.bits));
 
     GptqResult res;
-    Int4Tensor& t = res.tensor;
+    IntTensor& t = res.tensor;
     t.rows = N;
     t.cols = K;
     t.groupSize = o.groupSize == 0 ? int(K) : o.groupSize;
     t.symmetric = o.symmetric;
+    t.bits = o.bits;
     const std::int64_t g = t.groupSize, G = t.groups();
     t.codes.assign(std::size_t(N * K), 0);
     t.scales.assign(std::size_t(N * G), 0);
     t.zeros.assign(std::size_t(N * G), 0);
+    if (o.residual) {
+        t.residualSigns.assign(std::size_t(N * K), 0);
+        t.residualScales.assign(std::size_t(N * G), 0);
+    }
+    const int maxCode = (1 << o.bits) - 1;
 
     std::vector<double> hv = hessian.matrix();
     Eigen::Map<Eigen::MatrixXd> H(hv.data(), K, K);
@@ -103,9 +111,10 @@ GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int6
     // Static groups: every group's parameters fixed from the (dead-zeroed) weights, before any permutation.
     auto groupParams = [&](std::int64_t n, std::int64_t gi, const float* row, std::int64_t k0) {
         const std::int64_t len = std::min(g, K - k0);
-        const Int4Group p = int4GroupParams(std::span<const float>(row + k0, std::size_t(len)), o.symmetric);
+        const IntGroup p = intGroupParams(std::span<const float>(row + k0, std::size_t(len)), o.bits, o.symmetric, o.residual);
         t.scales[std::size_t(n * G + gi)] = p.scaleF16;
         t.zeros[std::size_t(n * G + gi)] = p.zero;
+        if (o.residual) t.residualScales[std::size_t(n * G + gi)] = p.residualF16;
     };
     if (o.actOrder)
         pool.parallelFor(std::size_t(N), [&](std::size_t n) {
@@ -168,11 +177,17 @@ GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int6
                     const std::int64_t n = r0 + r;
                     // Without act-order columns arrive in order: a group's parameters come from its weights as updated so far.
                     if (!o.actOrder && col % g == 0) groupParams(n, gi, &Wc(r, 0), col);
-                    const Int4Group p{t.scales[std::size_t(n * G + gi)], t.zeros[std::size_t(n * G + gi)]};
+                    const std::size_t gIndex = std::size_t(n * G + gi);
+                    const IntGroup p{t.scales[gIndex], t.zeros[gIndex], maxCode, o.residual ? t.residualScales[gIndex] : std::uint16_t(0)};
                     const float x = Wc(r, col);
                     const std::uint8_t q = p.quantize(x);
                     t.codes[std::size_t(n * K + orig)] = q;
-                    const float deq = p.scale() * (float(q) - float(p.zero));
+                    float deq = p.dequantize(q);
+                    if (o.residual) {
+                        const bool up = x >= deq;
+                        t.residualSigns[std::size_t(n * K + orig)] = up ? 1 : 0;
+                        deq += (up ? 1.0f : -1.0f) * f16ToFloat(p.residualF16);
+                    }
                     const float e = (x - deq) / d;
                     err(r, col - i1) = e;
                     loss += double(x - deq) * double(x - deq) / (double(d) * double(d)) / 2.0;

@@ -15,7 +15,9 @@
 //   - without act-order a group's parameters are chosen when its first column is reached, from the weights
 //     as updated so far (the reference algorithm);
 //   - lazy batches: errors of `blockSize` columns are applied to the rest of the matrix at once.
-// The codes, scales and zeros use the INT4 conventions of int4.h, so the result packs as GPTQ v1.
+//   - codes of 2 to 8 bits; with a binary residual (int_quant.h) each weight's sign bit is chosen after its
+//     code, from the weight as updated so far, and the rounding error spread is that of code and sign together.
+// The codes, scales and zeros use the conventions of int_quant.h, so the result packs as GPTQ v1.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -24,7 +26,7 @@
 #include <vector>
 
 #include "core/progress.h"
-#include "core/quant/int4.h"
+#include "core/quant/int_quant.h"
 #include "core/util/thread_pool.h"
 
 namespace whittle {
@@ -59,6 +61,8 @@ private:
 struct GptqOptions {
     int groupSize = 128;  // 0: per channel
     bool symmetric = true;
+    int bits = 4;           // 2 … 8
+    bool residual = false;  // add a binary residual (the mixed budget's "INT2 + residual")
     bool actOrder = false;
     double damp = 0.01;            // fraction of mean(diag H) added to the diagonal
     double dampIncrement = 0.0025; // added to damp after a failed Cholesky, up to 1
@@ -76,7 +80,7 @@ struct GptqOptions {
 };
 
 struct GptqResult {
-    Int4Tensor tensor;
+    IntTensor tensor;
     double dampUsed = 0;
     std::int64_t deadInputs = 0;
     // Σ (w − q)² / Hinv[k,k]² / 2 over all weights: GPTQ's own estimate of the added layer loss.

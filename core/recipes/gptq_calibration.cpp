@@ -48,13 +48,16 @@ namespace {
 
 WeightView viewOf(const GptqTensors& g, const std::string& name) {
     WeightView v;
-    v.format = WeightFormat::GptqInt4;
+    v.format = WeightFormat::GptqInt;
     v.rows = g.outFeatures;
     v.cols = g.inFeatures;
     v.name = name;
     v.data = reinterpret_cast<const std::byte*>(g.qweight.data());
+    const bool residual = !g.residualScales.empty();
     v.gptq = {reinterpret_cast<const std::byte*>(g.qzeros.data()), reinterpret_cast<const std::byte*>(g.scales.data()),
-              reinterpret_cast<const std::byte*>(g.gIdx.data()), g.groups()};
+              reinterpret_cast<const std::byte*>(g.gIdx.data()), g.groups(), g.bits,
+              residual ? reinterpret_cast<const std::byte*>(g.qresidual.data()) : nullptr,
+              residual ? reinterpret_cast<const std::byte*>(g.residualScales.data()) : nullptr};
     return v;
 }
 
@@ -122,10 +125,10 @@ private:
 
 }  // namespace
 
-GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTensor&)>& selected,
-                const std::vector<std::vector<int>>& windows, const GptqOptions& options, Progress& progress, const CancelToken& cancel) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (windows.empty()) throw UsageError("GPTQ needs at least one calibration window");
+void calibrateLayers(const Checkpoint& ck, const std::function<bool(const ExpectedTensor&)>& selected,
+                     const std::vector<std::vector<int>>& windows, const GptqOptions& options, const CancelToken& cancel,
+                     const LayerVisitor& visit) {
+    if (windows.empty()) throw UsageError("calibration needs at least one window");
     ReferenceModel model(ck, {});
     const Gemma4Config& c = model.config();
     std::size_t maxLen = 0;
@@ -134,23 +137,13 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
     constexpr int chunk = 64;
     ReferenceSession session(model, int(maxLen), chunk, layerwise);
 
-    // The linears to quantize, grouped by layer and then by site (the linears of a site share their input).
-    std::map<int, std::map<LinearSite, std::vector<const ExpectedTensor*>>> layers;
-    std::uint64_t total = 0;
+    // The selected linears, grouped by layer and then by site (the linears of a site share their input).
+    std::map<int, SiteLinears> layers;
     for (const ExpectedTensor& e : ck.table())
-        if (e.linear && e.read && selected(e)) {
-            layers[e.layer][linearSite(e.role)].push_back(&e);
-            total += std::uint64_t(e.shape[0] * e.shape[1]);
-        }
-
-    GptqRun run;
-    run.windows = int(windows.size());
-    for (const auto& w : windows) run.tokens += std::int64_t(w.size());
-    StageMeter meter(progress, "GPTQ", total);
-    std::vector<float> weight;
+        if (e.linear && e.read && selected(e)) layers[e.layer][linearSite(e.role)].push_back(&e);
 
     // A tap that feeds one Hessian per site of `layer`.
-    auto makeTap = [&](int layer, const std::map<LinearSite, std::vector<const ExpectedTensor*>>& sites, std::map<LinearSite, Hessian>& hessians) {
+    auto makeTap = [&](int layer, const SiteLinears& sites, std::map<LinearSite, Hessian>& hessians) {
         LinearTap tap;
         tap.layer = layer;
         for (const auto& [site, linears] : sites) {
@@ -164,32 +157,6 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
         };
         return tap;
     };
-    // Quantizes a layer's linears from its sites' Hessians, then swaps them into the engine. Swapped in only
-    // after all of them: the layer's sites were all observed with its original weights (one pass per layer
-    // instead of one per site), and the next layer sees this one quantized.
-    auto quantizeLayer = [&](int layer, const std::map<LinearSite, std::vector<const ExpectedTensor*>>& sites,
-                             const std::map<LinearSite, Hessian>& hessians) {
-        for (const auto& [site, linears] : sites)
-            for (const ExpectedTensor* e : linears) {
-                const auto ts = std::chrono::steady_clock::now();
-                const WeightView& original = model.linearWeight(e->role, layer);
-                weight.resize(std::size_t(original.numel()));
-                model.pool().parallelFor(std::size_t(original.rows),
-                                         [&](std::size_t r) { original.row(std::int64_t(r), &weight[r * std::size_t(original.cols)]); });
-                std::int64_t done = 0;
-                GptqResult res = quantizeGptq(weight, original.rows, original.cols, hessians.at(site), options, e->name, model.pool(), cancel,
-                                              [&](std::int64_t cols) {
-                                                  meter.advance(std::uint64_t((cols - done) * original.rows));
-                                                  done = cols;
-                                              });
-                run.packed.emplace(e->name, packGptqV1(res.tensor, e->name, &model.pool()));
-                run.stats.push_back({e->name, res.dampUsed, res.deadInputs, res.loss,
-                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()});
-            }
-        for (const auto& [site, linears] : sites)
-            for (const ExpectedTensor* e : linears) model.replaceWeight(e->role, layer, viewOf(run.packed.at(e->name), e->name));
-    };
-
     if (!layerwise) {
         // Each layer's inputs: the windows run from the embeddings through the (quantized) layers before it,
         // the forward stopping at the layer's last site.
@@ -202,7 +169,7 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
                 session.forward(w);
             }
             session.setLinearTap(std::nullopt);
-            quantizeLayer(layer, sites, hessians);
+            visit(model, layer, sites, hessians);
         }
     } else if (!layers.empty()) {
         // Layer by layer: each window's residual stream is kept at the current layer boundary, so layer l costs
@@ -240,7 +207,7 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
                 states.read(wi, 0, x.data());
                 for (const LinearSite site : tap.sites) tap.observe(site, x.data(), int(windows[wi].size()), int(H));
             }
-            quantizeLayer(-1, sel->second, hessians);
+            visit(model, -1, sel->second, hessians);
         }
         // One layer step of window wi: per-layer inputs from the (current) PLE projection, the source's K/V
         // restored for a KV-shared layer.
@@ -268,7 +235,7 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
                     step(li, wi, observed.data());
                 }
                 session.setLinearTap(std::nullopt);
-                quantizeLayer(li, sel->second, hessians);
+                visit(model, li, sel->second, hessians);
             }
             if (li == last) break;
             for (std::size_t wi = 0; wi < windows.size(); ++wi) {
@@ -284,6 +251,54 @@ GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTen
             }
         }
     }
+}
+
+GptqRun runGptq(const Checkpoint& ck, const std::function<bool(const ExpectedTensor&)>& selected,
+                const std::vector<std::vector<int>>& windows, const GptqOptions& options, Progress& progress, const CancelToken& cancel,
+                const std::map<std::string, IntOptions>& formats) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (windows.empty()) throw UsageError("GPTQ needs at least one calibration window");
+    std::uint64_t total = 0;
+    for (const ExpectedTensor& e : ck.table())
+        if (e.linear && e.read && selected(e)) total += std::uint64_t(e.shape[0] * e.shape[1]);
+    GptqRun run;
+    run.windows = int(windows.size());
+    for (const auto& w : windows) run.tokens += std::int64_t(w.size());
+    StageMeter meter(progress, "GPTQ", total);
+    std::vector<float> weight;
+    // Quantizes a layer's linears from its sites' Hessians, then swaps them into the engine. Swapped in only
+    // after all of them: the layer's sites were all observed with its original weights (one pass per layer
+    // instead of one per site), and the next layer sees this one quantized.
+    calibrateLayers(ck, selected, windows, options, cancel,
+                    [&](ReferenceModel& model, int layer, const SiteLinears& sites, const std::map<LinearSite, Hessian>& hessians) {
+                        for (const auto& [site, linears] : sites)
+                            for (const ExpectedTensor* e : linears) {
+                                const auto ts = std::chrono::steady_clock::now();
+                                const WeightView& original = model.linearWeight(e->role, layer);
+                                weight.resize(std::size_t(original.numel()));
+                                model.pool().parallelFor(std::size_t(original.rows), [&](std::size_t r) {
+                                    original.row(std::int64_t(r), &weight[r * std::size_t(original.cols)]);
+                                });
+                                GptqOptions o = options;
+                                if (const auto f = formats.find(e->name); f != formats.end()) {
+                                    o.bits = f->second.bits;
+                                    o.groupSize = f->second.groupSize;
+                                    o.symmetric = f->second.symmetric;
+                                    o.residual = f->second.residual;
+                                }
+                                std::int64_t done = 0;
+                                GptqResult res = quantizeGptq(weight, original.rows, original.cols, hessians.at(site), o, e->name, model.pool(),
+                                                              cancel, [&](std::int64_t cols) {
+                                                                  meter.advance(std::uint64_t((cols - done) * original.rows));
+                                                                  done = cols;
+                                                              });
+                                run.packed.emplace(e->name, packGptqV1(res.tensor, e->name, &model.pool()));
+                                run.stats.push_back({e->name, res.dampUsed, res.deadInputs, res.loss,
+                                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()});
+                            }
+                        for (const auto& [site, linears] : sites)
+                            for (const ExpectedTensor* e : linears) model.replaceWeight(e->role, layer, viewOf(run.packed.at(e->name), e->name));
+                    });
     meter.finish();
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return run;

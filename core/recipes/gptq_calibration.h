@@ -38,6 +38,23 @@ namespace whittle {
 std::vector<std::vector<int>> calibrationWindows(const Tokenizer& tok, const std::vector<std::filesystem::path>& files, int samples,
                                                  int length);
 
+class ReferenceModel;
+
+// The selected linears of one layer by site (the linears of a site share their input).
+using SiteLinears = std::map<LinearSite, std::vector<const ExpectedTensor*>>;
+
+// Called once per layer that has selected linears (layer −1: the PLE model projection), in decoder order,
+// with the Hessian of each site's inputs observed through the layer's current weights. It may replace the
+// layer's weights in `model` (GPTQ does); the windows then advance through the layer as replaced.
+using LayerVisitor =
+    std::function<void(ReferenceModel& model, int layer, const SiteLinears& sites, const std::map<LinearSite, Hessian>& hessians)>;
+
+// The layer-by-layer calibration pass GPTQ and the bit budget's sensitivity share (options: the calibration
+// path, memory limit, scratch folder and Hessian batch). Throws CancelledError when cancelled.
+void calibrateLayers(const Checkpoint& checkpoint, const std::function<bool(const ExpectedTensor&)>& selected,
+                     const std::vector<std::vector<int>>& windows, const GptqOptions& options, const CancelToken& cancel,
+                     const LayerVisitor& visit);
+
 struct GptqRun {
     std::map<std::string, GptqTensors> packed;  // by the Hugging Face weight name it replaces
     std::vector<GptqTensorStats> stats;         // in the order quantized
@@ -46,8 +63,10 @@ struct GptqRun {
     double seconds = 0;
 };
 
-// Quantizes every linear `selected` accepts. Throws CancelledError when cancelled.
+// Quantizes every linear `selected` accepts, with `options` or, for a tensor named in `formats`, that
+// tensor's code width, group, symmetry and residual (the bit budget's plan). Throws CancelledError when cancelled.
 GptqRun runGptq(const Checkpoint& checkpoint, const std::function<bool(const ExpectedTensor&)>& selected,
-                const std::vector<std::vector<int>>& windows, const GptqOptions& options, Progress& progress, const CancelToken& cancel);
+                const std::vector<std::vector<int>>& windows, const GptqOptions& options, Progress& progress, const CancelToken& cancel,
+                const std::map<std::string, IntOptions>& formats = {});
 
 }  // namespace whittle

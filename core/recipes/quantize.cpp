@@ -32,7 +32,13 @@ std::vector<std::string> QuantizeRecipe::defaultExclusions() {
 
 Json toJson(const QuantizeRecipe& q) {
     Json j{{"method", q.method}, {"group_size", q.groupSize}, {"symmetric", q.symmetric}, {"exclude", q.exclude}, {"format", q.format}};
-    if (q.method == "gptq") {
+    if (q.method == "budget") {
+        j.erase("group_size");
+        j.erase("symmetric");
+        j["bpw"] = q.bpw;
+        if (!q.candidates.empty()) j["candidates"] = q.candidates;
+    }
+    if (q.method == "gptq" || q.method == "budget") {
         j["act_order"] = q.actOrder;
         j["damp"] = q.damp;
         j["calibration"] = {{"files", q.calibration.files}, {"samples", q.calibration.samples}, {"length", q.calibration.length}};
@@ -43,11 +49,11 @@ Json toJson(const QuantizeRecipe& q) {
 QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     using namespace recipe_json;
     if (!j.is_object()) throw FormatError(src, {}, "'quantization' must be an object");
-    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration"}, "quantization", src);
+    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration", "bpw", "candidates"}, "quantization", src);
     QuantizeRecipe q;
     if (j.contains("method")) {
-        if (!j["method"].is_string() || (j["method"] != "rtn" && j["method"] != "gptq" && j["method"] != "nvfp4"))
-            throw FormatError(src, {}, "'quantization.method' must be \"rtn\", \"gptq\" or \"nvfp4\" (the bit budget is not built yet)");
+        if (!j["method"].is_string() || (j["method"] != "rtn" && j["method"] != "gptq" && j["method"] != "nvfp4" && j["method"] != "budget"))
+            throw FormatError(src, {}, "'quantization.method' must be \"rtn\", \"gptq\", \"nvfp4\" or \"budget\"");
         q.method = j["method"].get<std::string>();
     }
     if (q.method == "nvfp4") {
@@ -57,9 +63,29 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
         if (j.contains("group_size") && j["group_size"] != 16) throw FormatError(src, {}, "'quantization.group_size' is always 16 for NVFP4");
         if (j.contains("symmetric") && j["symmetric"] != true) throw FormatError(src, {}, "'quantization.symmetric' is always true for NVFP4");
     }
-    const bool gptq = q.method == "gptq";
+    const bool budget = q.method == "budget";
+    const bool gptq = q.method == "gptq" || budget;
     for (const char* k : {"act_order", "damp", "calibration"})
-        if (j.contains(k) && !gptq) throw FormatError(src, {}, std::string("'quantization.") + k + "' applies to method \"gptq\" only");
+        if (j.contains(k) && !gptq) throw FormatError(src, {}, std::string("'quantization.") + k + "' applies to methods \"gptq\" and \"budget\" only");
+    if (budget)
+        for (const char* k : {"group_size", "symmetric"})
+            if (j.contains(k)) throw FormatError(src, {}, std::string("'quantization.") + k + "' is chosen per tensor by the bit budget");
+    if (j.contains("bpw")) {
+        if (!budget) throw FormatError(src, {}, "'quantization.bpw' applies to method \"budget\" only");
+        if (!j["bpw"].is_number() || !(j["bpw"].get<double>() >= 0) || !(j["bpw"].get<double>() <= 16))
+            throw FormatError(src, {}, "'quantization.bpw' must be a number of bits per weight up to 16 (0: as uniform INT4 g128)");
+        q.bpw = j["bpw"].get<double>();
+    }
+    if (j.contains("candidates")) {
+        if (!budget) throw FormatError(src, {}, "'quantization.candidates' applies to method \"budget\" only");
+        q.candidates = strings(j["candidates"], "quantization.candidates", src);
+        if (q.candidates.empty()) throw FormatError(src, {}, "'quantization.candidates' lists no format");
+        for (const auto& id : q.candidates) try {
+                parseFormatId(id);
+            } catch (const UsageError& e) {
+                throw FormatError(src, {}, std::string("'quantization.candidates': ") + e.what());
+            }
+    }
     if (j.contains("act_order")) {
         if (!j["act_order"].is_boolean()) throw FormatError(src, {}, "'quantization.act_order' must be true or false");
         q.actOrder = j["act_order"].get<bool>();
@@ -112,6 +138,7 @@ Json toJson(const QuantizeReport& r) {
     Json j{{"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
             {"bits_per_weight", r.bitsPerWeight}, {"bytes_before", r.bytesBefore}, {"bytes_written", r.bytesWritten},
             {"excluded", r.excluded}, {"seconds", r.seconds}};
+    if (r.budget) j["bit_budget"] = toJson(*r.budget);
     if (r.calibrationWindows) {
         j["calibration_windows"] = r.calibrationWindows;
         j["calibration_tokens"] = r.calibrationTokens;
@@ -126,18 +153,38 @@ Json toJson(const QuantizeReport& r) {
 namespace {
 
 // The quantization_config transformers' GPTQ integration, GPTQModel and vLLM read (shared/formats.md §2).
-Json gptqConfig(const QuantizeRecipe& q) {
-    return {{"quant_method", "gptq"},
-            {"checkpoint_format", "gptq"},
-            {"bits", 4},
-            {"group_size", q.groupSize == 0 ? -1 : q.groupSize},
-            {"desc_act", false},  // act-order with static groups leaves g_idx = k / g: the desc_act=false layout
-            {"sym", q.symmetric},
-            {"static_groups", q.method == "gptq" && q.actOrder},
-            {"true_sequential", false},  // RTN has no order; GPTQ observes a layer's sites in one pass
-            {"damp_percent", q.method == "gptq" ? q.damp : 0.0},
-            {"lm_head", false},
-            {"meta", {{"quantizer", "whittle"}, {"method", q.method}, {"act_order", q.method == "gptq" && q.actOrder}}}};
+// The budget method states INT4 g128 symmetric as the default and every other tensor's format as a
+// GPTQModel "dynamic" override (an anchored regex over the module name); its binary residuals, which no
+// other loader knows, are listed in meta.
+Json gptqConfig(const QuantizeRecipe& q, const std::map<std::string, IntOptions>& formats) {
+    const bool calibrated = q.method == "gptq" || q.method == "budget";
+    const IntOptions base = q.method == "budget" ? IntOptions{128, true, 4, false} : IntOptions{q.groupSize, q.symmetric, 4, false};
+    Json j{{"quant_method", "gptq"},
+           {"checkpoint_format", "gptq"},
+           {"bits", base.bits},
+           {"group_size", base.groupSize == 0 ? -1 : base.groupSize},
+           {"desc_act", false},  // act-order with static groups leaves g_idx = k / g: the desc_act=false layout
+           {"sym", base.symmetric},
+           {"static_groups", calibrated && q.actOrder},
+           {"true_sequential", false},  // RTN has no order; GPTQ observes a layer's sites in one pass
+           {"damp_percent", calibrated ? q.damp : 0.0},
+           {"lm_head", false},
+           {"meta", {{"quantizer", "whittle"}, {"method", q.method}, {"act_order", calibrated && q.actOrder}}}};
+    Json dynamic = Json::object(), residual = Json::array();
+    for (const auto& [name, f] : formats) {
+        const std::string module = name.substr(0, name.size() - std::string(".weight").size());
+        if (f.bits == base.bits && f.groupSize == base.groupSize && f.symmetric == base.symmetric && !f.residual) continue;
+        std::string re = "^";
+        for (char ch : module) re += ch == '.' ? std::string("\\.") : std::string(1, ch);
+        dynamic["+:" + re + "$"] = {{"bits", f.bits}, {"group_size", f.groupSize == 0 ? -1 : f.groupSize}, {"sym", f.symmetric}};
+        if (f.residual) residual.push_back(module);
+    }
+    if (q.method == "budget") {
+        j["dynamic"] = dynamic;
+        j["meta"]["bits_per_weight_target"] = q.bpw;
+        j["meta"]["binary_residual_modules"] = residual;
+    }
+    return j;
 }
 
 // A 2-D weight in f32, read with pread into a reused buffer and decoded row by row (in parallel).
@@ -205,29 +252,43 @@ Json compressedTensorsConfig(const std::vector<std::string>& excluded) {
                                             {"targets", {"Linear"}}, {"format", "nvfp4-pack-quantized"}}}}}};
 }
 
-// GPTQ's packed tensors for the whole model, computed before anything is written: it needs the calibration
-// pass over the model, and they (a quarter of the linears' 16-bit bytes) are held until the writer reaches them.
-GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, const fs::path& dest, Progress& progress, const CancelToken& cancel) {
+// The recipe's calibration windows: its text files, or the model folder's heldout.txt.
+std::vector<std::vector<int>> recipeWindows(const Checkpoint& ck, const QuantizeRecipe& q) {
     std::vector<fs::path> files(q.calibration.files.begin(), q.calibration.files.end());
     if (files.empty()) {
-        if (!fs::exists(ck.dir() / "heldout.txt")) throw UsageError(ck.dir().string(), {}, "has no heldout.txt: GPTQ needs calibration text files");
+        if (!fs::exists(ck.dir() / "heldout.txt"))
+            throw UsageError(ck.dir().string(), {}, "has no heldout.txt: " + q.method + " needs calibration text files");
         files.push_back(ck.dir() / "heldout.txt");
     }
-    const auto windows = calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, q.calibration.samples, q.calibration.length);
+    return calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, q.calibration.samples, q.calibration.length);
+}
+
+GptqOptions recipeGptqOptions(const QuantizeRecipe& q, const fs::path& scratchDir) {
     GptqOptions go;
     go.groupSize = q.groupSize;
     go.symmetric = q.symmetric;
     go.actOrder = q.actOrder;
     go.damp = q.damp;
+    go.scratchDir = scratchDir;
+    return go;
+}
+
+// GPTQ's packed tensors for the whole model, computed before anything is written: it needs the calibration
+// pass over the model, and they (a quarter of the linears' 16-bit bytes) are held until the writer reaches them.
+GptqRun runGptqForRecipe(const Checkpoint& ck, const QuantizeRecipe& q, const fs::path& dest, Progress& progress, const CancelToken& cancel,
+                         const std::map<std::string, IntOptions>& formats) {
+    const auto windows = recipeWindows(ck, q);
     // Window states that do not fit in RAM spill next to the destination, where the output is written too.
-    go.scratchDir = fs::absolute(dest).parent_path();
-    return runGptq(ck, [&](const ExpectedTensor& e) { return quantizes(q, e); }, windows, go, progress, cancel);
+    return runGptq(ck, [&](const ExpectedTensor& e) { return quantizes(q, e); }, windows, recipeGptqOptions(q, fs::absolute(dest).parent_path()),
+                   progress, cancel, formats);
 }
 
 }  // namespace
 
-QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q) {
+QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q, const std::map<std::string, IntOptions>& formats) {
     const bool nvfp4 = q.method == "nvfp4";
+    if (q.method == "budget" && formats.empty())
+        throw UsageError(ck.dir().string(), {}, "the bit budget's tensors are known only after its sensitivity is measured (planBitBudget)");
     const Nvfp4Layout layout = nvfp4Layout(q);
     QuantizePlan p;
     std::uint64_t quantBits = 0;
@@ -252,15 +313,24 @@ QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q) {
             p.tensors.push_back({n.globalScale, DType::F32, layout == Nvfp4Layout::ModelOpt ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{1}});
         } else {
             const GptqNames n = gptqNames(*t.expected);
-            const int g = q.groupSize == 0 ? int(K) : q.groupSize;
+            IntOptions f{q.groupSize, q.symmetric, 4, false};
+            if (q.method == "budget") {
+                const auto it = formats.find(info.name);
+                if (it == formats.end()) throw Error({}, info.name, "internal: the bit budget has no format for this tensor");
+                f = it->second;
+            }
+            const int g = f.groupSize == 0 ? int(K) : f.groupSize;
             const std::int64_t G = (K + g - 1) / g;
-            if (K % 8 || N % 8)
-                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) +
-                                                                       ": GPTQ v1 needs inputs and outputs in multiples of 8");
-            p.tensors.push_back({n.qweight, DType::I32, {K / 8, N}});
-            p.tensors.push_back({n.qzeros, DType::I32, {G, N / 8}});
+            if (const std::string problem = gptqShapeProblem(f.bits, f.residual, N, K); !problem.empty())
+                throw UsageError(t.entry->file->path(), info.name, "shape " + shapeToString(info.shape) + ": " + problem);
+            p.tensors.push_back({n.qweight, DType::I32, {K * f.bits / 32, N}});
+            p.tensors.push_back({n.qzeros, DType::I32, {G, N * f.bits / 32}});
             p.tensors.push_back({n.scales, DType::F16, {G, N}});
             p.tensors.push_back({n.gIdx, DType::I32, {K}});
+            if (f.residual) {
+                p.tensors.push_back({n.qresidual, DType::I32, {K / 32, N}});
+                p.tensors.push_back({n.residualScales, DType::F16, {G, N}});
+            }
         }
         ++p.tensorsQuantized;
         p.weightsQuantized += std::uint64_t(N * K);
@@ -272,8 +342,43 @@ QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q) {
     return p;
 }
 
+BitBudgetPlan planBitBudget(const Checkpoint& ck, const QuantizeRecipe& q, const fs::path& scratchDir, Progress& progress,
+                            const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (q.method != "budget") throw UsageError("a bit budget plan needs quantization method \"budget\"");
+    if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
+    const auto windows = recipeWindows(ck, q);
+    BitBudgetPlan plan;
+    if (q.candidates.empty()) plan.candidates = budgetCandidates();
+    for (const auto& id : q.candidates) plan.candidates.push_back(parseFormatId(id));
+    plan.calibrationWindows = int(windows.size());
+    for (const auto& w : windows) plan.calibrationTokens += std::int64_t(w.size());
+    const auto selected = [&](const ExpectedTensor& e) { return quantizes(q, e); };
+    plan.tensors = measureSensitivity(ck, selected, windows, plan.candidates, recipeGptqOptions(q, scratchDir), progress, cancel);
+    if (plan.tensors.empty()) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
+    // The target in stored bits: the recipe's bits per weight, or what uniform INT4 g128 would store.
+    std::uint64_t weights = 0, uniform = 0;
+    const IntOptions int4g128{128, true, 4, false};
+    for (const ExpectedTensor& e : ck.table())
+        if (e.linear && e.read && selected(e)) {
+            weights += std::uint64_t(e.shape[0] * e.shape[1]);
+            uniform += gptqStoredBits(int4g128, e.shape[0], e.shape[1]);
+        }
+    plan.targetBitsPerWeight = q.bpw > 0 ? q.bpw : double(uniform) / double(weights);
+    const std::uint64_t budget = q.bpw > 0 ? std::uint64_t(std::floor(q.bpw * double(weights))) : uniform;
+    plan.choice = chooseFormats(plan.tensors, budget);
+    std::uint64_t bits = 0;
+    for (std::size_t t = 0; t < plan.tensors.size(); ++t) {
+        bits += plan.tensors[t].bits[std::size_t(plan.choice[t])];
+        plan.predictedError += plan.tensors[t].error[std::size_t(plan.choice[t])];
+    }
+    plan.bitsPerWeight = double(bits) / double(weights);
+    plan.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return plan;
+}
+
 QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
-                                  const CancelToken& cancel) {
+                                  const CancelToken& cancel, const BitBudgetPlan* budgetPlan) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!recipe.quantization) throw UsageError("the recipe has no quantization section");
     const QuantizeRecipe& q = *recipe.quantization;
@@ -282,7 +387,12 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const Nvfp4Layout layout = nvfp4Layout(q);
     QuantizeReport rep;
 
-    const QuantizePlan plan = planQuantization(ck, q);
+    std::map<std::string, IntOptions> formats;
+    if (q.method == "budget") {
+        rep.budget = budgetPlan ? *budgetPlan : planBitBudget(ck, q, fs::absolute(dest).parent_path(), progress, cancel);
+        formats = rep.budget->formats();
+    }
+    const QuantizePlan plan = planQuantization(ck, q, formats);
     rep.tensorsQuantized = plan.tensorsQuantized;
     rep.tensorsKept = plan.tensorsKept;
     rep.weightsQuantized = plan.weightsQuantized;
@@ -292,8 +402,8 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const std::uint64_t total = plan.bytesBefore;
 
     GptqRun gptq;
-    if (q.method == "gptq") {
-        gptq = runGptqForRecipe(ck, q, dest, progress, cancel);
+    if (q.method == "gptq" || q.method == "budget") {
+        gptq = runGptqForRecipe(ck, q, dest, progress, cancel, formats);
         rep.calibrationWindows = gptq.windows;
         rep.calibrationTokens = gptq.tokens;
         rep.gptqSeconds = gptq.seconds;
@@ -323,7 +433,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
 
     AtomicOutputDir out(dest, force, {ck.dir()});
     const std::vector<std::string> untouched = unquantizedModules(ck, q);
-    const Json config = !nvfp4 ? gptqConfig(q) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
+    const Json config = !nvfp4 ? gptqConfig(q, formats) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
     copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
         if (name == "quantize_config.json" || name == "hf_quant_config.json") return true;  // written below for the format that has it
         if (name != "config.json") return false;
@@ -358,14 +468,14 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             writer.write(n.globalScale, &stored, 4);
         } else {
             GptqTensors g;
-            if (q.method == "gptq") {
+            if (q.method == "gptq" || q.method == "budget") {
                 auto it = gptq.packed.find(info.name);
                 if (it == gptq.packed.end()) throw Error({}, info.name, "internal: GPTQ did not quantize this tensor");
                 g = std::move(it->second);
                 gptq.packed.erase(it);
             } else {
                 readAsFloat(*t.entry, w, buf, pool);
-                const Int4Tensor qt = quantizeInt4Rtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
+                const IntTensor qt = quantizeIntRtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
                 g = packGptqV1(qt, info.name, &pool);
             }
             const GptqNames n = gptqNames(*t.expected);
@@ -373,6 +483,10 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             writer.write(n.qzeros, g.qzeros.data(), g.qzeros.size() * 4);
             writer.write(n.scales, g.scales.data(), g.scales.size() * 2);
             writer.write(n.gIdx, g.gIdx.data(), g.gIdx.size() * 4);
+            if (!g.residualScales.empty()) {
+                writer.write(n.qresidual, g.qresidual.data(), g.qresidual.size() * 4);
+                writer.write(n.residualScales, g.residualScales.data(), g.residualScales.size() * 2);
+            }
         }
         meter.advance(info.nbytes);
     }

@@ -2,6 +2,8 @@
 // Weight quantization: the recipe's "quantization" section and the streaming stage that writes it.
 // NVFP4 (core/quant/nvfp4.h) is written in ModelOpt's layout (label W4A16_NVFP4, hf_quant_config.json) or
 // compressed-tensors' NVFP4A16, with one second-level scale per fused group (q/k/v, gate/up).
+// The mixed bit budget (bit_budget.h) picks one integer format per linear for a target bits per weight and
+// quantizes each by GPTQ; it is written as GPTQ v1 with per-module overrides.
 // INT4 by round-to-nearest (symmetric or asymmetric; group 32/64/128/… or per channel) or by
 // GPTQ over calibration text (core/quant/gptq.h, driven by gptq_calibration.h; optional act-order with
 // static groups), written as GPTQ v1 safetensors (core/io/gptq_layout.h) with the config keys transformers,
@@ -10,6 +12,8 @@
 // published recipe's: PLE projection and gates stay unquantized; embeddings, norms and the head are not linear
 // weights and are never quantized here. Every other tensor passes through byte for byte.
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,19 +22,24 @@
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
 #include "core/quant/gptq.h"
-#include "core/quant/int4.h"
+#include "core/quant/int_quant.h"
+#include "core/recipes/bit_budget.h"
 
 namespace whittle {
 
 struct Recipe;
 
 struct QuantizeRecipe {
-    std::string method = "rtn";   // rtn | gptq | nvfp4 (the mixed budget comes later)
+    std::string method = "rtn";   // rtn | gptq | nvfp4 | budget
     int groupSize = 128;          // 0: per channel; always 16 for nvfp4
     bool symmetric = true;
     std::vector<std::string> exclude = defaultExclusions();  // globs over Hugging Face tensor names
     std::string format = "gptq";  // gptq: GPTQ v1 safetensors; nvfp4-modelopt | nvfp4-ct for nvfp4
-    // GPTQ only.
+    // budget only: the target bits per weight over the quantized tensors, as GPTQ v1 stores them (codes,
+    // scales, zeros, g_idx, residuals); 0: the bits uniform INT4 g128 would take.
+    double bpw = 0;
+    std::vector<std::string> candidates;  // budget only: format ids (bit_budget.h) to choose from; empty: budgetCandidates()
+    // GPTQ and budget (which quantizes its formats by GPTQ).
     bool actOrder = false;  // visit inputs by decreasing activity (static groups: g_idx stays k / g)
     double damp = 0.01;     // fraction of the Hessian's mean diagonal added to it
     struct Calibration {
@@ -49,7 +58,8 @@ bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e);
 
 // What a recipe will write, worked out from the checkpoint's tensor list alone (nothing is read): the
 // output tensors in order, counts, bits per weight and bytes. The GUI shows it live; quantizeCheckpoint
-// writes exactly it. Throws UsageError naming the tensor for a shape the format cannot hold.
+// writes exactly it. Throws UsageError naming the tensor for a shape the format cannot hold. The budget
+// method needs its per-tensor formats (BitBudgetPlan::formats()); without them it is refused.
 struct QuantizePlan {
     std::vector<TensorSpec> tensors;
     int tensorsQuantized = 0, tensorsKept = 0;
@@ -58,7 +68,14 @@ struct QuantizePlan {
     std::uint64_t bytesBefore = 0, bytesAfter = 0;
     std::vector<std::string> excluded;  // linear weights a rule kept unquantized
 };
-QuantizePlan planQuantization(const Checkpoint& checkpoint, const QuantizeRecipe& recipe);
+QuantizePlan planQuantization(const Checkpoint& checkpoint, const QuantizeRecipe& recipe,
+                              const std::map<std::string, IntOptions>& formats = {});
+
+// The budget method's measurement and choice (bit_budget.h), before anything is written: calibration windows
+// from the recipe, sensitivity, formats for the recipe's target. `scratchDir` takes calibration state that
+// does not fit in RAM.
+BitBudgetPlan planBitBudget(const Checkpoint& checkpoint, const QuantizeRecipe& recipe, const std::filesystem::path& scratchDir,
+                            Progress& progress, const CancelToken& cancel);
 
 struct QuantizeReport {
     int tensorsQuantized = 0, tensorsKept = 0;
@@ -72,10 +89,12 @@ struct QuantizeReport {
     std::int64_t calibrationTokens = 0;
     double gptqSeconds = 0;
     std::vector<GptqTensorStats> gptqTensors;
+    std::optional<BitBudgetPlan> budget;  // the budget method's plan
 };
 Json toJson(const QuantizeReport& r);
 
+// `budget`: the budget method's plan when already made (the CLI shows it first); otherwise it is made here.
 QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, const std::filesystem::path& dest, bool force,
-                                  Progress& progress, const CancelToken& cancel);
+                                  Progress& progress, const CancelToken& cancel, const BitBudgetPlan* budget = nullptr);
 
 }  // namespace whittle

@@ -35,7 +35,7 @@ bool allFinite(DType dtype, const std::byte* p, std::uint64_t n, std::uint64_t* 
 
 ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& options)
     : config_(ck.config()), pool_(std::make_unique<ThreadPool>(options.threads)) {
-    views_.reserve(4 * ck.table().size());  // views_ must not reallocate: WeightViews point into the mappings
+    views_.reserve(6 * ck.table().size());  // views_ must not reallocate (a GPTQ linear with a residual maps 6 tensors): WeightViews point into the mappings
     // Maps a stored tensor (kept alive in views_); weights and scales are scanned for NaN/Inf on request.
     auto mapped = [&](const TensorStore::Entry* e, bool isFloat) {
         views_.push_back(e->file->view(*e->info));
@@ -70,9 +70,10 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
             return w;
         }
         if (const GptqLinear* g = ck.gptq(role, layer)) {
-            WeightView w = linearView(WeightFormat::GptqInt4, g->outFeatures, g->inFeatures, role, layer);
+            WeightView w = linearView(WeightFormat::GptqInt, g->outFeatures, g->inFeatures, role, layer);
             w.data = mapped(g->qweight, false);
-            w.gptq = {mapped(g->qzeros, false), mapped(g->scales, true), mapped(g->gIdx, false), g->groups};
+            w.gptq = {mapped(g->qzeros, false), mapped(g->scales, true), mapped(g->gIdx, false), g->groups, g->bits,
+                      g->qresidual ? mapped(g->qresidual, false) : nullptr, g->residualScales ? mapped(g->residualScales, true) : nullptr};
             // g_idx indexes the scales and zeros: an out-of-range entry would read past them.
             for (std::int64_t k = 0; k < w.cols; ++k) {
                 std::int32_t v;

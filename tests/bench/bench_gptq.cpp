@@ -79,7 +79,7 @@ LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool) {
     quantizeGptq(w, N, K, h, o, "bench", pool, CancelToken{});
     const double gs = since(t0);
     t0 = std::chrono::steady_clock::now();
-    quantizeInt4Rtn(w, N, K, {128, true}, "bench", &pool);
+    quantizeIntRtn(w, N, K, {128, true}, "bench", &pool);
     return {rate, gs, since(t0)};
 }
 

@@ -17,7 +17,7 @@
 #include "core/model/checkpoint.h"
 #include "core/io/gptq_layout.h"
 #include "core/quant/gptq.h"
-#include "core/quant/int4.h"
+#include "core/quant/int_quant.h"
 #include "core/recipes/gptq_calibration.h"
 #include "core/tokenizer/tokenizer.h"
 #include "test_support.h"
@@ -43,12 +43,12 @@ std::vector<float> correlatedInputs(int T, std::int64_t K, std::uint64_t seed) {
 }
 
 // ‖(W − deq(Q)) xᵀ‖² summed over the inputs: the layer's output error.
-double outputError(const std::vector<float>& w, const Int4Tensor& q, const std::vector<float>& x, int T) {
+double outputError(const std::vector<float>& w, const IntTensor& q, const std::vector<float>& x, int T) {
     const std::int64_t N = q.rows, K = q.cols;
     std::vector<float> row(static_cast<std::size_t>(K));
     double err = 0;
     for (std::int64_t n = 0; n < N; ++n) {
-        dequantizeInt4Row(q, n, row.data());
+        dequantizeIntRow(q, n, row.data());
         for (int t = 0; t < T; ++t) {
             double d = 0;
             for (std::int64_t k = 0; k < K; ++k) d += double(w[std::size_t(n * K + k)] - row[std::size_t(k)]) * x[std::size_t(t * K + k)];
@@ -150,19 +150,29 @@ private slots:
     }
 
     // H = (2/K)·I: the inverse's Cholesky factor is diagonal, so no column's error moves another column.
+    // Also for the bit budget's other widths (2, 3, 8 bits) and the binary residual: the residual's signs too.
     void identityHessianEqualsRtn_data() {
         QTest::addColumn<int>("group");
         QTest::addColumn<bool>("symmetric");
         QTest::addColumn<bool>("actOrder");
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<bool>("residual");
         for (int g : {32, 0})
             for (bool sym : {true, false})
                 for (bool act : {false, true})
-                    QTest::addRow("g%d %s %s", g, sym ? "sym" : "asym", act ? "act-order" : "in order") << g << sym << act;
+                    QTest::addRow("g%d %s %s", g, sym ? "sym" : "asym", act ? "act-order" : "in order") << g << sym << act << 4 << false;
+        QTest::addRow("2-bit g32 asym") << 32 << false << false << 2 << false;
+        QTest::addRow("3-bit g32 asym act-order") << 32 << false << true << 3 << false;
+        QTest::addRow("8-bit per channel sym") << 0 << true << false << 8 << false;
+        QTest::addRow("2-bit g32 asym + residual") << 32 << false << false << 2 << true;
+        QTest::addRow("2-bit g32 asym + residual act-order") << 32 << false << true << 2 << true;
     }
     void identityHessianEqualsRtn() {
         QFETCH(int, group);
         QFETCH(bool, symmetric);
         QFETCH(bool, actOrder);
+        QFETCH(int, bits);
+        QFETCH(bool, residual);
         const std::int64_t N = 16, K = 96;
         const std::vector<float> w = randomWeights(N * K, 5, 0.02f);
         std::vector<float> eye(static_cast<std::size_t>(K * K), 0.0f);
@@ -173,12 +183,17 @@ private slots:
         o.groupSize = group;
         o.symmetric = symmetric;
         o.actOrder = actOrder;
+        o.bits = bits;
+        o.residual = residual;
         o.blockSize = 40;  // blocks that do not line up with groups
         const GptqResult g = runGptq1(w, N, K, h, o);
-        const Int4Tensor r = quantizeInt4Rtn(w, N, K, {group, symmetric});
+        const IntTensor r = quantizeIntRtn(w, N, K, {group, symmetric, bits, residual});
+        QCOMPARE(g.tensor.bits, bits);
         QCOMPARE(g.tensor.codes, r.codes);
         QCOMPARE(g.tensor.scales, r.scales);
         QCOMPARE(g.tensor.zeros, r.zeros);
+        QCOMPARE(g.tensor.residualSigns, r.residualSigns);
+        QCOMPARE(g.tensor.residualScales, r.residualScales);
         QCOMPARE(g.dampUsed, 0.01);
     }
 
@@ -191,13 +206,24 @@ private slots:
         h.add(x.data(), T);
         GptqOptions o;
         o.groupSize = 32;
-        const double rtn = outputError(w, quantizeInt4Rtn(w, N, K, {32, true}), x, T);
+        const double rtn = outputError(w, quantizeIntRtn(w, N, K, {32, true}), x, T);
         const double gptq = outputError(w, runGptq1(w, N, K, h, o).tensor, x, T);
         o.actOrder = true;
         const double act = outputError(w, runGptq1(w, N, K, h, o).tensor, x, T);
         qInfo("output error: RTN %.4g, GPTQ %.4g (%.2fx), GPTQ act-order %.4g (%.2fx)", rtn, gptq, rtn / gptq, act, rtn / act);
         QVERIFY(gptq < 0.7 * rtn);
         QVERIFY(act < 0.7 * rtn);
+        // The same for 3 bits and for 2 bits with the binary residual, whose signs are chosen column by column.
+        for (const IntOptions f : {IntOptions{32, false, 3, false}, IntOptions{32, false, 2, true}}) {
+            GptqOptions of;
+            of.groupSize = f.groupSize;
+            of.symmetric = f.symmetric;
+            of.bits = f.bits;
+            of.residual = f.residual;
+            const double r = outputError(w, quantizeIntRtn(w, N, K, f), x, T), gq = outputError(w, runGptq1(w, N, K, h, of).tensor, x, T);
+            qInfo("%d bits%s: RTN %.4g, GPTQ %.4g (%.2fx)", f.bits, f.residual ? " + residual" : "", r, gq, r / gq);
+            QVERIFY(gq < 0.7 * r);
+        }
     }
 
     // Static groups: parameters from the original weights, so act-order changes codes, never the layout.
@@ -211,13 +237,13 @@ private slots:
         o.groupSize = 32;
         o.actOrder = true;
         const GptqResult g = runGptq1(w, N, K, h, o);
-        const Int4Tensor r = quantizeInt4Rtn(w, N, K, {32, true});
+        const IntTensor r = quantizeIntRtn(w, N, K, {32, true});
         QCOMPARE(g.tensor.scales, r.scales);
         QCOMPARE(g.tensor.zeros, r.zeros);
         QVERIFY(g.tensor.codes != r.codes);  // the error was propagated
         const GptqTensors packed = packGptqV1(g.tensor, "test.weight");
         for (std::int64_t k = 0; k < K; ++k) QCOMPARE(packed.gIdx[std::size_t(k)], std::int32_t(k / 32));
-        const Int4Tensor back = unpackGptqV1(packed, "test.weight");
+        const IntTensor back = unpackGptqV1(packed, "test.weight");
         QCOMPARE(back.codes, g.tensor.codes);
     }
 
@@ -234,7 +260,7 @@ private slots:
         QCOMPARE(g.deadInputs, std::int64_t(1));
         std::vector<float> row(static_cast<std::size_t>(K));
         for (std::int64_t n = 0; n < N; ++n) {
-            dequantizeInt4Row(g.tensor, n, row.data());
+            dequantizeIntRow(g.tensor, n, row.data());
             QCOMPARE(row[5], 0.0f);
         }
     }

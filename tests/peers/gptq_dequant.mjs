@@ -1,9 +1,14 @@
 // Independent GPTQ v1 dequantizer: reads a GPTQ checkpoint's safetensors with nothing but Node's Buffer
 // and undoes the packing the way AutoGPTQ / GPTQModel's reference unpacking does
-// (weight nibbles along K, zeros stored minus one, per-input group from g_idx):
-//   zeros[G, n]  = ((qzeros[G, n / 8] >> 4·(n % 8)) & 0xF) + 1
-//   q[k, n]      = (qweight[k / 8, n] >> 4·(k % 8)) & 0xF
+// (b-bit codes along K, zeros stored minus one, per-input group from g_idx):
+//   b            = config.json quantization_config.bits, or the "bits" of the first "+:" pattern in its
+//                  "dynamic" table that matches the module (GPTQModel's per-module overrides)
+//   zeros[G, n]  = bits b·n … b·n + b − 1 of row G of qzeros, read as one little-endian bit string, + 1
+//   q[k, n]      = bits b·k … of column n of qweight (words qweight[0, n], qweight[1, n], …)
 //   W^T[k, n]    = scales[g_idx[k], n] · (q[k, n] − zeros[g_idx[k], n])
+// (for b = 4: q[k, n] = (qweight[k / 8, n] >> 4·(k % 8)) & 0xF; for b = 3 values straddle words, as
+// AutoGPTQ's pack writes them). Whittle's binary residual, when the module has one:
+//   W^T[k, n]   += residual_scales[g_idx[k], n] · (bit k of column n of qresidual ? +1 : −1)
 //
 //   node gptq_dequant.mjs MODEL_DIR MODULE [MODULE …]
 //
@@ -47,6 +52,22 @@ function halfToFloat(h) {
 }
 
 const tensors = readSafetensors(dir);
+const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).quantization_config;
+if (!config || config.quant_method !== "gptq") die(`${dir}/config.json has no GPTQ quantization_config`);
+function bitsOf(module) {
+  for (const [pattern, override] of Object.entries(config.dynamic ?? {}))
+    if (pattern.startsWith("+:") && new RegExp(pattern.slice(2)).test(module) && override.bits) return override.bits;
+  return config.bits;
+}
+// Bit string of 32-bit words: value i of width b, where word(j) is the j-th word of the string.
+function field(word, i, b) {
+  let v = 0;
+  for (let t = 0; t < b; ++t) {
+    const bit = i * b + t;
+    v |= ((word(Math.floor(bit / 32)) >>> (bit % 32)) & 1) << t;
+  }
+  return v;
+}
 const out = {};
 for (const m of modules) {
   const get = (suffix, dtype) => {
@@ -56,16 +77,24 @@ for (const m of modules) {
     return t;
   };
   const qweight = get("qweight", "I32"), qzeros = get("qzeros", "I32"), scales = get("scales", "F16"), gIdx = get("g_idx", "I32");
-  const K = gIdx.shape[0], N = qweight.shape[1];
+  const K = gIdx.shape[0], N = qweight.shape[1], b = bitsOf(m);
+  if (qweight.shape[0] * 32 !== K * b) die(`${m}.qweight has ${qweight.shape[0]} rows, not ${K} inputs of ${b} bits`);
   const word = (t, i) => t.data.readUInt32LE(4 * i);
+  const residual = tensors[`${m}.qresidual`] ? { signs: get("qresidual", "I32"), scales: get("residual_scales", "F16") } : null;
+  const zeroWords = (N * b) / 32;
   const w = new Float32Array(N * K);
   for (let k = 0; k < K; ++k) {
     const g = gIdx.data.readInt32LE(4 * k);
     for (let n = 0; n < N; ++n) {
-      const q = (word(qweight, Math.floor(k / 8) * N + n) >>> (4 * (k % 8))) & 0xf;
-      const z = ((word(qzeros, g * (N / 8) + Math.floor(n / 8)) >>> (4 * (n % 8))) & 0xf) + 1;
+      const q = field((j) => word(qweight, j * N + n), k, b);
+      const z = field((j) => word(qzeros, g * zeroWords + j), n, b) + 1;
       const s = halfToFloat(scales.data.readUInt16LE(2 * (g * N + n)));
-      w[n * K + k] = Math.fround(s * (q - z));
+      let v = Math.fround(s * (q - z));
+      if (residual) {
+        const r = halfToFloat(residual.scales.data.readUInt16LE(2 * (g * N + n)));
+        v = Math.fround(v + (field((j) => word(residual.signs, j * N + n), k, 1) ? r : -r));
+      }
+      w[n * K + k] = v;
     }
   }
   out[m] = { in: K, out: N, weight: Buffer.from(w.buffer).toString("base64") };
