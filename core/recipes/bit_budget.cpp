@@ -80,15 +80,17 @@ namespace {
 
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Σ_n a_n · H · a_nᵀ over the rows of A [N, K] (row-major), rows split over the pool.
+// Σ_n a_n · H · a_nᵀ over the rows of A [N, K] (row-major), in fixed blocks of rows spread over the pool and
+// summed in block order, so the figure (and the plan chosen from it) does not depend on the thread count.
 double quadraticForm(const std::vector<float>& a, std::int64_t N, std::int64_t K, const Eigen::MatrixXf& H, ThreadPool& pool) {
-    const int chunks = int(std::min<std::int64_t>(N, std::max<std::size_t>(1, pool.size())));
-    std::vector<double> part(static_cast<std::size_t>(chunks), 0.0);
-    pool.parallelFor(std::size_t(chunks), [&](std::size_t ci) {
-        const std::int64_t r0 = N * std::int64_t(ci) / chunks, r1 = N * std::int64_t(ci + 1) / chunks;
+    constexpr std::int64_t rowsPerBlock = 32;
+    const std::int64_t blocks = (N + rowsPerBlock - 1) / rowsPerBlock;
+    std::vector<double> part(static_cast<std::size_t>(blocks), 0.0);
+    pool.parallelFor(std::size_t(blocks), [&](std::size_t b) {
+        const std::int64_t r0 = std::int64_t(b) * rowsPerBlock, r1 = std::min(N, r0 + rowsPerBlock);
         const Eigen::Map<const RowMatF> A(a.data() + r0 * K, r1 - r0, K);
         const RowMatF AH = A * H;  // H is symmetric
-        part[ci] = double(AH.cwiseProduct(A).sum());
+        part[b] = double(AH.cwiseProduct(A).sum());
     });
     double sum = 0;
     for (double p : part) sum += p;
