@@ -2,7 +2,10 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QFileDialog>
+#include <QHeaderView>
+#include <QTableWidget>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -49,6 +52,7 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     method_->addItem(tr("INT4, round to nearest (RTN)"), "rtn");
     method_->addItem(tr("INT4, GPTQ (calibrated)"), "gptq");
     method_->addItem(tr("NVFP4 (4-bit float, FP8 scales)"), "nvfp4");
+    method_->addItem(tr("Mixed bit budget (a format per tensor, GPTQ)"), "budget");
     form->addRow(tr("Method"), method_);
     group_ = new QComboBox(settings);
     for (int g : {32, 64, 128}) group_->addItem(tr("%1 inputs").arg(g), g);
@@ -80,6 +84,21 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     sizeRow->addWidget(new QLabel(tr("tokens"), settings));
     sizeRow->addStretch();
     form->addRow(tr("Calibration size"), sizeRow);
+    bpw_ = new QDoubleSpinBox(settings);
+    bpw_->setRange(0, 16);
+    bpw_->setDecimals(3);
+    bpw_->setSingleStep(0.25);
+    bpw_->setSpecialValueText(tr("as uniform INT4 g128"));
+    bpw_->setToolTip(tr("Bits stored per quantized weight (codes, scales, zeros, g_idx, residuals)"));
+    form->addRow(tr("Target bits per weight"), bpw_);
+    candidates_ = new QLineEdit(settings);
+    {
+        QStringList ids;
+        for (const IntOptions& f : budgetCandidates()) ids << QString::fromStdString(formatId(f));
+        candidates_->setPlaceholderText(tr("all: %1").arg(ids.join(", ")));
+    }
+    candidates_->setToolTip(tr("Comma-separated formats the budget may choose from, e.g. int4-g128, int3-g128-asym"));
+    form->addRow(tr("Candidate formats"), candidates_);
     exclude_ = new QLineEdit(joined(QuantizeRecipe::defaultExclusions()), settings);
     exclude_->setToolTip(tr("Comma-separated name patterns (* and ?) of linear weights to keep in 16 bits"));
     form->addRow(tr("Keep unquantized"), exclude_);
@@ -91,16 +110,26 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     plan_->setWordWrap(true);
     plan_->setObjectName("plan");
     layout->addWidget(plan_);
+    budgetTable_ = new QTableWidget(0, 4, this);
+    budgetTable_->setHorizontalHeaderLabels({tr("Tensor"), tr("Format"), tr("Bits per weight"), tr("Predicted error")});
+    budgetTable_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
+    budgetTable_->verticalHeader()->setVisible(false);
+    budgetTable_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    budgetTable_->setObjectName("budgetTable");
+    layout->addWidget(budgetTable_, 1);
 
     auto* outRow = new QHBoxLayout;
     output_ = new QLineEdit(this);
     output_->setPlaceholderText(tr("output folder (must not exist)"));
     auto* browse = new QPushButton(tr("Choose…"), this);
+    planButton_ = new QPushButton(tr("Plan"), this);
+    planButton_->setToolTip(tr("Measure each linear's sensitivity on the calibration text and choose its format"));
     start_ = new QPushButton(tr("Quantize"), this);
     cancel_ = new QPushButton(tr("Cancel"), this);
     cancel_->setEnabled(false);
     outRow->addWidget(output_, 1);
     outRow->addWidget(browse);
+    outRow->addWidget(planButton_);
     outRow->addWidget(start_);
     outRow->addWidget(cancel_);
     layout->addLayout(outRow);
@@ -111,17 +140,19 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     status_ = new QLabel(this);
     status_->setWordWrap(true);
     layout->addWidget(status_);
-    layout->addStretch();
 
     connect(method_, &QComboBox::currentIndexChanged, this, &QuantizationPage::methodChanged);
     for (QComboBox* c : {group_, format_}) connect(c, &QComboBox::currentIndexChanged, this, &QuantizationPage::updatePlan);
     for (QCheckBox* c : {symmetric_, actOrder_}) connect(c, &QCheckBox::toggled, this, &QuantizationPage::updatePlan);
-    for (QLineEdit* e : {exclude_, calibFiles_}) connect(e, &QLineEdit::textChanged, this, &QuantizationPage::updatePlan);
+    for (QLineEdit* e : {exclude_, calibFiles_, candidates_}) connect(e, &QLineEdit::textChanged, this, &QuantizationPage::updatePlan);
+    connect(bpw_, &QDoubleSpinBox::valueChanged, this, &QuantizationPage::updatePlan);
     for (QSpinBox* s : {samples_, length_}) connect(s, &QSpinBox::valueChanged, this, &QuantizationPage::updatePlan);
     connect(output_, &QLineEdit::textChanged, this, &QuantizationPage::updatePlan);
     connect(browse, &QPushButton::clicked, this, &QuantizationPage::chooseOutput);
     connect(calibBrowse_, &QPushButton::clicked, this, &QuantizationPage::chooseCalibration);
     connect(start_, &QPushButton::clicked, this, &QuantizationPage::startQuantize);
+    connect(planButton_, &QPushButton::clicked, this, &QuantizationPage::startPlan);
+    connect(&planWatcher_, &QFutureWatcherBase::finished, this, &QuantizationPage::planDone);
     connect(cancel_, &QPushButton::clicked, this, &QuantizationPage::cancelQuantize);
     connect(&loadWatcher_, &QFutureWatcherBase::finished, this, &QuantizationPage::loadDone);
     connect(&runWatcher_, &QFutureWatcherBase::finished, this, &QuantizationPage::runDone);
@@ -135,10 +166,12 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
 QuantizationPage::~QuantizationPage() {
     if (cancelToken_) cancelToken_->cancel();
     runWatcher_.waitForFinished();
+    planWatcher_.waitForFinished();
     loadWatcher_.waitForFinished();
 }
 
-bool QuantizationPage::busy() const { return loadWatcher_.isRunning() || runWatcher_.isRunning(); }
+bool QuantizationPage::running() const { return runWatcher_.isRunning() || planWatcher_.isRunning(); }
+bool QuantizationPage::busy() const { return loadWatcher_.isRunning() || running(); }
 
 void QuantizationPage::open(const QString& modelDir) {
     if (busy()) return;
@@ -168,11 +201,14 @@ void QuantizationPage::loadDone() {
 
 void QuantizationPage::methodChanged() {
     const QString m = method_->currentData().toString();
-    const bool nvfp4 = m == "nvfp4", gptq = m == "gptq";
-    group_->setEnabled(!nvfp4);  // NVFP4's 16-input blocks are fixed
-    symmetric_->setEnabled(!nvfp4);
-    actOrder_->setEnabled(gptq);
-    for (QWidget* w : std::initializer_list<QWidget*>{calibFiles_, calibBrowse_, samples_, length_}) w->setEnabled(gptq);
+    const bool nvfp4 = m == "nvfp4", budget = m == "budget", calibrated = m == "gptq" || budget;
+    group_->setEnabled(!nvfp4 && !budget);  // NVFP4's 16-input blocks are fixed; the budget picks per tensor
+    symmetric_->setEnabled(!nvfp4 && !budget);
+    actOrder_->setEnabled(calibrated);
+    for (QWidget* w : std::initializer_list<QWidget*>{calibFiles_, calibBrowse_, samples_, length_}) w->setEnabled(calibrated);
+    for (QWidget* w : std::initializer_list<QWidget*>{bpw_, candidates_}) w->setEnabled(budget);
+    planButton_->setVisible(budget);
+    budgetTable_->setVisible(budget);
     const QSignalBlocker block(format_);
     format_->clear();
     if (nvfp4) {
@@ -188,11 +224,15 @@ QuantizeRecipe QuantizationPage::recipe() const {
     // The same JSON section the CLI builds from its flags, checked by the same parser.
     const QString m = method_->currentData().toString();
     Json q{{"method", m.toStdString()}, {"format", format_->currentData().toString().toStdString()}, {"exclude", splitList(exclude_->text())}};
-    if (m != "nvfp4") {
+    if (m == "rtn" || m == "gptq") {
         q["group_size"] = group_->currentData().toInt();
         q["symmetric"] = symmetric_->isChecked();
     }
-    if (m == "gptq") {
+    if (m == "budget") {
+        q["bpw"] = bpw_->value();
+        if (!candidates_->text().trimmed().isEmpty()) q["candidates"] = splitList(candidates_->text());
+    }
+    if (m == "gptq" || m == "budget") {
         q["act_order"] = actOrder_->isChecked();
         Json calib{{"samples", samples_->value()}, {"length", length_->value()}};
         if (!calibFiles_->text().trimmed().isEmpty()) calib["files"] = splitList(calibFiles_->text());
@@ -206,10 +246,26 @@ bool QuantizationPage::canStart() const { return start_->isEnabled(); }
 
 void QuantizationPage::updatePlan() {
     planOk_ = false;
+    bool canPlan = false;
     if (checkpoint_) {
         try {
-            const QuantizePlan p = planQuantization(*checkpoint_, recipe());
+            const QuantizeRecipe q = recipe();
             if (checkpoint_->hasQuantizedWeights()) throw UsageError(modelDir_.toStdString(), {}, "is already quantized");
+            std::map<std::string, IntOptions> formats;
+            if (q.method == "budget") {
+                // A shown plan stays valid only for the settings it was measured with.
+                if (budgetPlan_ && budgetPlanRecipe_ != toJson(q).dump()) {
+                    budgetPlan_.reset();
+                    showBudgetPlan();
+                }
+                canPlan = true;
+                if (budgetPlan_) formats = budgetPlan_->formats();
+                else
+                    plan_->setText(tr("The bit budget measures every linear's sensitivity on the calibration text before it chooses the "
+                                      "formats: press Plan to see the per-tensor table, then Quantize."));
+            }
+            if (q.method == "budget" && !budgetPlan_) return finishUpdate(canPlan);
+            const QuantizePlan p = planQuantization(*checkpoint_, q, formats);
             plan_->setText(tr("%1 linear weights (%2 parameters) at %3 bits per weight; %4 kept as they are (%5 linears by rule). "
                               "Tensor data %6 → %7.")
                                .arg(p.tensorsQuantized)
@@ -223,7 +279,79 @@ void QuantizationPage::updatePlan() {
             plan_->setText(QString::fromUtf8(e.what()));
         }
     }
-    start_->setEnabled(planOk_ && !output_->text().trimmed().isEmpty() && !runWatcher_.isRunning());
+    finishUpdate(canPlan);
+}
+
+void QuantizationPage::finishUpdate(bool canPlan) {
+    planButton_->setEnabled(canPlan && !running());
+    start_->setEnabled(planOk_ && !output_->text().trimmed().isEmpty() && !running());
+}
+
+void QuantizationPage::showBudgetPlan() {
+    budgetTable_->setRowCount(0);
+    if (!budgetPlan_) return;
+    const BitBudgetPlan& p = *budgetPlan_;
+    budgetTable_->setRowCount(int(p.tensors.size()));
+    for (std::size_t t = 0; t < p.tensors.size(); ++t) {
+        const TensorSensitivity& s = p.tensors[t];
+        const std::size_t c = std::size_t(p.choice[t]);
+        const QStringList cells{QString::fromStdString(s.name), QString::fromStdString(formatName(p.candidates[c])),
+                                QString::number(double(s.bits[c]) / double(s.weights), 'f', 3), QString::number(s.error[c], 'e', 3)};
+        for (int col = 0; col < 4; ++col) {
+            auto* item = new QTableWidgetItem(cells[col]);
+            if (col >= 2) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+            budgetTable_->setItem(int(t), col, item);
+        }
+    }
+}
+
+void QuantizationPage::startPlan() {
+    if (!checkpoint_ || running()) return;
+    QuantizeRecipe q;
+    try {
+        q = recipe();
+    } catch (const std::exception&) {
+        return;  // the plan text already shows the parser's message
+    }
+    if (q.method != "budget") return;
+    budgetPlan_.reset();
+    showBudgetPlan();
+    budgetPlanRecipe_ = toJson(q).dump();
+    pendingPlan_ = std::make_shared<BitBudgetPlan>();
+    cancelToken_ = std::make_shared<CancelToken>();
+    planButton_->setEnabled(false);
+    start_->setEnabled(false);
+    cancel_->setEnabled(true);
+    progress_->setValue(0);
+    status_->setText(tr("Measuring each linear's sensitivity …"));
+    // Calibration state beyond the memory limit spills next to the output, where the run writes too.
+    const QString out = output_->text().trimmed();
+    const std::filesystem::path scratch =
+        out.isEmpty() ? std::filesystem::temp_directory_path() : std::filesystem::absolute(out.toStdString()).parent_path();
+    auto progress = std::make_shared<QueuedProgress>(this, [page = QPointer<QuantizationPage>(this)](const QString& s, double f, double eta) {
+        if (page) emit page->progressed(s, f, eta);
+    });
+    planWatcher_.setFuture(QtConcurrent::run([ck = checkpoint_, q, scratch, result = pendingPlan_, cancel = cancelToken_, progress] {
+        return runWorker([&] {
+            *result = planBitBudget(*ck, q, scratch, *progress, *cancel);
+            return QObject::tr("Planned %1 tensors at %2 bits per weight (target %3) in %4 s")
+                .arg(result->tensors.size())
+                .arg(result->bitsPerWeight, 0, 'f', 3)
+                .arg(result->targetBitsPerWeight, 0, 'f', 3)
+                .arg(result->seconds, 0, 'f', 1);
+        });
+    }));
+}
+
+void QuantizationPage::planDone() {
+    const WorkerOutcome r = planWatcher_.result();
+    cancel_->setEnabled(false);
+    if (r.ok) budgetPlan_ = std::move(*pendingPlan_);
+    pendingPlan_.reset();
+    showBudgetPlan();
+    updatePlan();
+    presentOutcome(r, status_, progress_, this, tr("Planning the bit budget failed"));
+    emit planned(r.ok, r.message);
 }
 
 void QuantizationPage::chooseOutput() {
@@ -237,21 +365,25 @@ void QuantizationPage::chooseCalibration() {
 }
 
 void QuantizationPage::startQuantize() {
-    if (!checkpoint_ || !planOk_ || runWatcher_.isRunning()) return;
+    if (!checkpoint_ || !planOk_ || running()) return;
     const QString dest = output_->text().trimmed();
     Recipe r;
     r.quantization = recipe();
     cancelToken_ = std::make_shared<CancelToken>();
     start_->setEnabled(false);
+    planButton_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_->setValue(0);
     status_->setText(tr("Quantizing into %1 …").arg(dest));
     auto progress = std::make_shared<QueuedProgress>(this, [page = QPointer<QuantizationPage>(this)](const QString& s, double f, double eta) {
         if (page) emit page->progressed(s, f, eta);
     });
-    runWatcher_.setFuture(QtConcurrent::run([ck = checkpoint_, r, dest, cancel = cancelToken_, progress] {
+    // The bit budget writes the plan on show (planOk_ holds only with one).
+    std::shared_ptr<const BitBudgetPlan> plan =
+        r.quantization->method == "budget" && budgetPlan_ ? std::make_shared<const BitBudgetPlan>(*budgetPlan_) : nullptr;
+    runWatcher_.setFuture(QtConcurrent::run([ck = checkpoint_, r, dest, cancel = cancelToken_, progress, plan] {
         return runWorker([&] {
-            const QuantizeReport rep = quantizeCheckpoint(*ck, r, dest.toStdString(), false, *progress, *cancel);
+            const QuantizeReport rep = quantizeCheckpoint(*ck, r, dest.toStdString(), false, *progress, *cancel, plan.get());
             return QObject::tr("Wrote %1: %2 tensors at %3 bits per weight, %4 → %5, in %6 s")
                 .arg(dest)
                 .arg(rep.tensorsQuantized)

@@ -1,12 +1,16 @@
 #pragma once
-// The Quantize page: method (INT4 RTN, INT4 GPTQ, NVFP4), its settings (group, symmetric, act-order,
-// calibration text and size, exclusion rules), output format and folder; the plan — tensors, bits per
-// weight, size before and after — updates live from the core's planQuantization as settings change; the
-// run goes to a worker with a progress bar (stage, ETA) and Cancel. The settings form the same
-// "quantization" recipe section the CLI and recipe files use, checked by the same parser.
+// The Quantize page: method (INT4 RTN, INT4 GPTQ, NVFP4, mixed bit budget), its settings (group, symmetric,
+// act-order, calibration text and size, target bits per weight and candidate formats, exclusion rules),
+// output format and folder; the plan — tensors, bits per weight, size before and after — updates live from
+// the core's planQuantization as settings change; the run goes to a worker with a progress bar (stage, ETA)
+// and Cancel. The settings form the same "quantization" recipe section the CLI and recipe files use, checked
+// by the same parser. The bit budget's plan needs a measurement (planBitBudget): *Plan* runs it in the
+// worker and shows the per-tensor table; *Quantize* is enabled only once the table for the current settings
+// is shown, and writes exactly that plan.
 #include <QFutureWatcher>
 #include <QWidget>
 #include <memory>
+#include <optional>
 
 #include "app/gui/worker_outcome.h"
 #include "core/model/checkpoint.h"
@@ -15,6 +19,8 @@
 
 class QCheckBox;
 class QComboBox;
+class QDoubleSpinBox;
+class QTableWidget;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -47,6 +53,12 @@ public:
     QSpinBox* samplesBox() const { return samples_; }
     QSpinBox* lengthBox() const { return length_; }
     QLineEdit* excludeEdit() const { return exclude_; }
+    QDoubleSpinBox* bpwBox() const { return bpw_; }
+    QLineEdit* candidatesEdit() const { return candidates_; }
+    QPushButton* planButton() const { return planButton_; }
+    QTableWidget* budgetTable() const { return budgetTable_; }
+    // The bit budget's plan shown in the table (for the current settings), if any.
+    const std::optional<BitBudgetPlan>& budgetPlan() const { return budgetPlan_; }
     QLineEdit* outputEdit() const { return output_; }
     QPushButton* startButton() const { return start_; }
     QPushButton* cancelButton() const { return cancel_; }
@@ -54,6 +66,7 @@ public:
     QLabel* statusLabel() const { return status_; }
 
 public slots:
+    void startPlan();
     void startQuantize();
     void cancelQuantize();
 
@@ -62,12 +75,17 @@ signals:
     void loadFailed(const QString& message);
     void progressed(const QString& stage, double fraction, double etaSeconds);
     void finished(bool ok, const QString& message);
+    void planned(bool ok, const QString& message);
 
 private:
     void methodChanged();
     void updatePlan();
+    void finishUpdate(bool canPlan);  // the buttons after the plan text is set
     void loadDone();
     void runDone();
+    void planDone();
+    void showBudgetPlan();
+    bool running() const;
     void chooseOutput();
     void chooseCalibration();
 
@@ -75,7 +93,10 @@ private:
     std::shared_ptr<const Checkpoint> checkpoint_;
     QFutureWatcher<std::shared_ptr<const Checkpoint>> loadWatcher_;
     QString loadError_;
-    QFutureWatcher<WorkerOutcome> runWatcher_;
+    QFutureWatcher<WorkerOutcome> runWatcher_, planWatcher_;
+    std::shared_ptr<BitBudgetPlan> pendingPlan_;  // written by the plan worker, read after it finished
+    std::optional<BitBudgetPlan> budgetPlan_;
+    std::string budgetPlanRecipe_;  // the recipe section (JSON text) the shown plan was measured for
     std::shared_ptr<CancelToken> cancelToken_;
     bool planOk_ = false;
 
@@ -83,7 +104,10 @@ private:
     QCheckBox *symmetric_, *actOrder_;
     QLineEdit *calibFiles_, *exclude_, *output_;
     QSpinBox *samples_, *length_;
-    QPushButton *calibBrowse_, *start_, *cancel_;
+    QDoubleSpinBox* bpw_;
+    QLineEdit* candidates_;
+    QTableWidget* budgetTable_;
+    QPushButton *calibBrowse_, *planButton_, *start_, *cancel_;
     QLabel *plan_, *status_;
     QProgressBar* progress_;
 };

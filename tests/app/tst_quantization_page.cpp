@@ -1,9 +1,12 @@
 // The Quantize page driven with Qt Test on the bundled model: the live plan equals the core's
 // planQuantization for each method; controls follow the method; a bad rule disables Quantize with the
-// core's message; a run writes the same bytes as the core; Cancel during GPTQ leaves nothing; an existing
-// output gets the page's own wording in an error dialog.
+// core's message; a run writes the same bytes as the core; Cancel during GPTQ leaves nothing; the bit
+// budget's Plan shows the core's per-tensor plan before Quantize is possible, a changed target drops it, and
+// the run writes that plan's bytes; an existing output gets the page's own wording in an error dialog.
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QTableWidget>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
@@ -49,7 +52,7 @@ private slots:
 
     void planFollowsTheCore() {
         const Checkpoint ck = Checkpoint::open(bundledModelDir());
-        for (const char* method : {"rtn", "gptq", "nvfp4"}) {
+        for (const char* method : {"rtn", "gptq", "nvfp4"}) {  // the budget needs its measurement first (budgetPlanThenQuantize)
             selectData(page_->methodBox(), method);
             const QuantizePlan p = planQuantization(ck, page_->recipe());
             QVERIFY2(page_->planText().contains(QString("%1 linear weights").arg(p.tensorsQuantized)), qPrintable(page_->planText()));
@@ -113,6 +116,52 @@ private slots:
         for (const auto& e : fs::directory_iterator(tempPath(dir_))) QVERIFY(e.path().filename().string().find(".partial") == std::string::npos);
         QVERIFY(page_->canStart());
         selectData(page_->methodBox(), "rtn");
+    }
+
+    void budgetPlanThenQuantize() {
+        selectData(page_->methodBox(), "budget");
+        QVERIFY(!page_->groupBox()->isEnabled() && !page_->symmetricBox()->isEnabled());
+        QVERIFY(page_->bpwBox()->isEnabled() && page_->actOrderBox()->isEnabled() && page_->planButton()->isVisible());
+        page_->samplesBox()->setValue(4);
+        page_->lengthBox()->setValue(128);
+        const fs::path out = tempPath(dir_, "page-budget"), ref = tempPath(dir_, "core-budget");
+        page_->outputEdit()->setText(QString::fromStdString(out.string()));
+        QVERIFY(!page_->canStart());  // nothing is written before the plan is shown
+        QVERIFY2(page_->planText().contains("press Plan"), qPrintable(page_->planText()));
+        auto plan = [&] {
+            QSignalSpy planned(page_, &QuantizationPage::planned);
+            QTest::mouseClick(page_->planButton(), Qt::LeftButton);
+            QVERIFY(planned.wait(60000));
+            QVERIFY2(planned.at(0).at(0).toBool(), qPrintable(planned.at(0).at(1).toString()));
+        };
+        plan();
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        NullProgress np;
+        const BitBudgetPlan core = planBitBudget(ck, page_->recipe(), tempPath(dir_), np, CancelToken{});
+        QTableWidget* table = page_->budgetTable();
+        QCOMPARE(table->rowCount(), int(core.tensors.size()));
+        QCOMPARE(table->rowCount(), 38);
+        for (int t = 0; t < table->rowCount(); ++t) {
+            QCOMPARE(table->item(t, 0)->text().toStdString(), core.tensors[std::size_t(t)].name);
+            QCOMPARE(table->item(t, 1)->text().toStdString(), formatName(core.candidates[std::size_t(core.choice[std::size_t(t)])]));
+        }
+        QVERIFY2(page_->planText().contains(QString::number(core.bitsPerWeight, 'f', 3)), qPrintable(page_->planText()));
+        QVERIFY(page_->canStart());
+        page_->bpwBox()->setValue(3.5);  // another target: the shown plan no longer applies
+        QCOMPARE(table->rowCount(), 0);
+        QVERIFY(!page_->canStart());
+        page_->bpwBox()->setValue(0);
+        plan();
+        QSignalSpy finished(page_, &QuantizationPage::finished);
+        QTest::mouseClick(page_->startButton(), Qt::LeftButton);
+        QVERIFY(finished.wait(120000));
+        QVERIFY2(finished.at(0).at(0).toBool(), qPrintable(finished.at(0).at(1).toString()));
+        Recipe r;
+        r.quantization = page_->recipe();
+        quantizeCheckpoint(ck, r, ref, false, np, CancelToken{}, &core);
+        QCOMPARE(readBytes(out / "model.safetensors"), readBytes(ref / "model.safetensors"));
+        selectData(page_->methodBox(), "rtn");
+        QVERIFY(!page_->planButton()->isVisible() && !table->isVisible());
     }
 
     void existingOutputIsExplained() {
