@@ -32,7 +32,7 @@ GgmlType checkGgufFormat(const std::string& format, const std::string& method) {
     static const std::map<std::string, GgmlType> kTypes{
         {"gguf-f16", GgmlType::F16}, {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0}, {"gguf-nvfp4", GgmlType::NVFP4}};
     const auto it = kTypes.find(format);
-    if (it == kTypes.end()) throw UsageError("unknown --format '" + format + "' (gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
+    if (it == kTypes.end()) throw UsageError("unknown --format '" + format + "' (hf, gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
     if (method == "gptq" || method == "budget")
         throw UsageError("--format " + format + ": " + method + "'s codes have no GGUF type here; use --format gptq");
     if ((format == "gguf-nvfp4") != (method == "nvfp4"))
@@ -61,6 +61,7 @@ void printReport(const QuantizeReport& r, const std::string& method, const std::
                 r.bitsPerWeight, r.tensorsKept);
     if (r.calibrationWindows)
         std::printf("GPTQ: %d calibration windows (%lld tokens), %.1f s\n", r.calibrationWindows, (long long)r.calibrationTokens, r.gptqSeconds);
+    if (r.dequantized) std::printf("written dequantized into the input's tensors and dtype (a plain checkpoint at the input's size)\n");
     for (const auto& e : r.excluded) std::printf("  kept by an exclusion rule: %s\n", e.c_str());
     std::printf("%.1f MB -> %.1f MB; wrote %s in %.1f s\n", double(r.bytesBefore) / 1e6, double(r.bytesWritten) / 1e6, out.c_str(), r.seconds);
 }
@@ -74,7 +75,7 @@ int runQuantize(const std::vector<std::string>& argv) {
         throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq|nvfp4|budget] [--group N (0: per channel)] "
                          "[--asym] [--exclude GLOB,…] [--format F[,F…]] [gptq, budget: --act-order --calib FILE,… --calib-samples N "
                          "--calib-length N --damp X] [budget: --bpw X (default: as INT4 g128) --candidates ID,… (e.g. int4-g128,int3-g128-asym) --plan-only]) [--force] [--json]\n"
-                         "  formats: gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4; "
+                         "  formats: hf (dequantized, the input's dtype), gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4; "
                          "several: OUT becomes a folder with one entry per format");
     // The flags build the same JSON section a recipe file holds, so both are checked by one parser; each
     // requested safetensors format gets its own section.

@@ -217,6 +217,7 @@ void QuantizationPage::methodChanged() {
     } else {
         format_->addItem(tr("GPTQ v1 safetensors (transformers, GPTQModel, vLLM)"), "gptq");
     }
+    format_->addItem(tr("Dequantized safetensors in the input's dtype (any tool; the input's size)"), "hf");
     updatePlan();
 }
 

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <string>
+
+#include "core/error.h"
 
 namespace whittle {
 
@@ -120,6 +123,24 @@ float loadAsFloat(DType d, const std::byte* base, std::size_t i) {
     }
     }
     return 0;
+}
+
+void storeFloat(DType d, std::byte* base, std::size_t i, float v) {
+    std::byte* p = base + i * dtypeSize(d);
+    switch (d) {
+    case DType::BF16: {
+        const std::uint16_t h = floatToBf16(v);
+        std::memcpy(p, &h, 2);
+        return;
+    }
+    case DType::F16: {
+        const std::uint16_t h = floatToF16(v);
+        std::memcpy(p, &h, 2);
+        return;
+    }
+    case DType::F32: std::memcpy(p, &v, 4); return;
+    default: throw Error("internal: storeFloat writes F32, F16 or BF16, not " + std::string(dtypeName(d)));
+    }
 }
 
 }  // namespace whittle

@@ -23,5 +23,8 @@ std::uint16_t floatToF16(float f);
 
 // Reads element i of a raw buffer of dtype d as float (float dtypes and integers).
 float loadAsFloat(DType d, const std::byte* base, std::size_t i);
+// Writes v as element i of a raw buffer of float dtype d (F32, F16, BF16; rounded to nearest even).
+// Throws Error for any other dtype.
+void storeFloat(DType d, std::byte* base, std::size_t i, float v);
 
 }  // namespace whittle

@@ -119,9 +119,10 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     if (j.contains("exclude")) q.exclude = strings(j["exclude"], "quantization.exclude", src);
     if (j.contains("format")) {
         const bool isNvfp4 = q.method == "nvfp4";
-        if (!j["format"].is_string() || (isNvfp4 ? j["format"] != "nvfp4-modelopt" && j["format"] != "nvfp4-ct" : j["format"] != "gptq"))
-            throw FormatError(src, {}, isNvfp4 ? "'quantization.format' must be \"nvfp4-modelopt\" or \"nvfp4-ct\" for NVFP4"
-                                               : "'quantization.format' must be \"gptq\" for INT4 (GGUF types: whittle-cli export)");
+        if (!j["format"].is_string() ||
+            (j["format"] != "hf" && (isNvfp4 ? j["format"] != "nvfp4-modelopt" && j["format"] != "nvfp4-ct" : j["format"] != "gptq")))
+            throw FormatError(src, {}, isNvfp4 ? "'quantization.format' must be \"nvfp4-modelopt\", \"nvfp4-ct\" or \"hf\" for NVFP4"
+                                               : "'quantization.format' must be \"gptq\" or \"hf\" for integer formats (GGUF types: whittle-cli export)");
         q.format = j["format"].get<std::string>();
     }
     return q;
@@ -135,7 +136,7 @@ bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e) {
 }
 
 Json toJson(const QuantizeReport& r) {
-    Json j{{"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
+    Json j{{"dequantized", r.dequantized}, {"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
             {"bits_per_weight", r.bitsPerWeight}, {"bytes_before", r.bytesBefore}, {"bytes_written", r.bytesWritten},
             {"excluded", r.excluded}, {"seconds", r.seconds}};
     if (r.budget) j["bit_budget"] = toJson(*r.budget);
@@ -338,6 +339,11 @@ QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q, con
     }
     if (p.tensorsQuantized == 0) throw UsageError(ck.dir().string(), {}, "no tensor is left to quantize: the exclusions cover every linear weight");
     p.bitsPerWeight = double(quantBits) / double(p.weightsQuantized);
+    if (q.format == "hf") {
+        // Dequantized into the input's own tensors: the quantization's bits per weight, the input's bytes.
+        p.tensors.clear();
+        for (const auto& t : ck.tensors()) p.tensors.push_back({t.entry->info->name, t.entry->info->dtype, t.entry->info->shape});
+    }
     for (const TensorSpec& t : p.tensors) p.bytesAfter += t.nbytes();
     return p;
 }
@@ -384,8 +390,10 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const QuantizeRecipe& q = *recipe.quantization;
     if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
     const bool nvfp4 = q.method == "nvfp4";
+    const bool dequantized = q.format == "hf";
     const Nvfp4Layout layout = nvfp4Layout(q);
     QuantizeReport rep;
+    rep.dequantized = dequantized;
 
     std::map<std::string, IntOptions> formats;
     if (q.method == "budget") {
@@ -436,16 +444,35 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const Json config = !nvfp4 ? gptqConfig(q, formats) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
     copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
         if (name == "quantize_config.json" || name == "hf_quant_config.json") return true;  // written below for the format that has it
-        if (name != "config.json") return false;
+        if (name != "config.json" || dequantized) return false;  // a dequantized checkpoint is a plain one
         Json j = readJsonFile(file);
         j["quantization_config"] = config;
         writeJsonFile(out.path() / name, j);
         return true;
     });
-    if (!nvfp4) writeJsonFile(out.path() / "quantize_config.json", config);
-    else if (layout == Nvfp4Layout::ModelOpt) writeJsonFile(out.path() / "hf_quant_config.json", modelOptHfQuantConfig(untouched));
+    if (dequantized) {
+        // a plain checkpoint: no quantization config
+    } else if (!nvfp4) {
+        writeJsonFile(out.path() / "quantize_config.json", config);
+    } else if (layout == Nvfp4Layout::ModelOpt) {
+        writeJsonFile(out.path() / "hf_quant_config.json", modelOptHfQuantConfig(untouched));
+    }
 
     SafetensorsWriter writer(out.path(), plan.tensors);
+    // hf: each quantized weight's rows as the engines decode them, rounded to the input's dtype.
+    std::vector<std::byte> rowsOut;
+    const auto writeDequantized = [&](const TensorInfo& info, const auto& decodeRow) {
+        const std::int64_t N = info.shape[0], K = info.shape[1];
+        const std::size_t es = dtypeSize(info.dtype);
+        rowsOut.resize(std::size_t(N * K) * es);
+        pool.parallelFor(std::size_t(N), [&](std::size_t r) {
+            std::vector<float> row(static_cast<std::size_t>(K));
+            decodeRow(std::int64_t(r), row.data());
+            std::byte* dst = rowsOut.data() + r * std::size_t(K) * es;
+            for (std::int64_t k = 0; k < K; ++k) storeFloat(info.dtype, dst, std::size_t(k), row[std::size_t(k)]);
+        });
+        writer.write(info.name, rowsOut.data(), rowsOut.size());
+    };
     StageMeter meter(progress, "quantizing", total);
     std::vector<char> copyBuf;
     for (const auto& t : ck.tensors()) {
@@ -460,6 +487,11 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             const float amax = groupAmax.at({t.expected->layer, linearSite(t.expected->role)});
             const float global = nvfp4GlobalScale(std::span<const float>(&amax, 1));
             const Nvfp4Tensor nt = quantizeNvfp4(w, info.shape[0], info.shape[1], info.name, &pool, global);
+            if (dequantized) {
+                writeDequantized(info, [&](std::int64_t r, float* row) { dequantizeNvfp4Row(nt, r, row); });
+                meter.advance(info.nbytes);
+                continue;
+            }
             const std::vector<std::uint8_t> packed = packNvfp4(nt);
             const Nvfp4Names n = nvfp4Names(*t.expected, layout);
             const float stored = layout == Nvfp4Layout::ModelOpt ? nt.globalScale : 1.0f / nt.globalScale;  // CT: the reciprocal
@@ -477,6 +509,11 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
                 readAsFloat(*t.entry, w, buf, pool);
                 const IntTensor qt = quantizeIntRtn(w, info.shape[0], info.shape[1], {q.groupSize, q.symmetric}, info.name, &pool);
                 g = packGptqV1(qt, info.name, &pool);
+            }
+            if (dequantized) {
+                writeDequantized(info, [&](std::int64_t r, float* row) { dequantizeGptqRow(g, r, row); });
+                meter.advance(info.nbytes);
+                continue;
             }
             const GptqNames n = gptqNames(*t.expected);
             writer.write(n.qweight, g.qweight.data(), g.qweight.size() * 4);

@@ -34,7 +34,10 @@ struct QuantizeRecipe {
     int groupSize = 128;          // 0: per channel; always 16 for nvfp4
     bool symmetric = true;
     std::vector<std::string> exclude = defaultExclusions();  // globs over Hugging Face tensor names
-    std::string format = "gptq";  // gptq: GPTQ v1 safetensors; nvfp4-modelopt | nvfp4-ct for nvfp4
+    // gptq: GPTQ v1 safetensors; nvfp4-modelopt | nvfp4-ct for nvfp4; hf (any method): the quantized weights
+    // dequantized into the input's own tensors and dtype — a plain checkpoint any tool loads, with the
+    // quantization's rounding (for measuring it elsewhere), at the input's size.
+    std::string format = "gptq";
     // budget only: the target bits per weight over the quantized tensors, as GPTQ v1 stores them (codes,
     // scales, zeros, g_idx, residuals); 0: the bits uniform INT4 g128 would take.
     double bpw = 0;
@@ -78,6 +81,7 @@ BitBudgetPlan planBitBudget(const Checkpoint& checkpoint, const QuantizeRecipe& 
                             Progress& progress, const CancelToken& cancel);
 
 struct QuantizeReport {
+    bool dequantized = false;  // format hf: written in the input's dtype (bitsPerWeight is the quantization's)
     int tensorsQuantized = 0, tensorsKept = 0;
     std::uint64_t weightsQuantized = 0;  // parameters stored as INT4
     double bitsPerWeight = 0;            // over the quantized tensors: codes, scales, zeros and g_idx

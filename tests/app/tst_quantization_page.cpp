@@ -61,7 +61,8 @@ private slots:
         QVERIFY(page_->planText().contains("4.500"));  // NVFP4: 4 + 8/16 bits
         QVERIFY(!page_->groupBox()->isEnabled());
         QVERIFY(!page_->actOrderBox()->isEnabled());
-        QCOMPARE(page_->formatBox()->count(), 2);
+        QCOMPARE(page_->formatBox()->count(), 3);  // ModelOpt, compressed-tensors, dequantized
+        QVERIFY(page_->formatBox()->findData("hf") >= 0);
         selectData(page_->methodBox(), "gptq");
         QVERIFY(page_->actOrderBox()->isEnabled() && page_->samplesBox()->isEnabled() && page_->groupBox()->isEnabled());
         QCOMPARE(page_->formatBox()->currentData().toString(), QString("gptq"));

@@ -479,6 +479,62 @@ private slots:
     }
 
     // The CLI with flags and with a recipe file writes the same tensors; refusals name the problem.
+    // --format hf: the quantized weights dequantized into the input's own tensors and dtype. Every quantized
+    // weight equals the packed output's engine row rounded to bf16 (RTN g128 → GPTQ v1; NVFP4 → ModelOpt); every
+    // other tensor and config.json are the input's bytes; no quantization config; KLD as the packed output's.
+    void dequantizedHf() {
+        const Checkpoint oc = Checkpoint::open(bundledModelDir());
+        NullProgress p;
+        auto run = [&](const char* method, const char* format, const char* name) {
+            Recipe r;
+            r.quantization = parseQuantizeRecipe(Json{{"method", method}, {"format", format}}, "test");
+            const fs::path out = tempPath(dir_, name);
+            quantizeCheckpoint(oc, r, out, false, p, CancelToken{});
+            return out;
+        };
+        const fs::path intHf = run("rtn", "hf", "rtn-hf"), fpHf = run("nvfp4", "hf", "nvfp4-hf"), fpPacked = run("nvfp4", "nvfp4-modelopt", "nvfp4-mo");
+        for (const auto& [hf, packed] : {std::pair{intHf, outputs_[128]}, {fpHf, fpPacked}}) {
+            QCOMPARE(readBytes(hf / "config.json"), readBytes(bundledModelDir() / "config.json"));
+            for (const char* f : {"quantize_config.json", "hf_quant_config.json"}) QVERIFY(!fs::exists(hf / f));
+            const Json rep = readJsonFile(hf / "whittle.json").at("quantization");
+            QCOMPARE(rep.at("dequantized").get<bool>(), true);
+            QCOMPARE(rep.at("bits_per_weight").get<double>(), readJsonFile(packed / "whittle.json").at("quantization").at("bits_per_weight").get<double>());
+            const Checkpoint hc = Checkpoint::open(hf), pc = Checkpoint::open(packed);
+            QVERIFY(!hc.hasQuantizedWeights());
+            const ReferenceModel pm(pc, {});
+            std::size_t dequantized = 0, same = 0;
+            for (const auto& t : hc.tensors()) {
+                const TensorInfo& info = *t.entry->info;
+                const TensorStore::Entry* o = oc.store().find(info.name);
+                QVERIFY2(o && o->info->dtype == info.dtype && o->info->shape == info.shape, info.name.c_str());
+                const TensorView hv = t.entry->file->view(info), ov = o->file->view(*o->info);
+                if (!(t.expected && quantizes(QuantizeRecipe{}, *t.expected))) {
+                    QVERIFY2(std::memcmp(hv.data(), ov.data(), info.nbytes) == 0, info.name.c_str());
+                    ++same;
+                    continue;
+                }
+                QCOMPARE(int(info.dtype), int(DType::BF16));
+                const WeightView& v = pm.linearWeight(t.expected->role, t.expected->layer);
+                QVERIFY(v.format != WeightFormat::Dense);
+                std::vector<float> row(static_cast<std::size_t>(v.cols));
+                for (std::int64_t r = 0; r < v.rows; ++r) {
+                    v.row(r, row.data());
+                    for (std::int64_t k = 0; k < v.cols; ++k) {
+                        std::uint16_t got;
+                        std::memcpy(&got, static_cast<const std::byte*>(hv.data()) + 2 * (r * v.cols + k), 2);
+                        if (got != floatToBf16(row[std::size_t(k)])) QFAIL(qPrintable(QString("%1 [%2, %3]").arg(info.name.c_str()).arg(r).arg(k)));
+                    }
+                }
+                ++dequantized;
+            }
+            QCOMPARE(dequantized, std::size_t(38));
+            QVERIFY(same > 0);
+            const EvalReport h = evalHeldout(hf, true), q = evalHeldout(packed, true);
+            qInfo("%s: KLD %.6f dequantized to bf16, %.6f packed", hf.filename().c_str(), *h.kldMean, *q.kldMean);
+            QVERIFY(std::fabs(*h.kldMean - *q.kldMean) <= 0.05 * *q.kldMean);
+        }
+    }
+
     // The mixed bit budget at the bits of uniform INT4 g128 (16 × 256 calibration tokens, as GPTQ above): the
     // plan fits the target and mixes formats; the file's tensors and config follow the plan; the engine and the
     // independent dequantizer read the same weights; and it loses less than GPTQ g128 on the same eval (the
