@@ -26,17 +26,20 @@ namespace {
 
 bool isGguf(const std::string& f) { return f.rfind("gguf-", 0) == 0; }
 
-// A GGUF output of the same run: llama.cpp's own block types (their groups and rounding are ggml's, so the
-// INT4 flags do not apply), written by the GGUF exporter from the input checkpoint.
+// A GGUF output of the same run. With --method rtn or nvfp4 it is llama.cpp's own block types (their groups
+// and rounding are ggml's, so the INT4 flags do not apply), written by the GGUF exporter from the input; with
+// gptq or budget the run's codes are written first and the exporter repacks them (exactly where a GGUF type
+// holds them: INT4 symmetric → Q4_0, INT8 → Q8_0; the rest decoded to Q8_0, said in its notes).
+bool ggufFromCodes(const std::string& method) { return method == "gptq" || method == "budget"; }
+
 GgmlType checkGgufFormat(const std::string& format, const std::string& method) {
     static const std::map<std::string, GgmlType> kTypes{
         {"gguf-f16", GgmlType::F16}, {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0}, {"gguf-nvfp4", GgmlType::NVFP4}};
     const auto it = kTypes.find(format);
-    if (it == kTypes.end()) throw UsageError("unknown --format '" + format + "' (hf, gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
-    if (method == "gptq" || method == "budget")
-        throw UsageError("--format " + format + ": " + method + "'s codes have no GGUF type here; use --format gptq");
+    if (it == kTypes.end())
+        throw UsageError("unknown --format '" + format + "' (hf, gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
     if ((format == "gguf-nvfp4") != (method == "nvfp4"))
-        throw UsageError("--format " + format + " goes with " + (format == "gguf-nvfp4" ? "--method nvfp4" : "--method rtn"));
+        throw UsageError("--format " + format + " goes with " + (format == "gguf-nvfp4" ? "--method nvfp4" : "--method rtn, gptq or budget"));
     return it->second;
 }
 
@@ -133,10 +136,11 @@ int runQuantize(const std::vector<std::string>& argv) {
     std::vector<Recipe> recipes;
     for (const std::string& f : formats) {
         Recipe r = fromFile;
-        if (!fromFile.quantization && !isGguf(f)) r.quantization = sectionFromFlags(f);
+        // GPTQ and the budget reach GGUF through their codes: the same section, written as GPTQ v1 first.
+        if (!fromFile.quantization && (!isGguf(f) || ggufFromCodes(method))) r.quantization = sectionFromFlags(isGguf(f) ? "gptq" : f);
         if (isGguf(f)) {
             checkGgufFormat(f, method);
-            if (a.value("group") || a.flag("asym") || a.flag("act-order"))
+            if (!ggufFromCodes(method) && (a.value("group") || a.flag("asym") || a.flag("act-order")))
                 throw UsageError("--format " + f + ": GGUF block types fix their own groups and rounding (no --group, --asym, --act-order)");
             if (formats.size() == 1 && std::filesystem::path(a.positional()[1]).extension() != ".gguf")
                 throw UsageError(a.positional()[1], {}, "--format " + f + " writes a .gguf file");
@@ -168,11 +172,32 @@ int runQuantize(const std::vector<std::string>& argv) {
     std::optional<AtomicOutputDir> folder;
     if (formats.size() > 1) folder.emplace(dest, a.flag("force"), std::vector<std::filesystem::path>{ck.dir()});
     Json reports = Json::object();
-    for (std::size_t i = 0; i < formats.size(); ++i) {
+    // Safetensors formats first, so that a GGUF from GPTQ codes can read the run's own gptq entry.
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < formats.size(); ++i)
+        if (!isGguf(formats[i])) order.push_back(i);
+    for (std::size_t i = 0; i < formats.size(); ++i)
+        if (isGguf(formats[i])) order.push_back(i);
+    std::optional<std::filesystem::path> codes;  // this run's GPTQ v1 output, when it wrote one
+    for (const std::size_t i : order) {
         const std::string& f = formats[i];
         const std::filesystem::path out = folder ? folder->path() / entryName(f) : dest;
         if (isGguf(f)) {
-            reports[f] = writeGgufFormat(ck, f, method, out, a.flag("force"), progress, cancel);
+            if (ggufFromCodes(method)) {
+                // The codes come from this run's gptq entry, or from a staging folder next to the output: an
+                // output folder never committed, so it is removed however the export ends.
+                std::optional<AtomicOutputDir> staging;
+                if (!codes) {
+                    staging.emplace(out.string() + ".codes", true, std::vector<std::filesystem::path>{ck.dir()});
+                    const QuantizeReport qr =
+                        quantizeCheckpoint(ck, recipes[i], staging->path() / "gptq", false, progress, cancel, budget ? &*budget : nullptr);
+                    reports["quantization"] = toJson(qr);
+                }
+                const Checkpoint source = Checkpoint::open(codes ? *codes : staging->path() / "gptq");
+                reports[f] = writeGgufFormat(source, f, method, out, a.flag("force"), progress, cancel);
+            } else {
+                reports[f] = writeGgufFormat(ck, f, method, out, a.flag("force"), progress, cancel);
+            }
             if (!a.flag("json")) {
                 std::printf("wrote %s (%s, %.1f MB)\n", (folder ? (dest / entryName(f)).string() : out.string()).c_str(), f.c_str(),
                             double(reports[f]["file_bytes"].get<std::uint64_t>()) / 1e6);
@@ -182,10 +207,11 @@ int runQuantize(const std::vector<std::string>& argv) {
         }
         const QuantizeReport r = quantizeCheckpoint(ck, recipes[i], out, a.flag("force"), progress, cancel, budget ? &*budget : nullptr);
         reports[f] = toJson(r);
+        if (f == "gptq") codes = out;
         if (!a.flag("json")) printReport(r, recipes[i].quantization->method, folder ? (dest / entryName(f)).string() : out.string());
     }
     if (folder) folder->commit();
-    if (a.flag("json")) printJsonReport(formats.size() == 1 ? reports[formats[0]] : reports);
+    if (a.flag("json")) printJsonReport(formats.size() == 1 && !reports.contains("quantization") ? reports[formats[0]] : reports);
     return 0;
 }
 

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -13,6 +16,7 @@
 #include "core/io/gguf_writer.h"
 #include "core/io/json_file.h"
 #include "core/model/tensor_table.h"
+#include "core/io/gptq_layout.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nvfp4.h"
 #include "core/tokenizer/tokenizer.h"
@@ -225,10 +229,82 @@ void convert(DType src, const std::byte* in, std::size_t n, GgmlType dst, std::b
 
 struct PlannedTensor {
     GgufTensorSpec spec;
-    const CheckpointTensor* source = nullptr;  // null: generated (rope_freqs, an NVFP4 weight's .scale)
+    const CheckpointTensor* source = nullptr;  // null: generated (rope_freqs, an NVFP4 weight's .scale) or quantized
     std::vector<float> generated;
     float nvfp4Scale = 1.0f;                   // NVFP4: the tensor's global scale
+    // A linear stored quantized in the input (GPTQ or NVFP4): repacked, exactly when spec.type holds its codes
+    // (`exact`), otherwise decoded and written in spec.type.
+    const GptqLinear* gptq = nullptr;
+    const Nvfp4Linear* nvfp4 = nullptr;
+    std::string name;  // its Hugging Face weight name
+    bool exact = false;
 };
+
+// The GGUF type that holds a GPTQ tensor's codes exactly, if any: symmetric 4-bit codes are Q4_0's grid
+// (d · (q − 8)) and symmetric 8-bit codes Q8_0's (d · (q − 128)) when every 32-value block lies in one group
+// (the group size a multiple of 32); no ggml type holds 2/3-bit groups, asymmetric zeros or a binary residual.
+std::optional<GgmlType> exactGgufType(const IntTensor& t) {
+    if (t.hasResidual() || !t.symmetric || t.groupSize % kGgmlBlockValues || t.cols % kGgmlBlockValues) return std::nullopt;
+    if (t.bits == 4) return GgmlType::Q4_0;
+    if (t.bits == 8) return GgmlType::Q8_0;
+    return std::nullopt;
+}
+
+std::string describe(const IntTensor& t) {
+    std::string s = "INT" + std::to_string(t.bits) + " g" + std::to_string(t.groupSize) + (t.symmetric ? "" : " asym");
+    return t.hasResidual() ? s + " + binary residual" : s;
+}
+
+// Writes a linear stored quantized in the input: its codes repacked when exact, else its decoded rows in the
+// planned type (Q8_0, F16 or F32).
+void writeQuantizedSource(GgufWriter& writer, const PlannedTensor& p, StageMeter& meter, const CancelToken& cancel) {
+    cancel.throwIfCancelled();
+    const std::int64_t K = p.spec.dims[0], N = p.spec.dims[1];
+    std::vector<std::uint8_t> out;
+    std::vector<float> row(static_cast<std::size_t>(K));
+    std::function<void(std::int64_t, float*)> decode;
+    IntTensor ints;
+    Nvfp4Tensor fp4;
+    if (p.gptq) {
+        ints = unpackGptqV1(loadGptq(*p.gptq), p.name);
+        decode = [&](std::int64_t n, float* r) { dequantizeIntRow(ints, n, r); };
+    } else {
+        fp4 = loadNvfp4(*p.nvfp4, p.name);
+        decode = [&](std::int64_t n, float* r) { dequantizeNvfp4Row(fp4, n, r); };
+    }
+    if (p.exact && p.nvfp4) {
+        out = packNvfp4Gguf(fp4, p.name);
+    } else if (p.exact) {
+        const std::int64_t G = ints.groups(), blocks = K / kGgmlBlockValues;
+        const std::size_t rowBytes = std::size_t(p.spec.nbytes() / std::uint64_t(N));
+        out.resize(std::size_t(N) * rowBytes);
+        std::vector<std::uint16_t> d(static_cast<std::size_t>(blocks));
+        std::vector<std::int8_t> q8(static_cast<std::size_t>(K));
+        for (std::int64_t n = 0; n < N; ++n) {
+            for (std::int64_t b = 0; b < blocks; ++b) d[std::size_t(b)] = ints.scales[std::size_t(n * G + b * kGgmlBlockValues / ints.groupSize)];
+            const std::span<const std::uint8_t> codes(ints.codes.data() + n * K, std::size_t(K));
+            if (p.spec.type == GgmlType::Q4_0) {
+                packRowQ4_0(codes, d, out.data() + std::size_t(n) * rowBytes);
+            } else {
+                for (std::int64_t k = 0; k < K; ++k) q8[std::size_t(k)] = std::int8_t(int(codes[std::size_t(k)]) - 128);
+                packRowQ8_0(q8, d, out.data() + std::size_t(n) * rowBytes);
+            }
+        }
+    } else {
+        const std::size_t rowBytes = std::size_t(p.spec.nbytes() / std::uint64_t(N));
+        out.resize(std::size_t(N) * rowBytes);
+        for (std::int64_t n = 0; n < N; ++n) {
+            decode(n, row.data());
+            std::uint8_t* dst = out.data() + std::size_t(n) * rowBytes;
+            if (p.spec.type == GgmlType::Q8_0) quantizeRowQ8_0(row, dst, p.name);
+            else if (p.spec.type == GgmlType::F16)
+                for (std::int64_t k = 0; k < K; ++k) storeFloat(DType::F16, reinterpret_cast<std::byte*>(dst), std::size_t(k), row[std::size_t(k)]);
+            else std::memcpy(dst, row.data(), std::size_t(K) * 4);
+        }
+    }
+    writer.write(p.spec.name, out.data(), out.size());
+    meter.advance(out.size());
+}
 
 bool isBlockType(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::NVFP4; }
 
@@ -338,8 +414,6 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
                                                 std::string(ggmlTypeTraits(options.weightType).name));
     const Gemma4Config& c = ck.config();
     checkLlamaCppCompatible(ck);
-    if (ck.hasQuantizedWeights())
-        throw UsageError(ck.dir().string(), {}, "holds quantized weights (GPTQ INT4 or NVFP4); GGUF export reads 16/32-bit weights (export the original instead)");
     GgufExportReport rep;
     rep.weightType = std::string(ggmlTypeTraits(options.weightType).name);
     const int rows = c.vocabSize;
@@ -360,9 +434,57 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     }
     std::set<std::string> planned;
     int skippedDead = 0;
+    std::map<std::string, int> requantized;  // quantized inputs without an exact GGUF type: description → tensors
     for (const ExpectedTensor& e : ck.table()) {
+        const GptqLinear* gq = e.linear ? ck.gptq(e.role, e.layer) : nullptr;
+        const Nvfp4Linear* fq = e.linear ? ck.nvfp4(e.role, e.layer) : nullptr;
+        if ((gq || fq) && e.read) {
+            // Stored quantized: its own codes in the GGUF type that holds them exactly where there is one (a
+            // float export decodes them, as asked); otherwise decoded and written Q8_0, reported.
+            cancel.throwIfCancelled();
+            PlannedTensor pt;
+            pt.gptq = gq;
+            pt.nvfp4 = fq;
+            pt.name = e.name;
+            pt.spec.name = e.ggufName;
+            pt.spec.dims = {e.shape[1], e.shape[0]};
+            const std::int64_t K = e.shape[1];
+            std::optional<GgmlType> exact;
+            std::string what = "NVFP4";
+            if (gq) {
+                const IntTensor t = unpackGptqV1(loadGptq(*gq), e.name);
+                exact = exactGgufType(t);
+                what = describe(t);
+            } else if (K % kNvfp4GgufBlockValues == 0) {
+                exact = GgmlType::NVFP4;
+            }
+            if (!isBlockType(options.weightType)) {
+                pt.spec.type = options.weightType;
+            } else if (exact) {
+                pt.spec.type = *exact;
+                pt.exact = true;
+                ++rep.exactTensors;
+            } else {
+                pt.spec.type = K % kGgmlBlockValues == 0 ? GgmlType::Q8_0 : GgmlType::F16;
+                if (pt.spec.type == GgmlType::F16) rep.fallbacks.push_back(e.ggufName);
+                ++requantized[what + " → " + std::string(ggmlTypeTraits(pt.spec.type).name)];
+            }
+            if (pt.exact && fq) {
+                pt.nvfp4Scale = loadNvfp4(*fq, e.name).globalScale;
+                if (pt.nvfp4Scale != 1.0f) {
+                    PlannedTensor scale;
+                    scale.spec = {ggufScaleName(e.ggufName), GgmlType::F32, {1}};
+                    scale.generated = {pt.nvfp4Scale};
+                    plan.push_back(std::move(pt));
+                    plan.push_back(std::move(scale));
+                    continue;
+                }
+            }
+            plan.push_back(std::move(pt));
+            continue;
+        }
         const auto it = byName.find(e.name);
-        if (it == byName.end()) continue;  // a tensor the table allows to be absent
+        if (it == byName.end() || gq || fq) continue;  // a tensor the table allows to be absent (or an unread quantized one)
         planned.insert(e.name);
         if (!e.read) {
             // Dead k/v of KV-shared layers, or a saved copy of the tied head: llama.cpp reads neither.
@@ -393,9 +515,15 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     }
     if (skippedDead > 0)
         rep.notes.push_back(std::to_string(skippedDead) + " unused k/v tensors of KV-shared layers skipped");
+    if (rep.exactTensors > 0) rep.notes.push_back(std::to_string(rep.exactTensors) + " quantized linears repacked into GGUF blocks exactly (the same weights)");
+    for (const auto& [what, n] : requantized)
+        rep.notes.push_back(std::to_string(n) + " linears stored " + what.substr(0, what.find(" → ")) + " have no exact GGUF type: written " +
+                            what.substr(what.find(" → ") + 5) + " from their decoded weights");
     int towers = 0, others = 0;
     for (const auto& t : ck.tensors()) {
-        if (planned.count(t.entry->info->name)) continue;
+        if (planned.count(t.entry->info->name) || (t.expected && t.expected->linear && (ck.gptq(t.expected->role, t.expected->layer) ||
+                                                                                         ck.nvfp4(t.expected->role, t.expected->layer))))
+            continue;
         if (t.part == Part::VisionTower || t.part == Part::AudioTower) ++towers;
         else ++others;
     }
@@ -465,6 +593,10 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     std::vector<std::byte> in, out;
     for (const auto& p : plan) {
         cancel.throwIfCancelled();
+        if (p.gptq || p.nvfp4) {
+            writeQuantizedSource(writer, p, meter, cancel);
+            continue;
+        }
         if (!p.source) {
             writer.write(p.spec.name, p.generated.data(), p.generated.size() * sizeof(float));
             meter.advance(p.generated.size() * sizeof(float));

@@ -15,6 +15,11 @@
 //     (Whittle's exclusion rule for the PLE projections; llama.cpp applies no NVFP4 scale to them);
 //   - a tensor whose row length the type cannot hold (not a multiple of 32 for Q8_0/Q4_0, of 64 for NVFP4) is
 //     written F16 instead, listed in the report's fallbacks and notes (llama-quantize falls back the same way);
+//   - a checkpoint that is already quantized (GPTQ, the bit budget's output, NVFP4) keeps its codes: in a block
+//     export each such linear goes to the GGUF type that holds it exactly — symmetric INT4 with groups of a
+//     multiple of 32 → Q4_0 (d = the group's scale), symmetric INT8 → Q8_0, NVFP4 → NVFP4 (its E4M3 scales and
+//     global scale as they are) — and where no type does (2/3 bits, asymmetric zeros, binary residuals) its
+//     decoded weights are written Q8_0, counted in the notes; an F16/F32 export decodes them;
 //   - NVFP4 weights are quantized as ModelOpt does (core/quant/nvfp4.h) with one global scale per tensor
 //     (llama.cpp scales each matmul by its own), stored as the F32 [1] tensor `<name>.scale` unless it is 1.
 #include <cstdint>
@@ -41,6 +46,7 @@ struct GgufExportReport {
     int tensors = 0;
     int vocabulary = 0;
     double seconds = 0;
+    int exactTensors = 0;                // quantized input linears whose codes were repacked into GGUF blocks as they are
     std::vector<std::string> fallbacks;  // GGUF names of weights written F16 because the type cannot hold their rows
     std::vector<std::string> notes;      // what was skipped, padded or fell back, one sentence each
 };

@@ -208,6 +208,46 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     return ck;
 }
 
+namespace {
+template <class T>
+std::vector<T> readAll(const TensorStore::Entry* e) {
+    std::vector<T> v(std::size_t(e->info->nbytes / sizeof(T)));
+    e->file->read(*e->info, v.data(), 0, e->info->nbytes);
+    return v;
+}
+}  // namespace
+
+GptqTensors loadGptq(const GptqLinear& g) {
+    GptqTensors t;
+    t.outFeatures = g.outFeatures;
+    t.inFeatures = g.inFeatures;
+    t.bits = g.bits;
+    t.qweight = readAll<std::int32_t>(g.qweight);
+    t.qzeros = readAll<std::int32_t>(g.qzeros);
+    t.scales = readAll<std::uint16_t>(g.scales);
+    t.gIdx = readAll<std::int32_t>(g.gIdx);
+    if (g.qresidual) {
+        t.qresidual = readAll<std::int32_t>(g.qresidual);
+        t.residualScales = readAll<std::uint16_t>(g.residualScales);
+    }
+    // The group size: where group 1 starts (one group: K); unpackGptqV1 checks the rest of g_idx against it.
+    t.groupSize = int(g.inFeatures);
+    for (std::int64_t k = 0; k < g.inFeatures; ++k)
+        if (k > 0 && t.gIdx[std::size_t(k)] == 1) {
+            t.groupSize = int(k);
+            break;
+        }
+    return t;
+}
+
+Nvfp4Tensor loadNvfp4(const Nvfp4Linear& f, const std::string& name) {
+    const auto packed = readAll<std::uint8_t>(f.packed), scales = readAll<std::uint8_t>(f.scale);
+    float g;
+    f.globalScale->file->read(*f.globalScale->info, &g, 0, 4);
+    if (f.layout == Nvfp4Layout::CompressedTensors) g = 1.0f / g;
+    return unpackNvfp4(packed, scales, g, f.outFeatures, f.inFeatures, name);
+}
+
 const ExpectedTensor* Checkpoint::expected(TensorRole role, int layer) const {
     for (const auto& e : table_)
         if (e.role == role && e.layer == layer) return &e;

@@ -9,7 +9,9 @@
 
 #include "core/io/tensor_store.h"
 #include "core/model/gemma4_config.h"
+#include "core/io/gptq_layout.h"
 #include "core/model/tensor_table.h"
+#include "core/quant/nvfp4.h"
 
 namespace whittle {
 
@@ -48,6 +50,11 @@ struct Nvfp4Linear {
     const TensorStore::Entry* globalScale = nullptr;  // F32, one value (compressed-tensors: the reciprocal)
     std::int64_t outFeatures = 0, inFeatures = 0;
 };
+
+// A quantized linear's tensors read into memory (pread, one tensor at a time), for stages that repack them
+// (GGUF export). loadGptq's g_idx is as stored; loadNvfp4 undoes compressed-tensors' reciprocal scale.
+GptqTensors loadGptq(const GptqLinear& g);
+Nvfp4Tensor loadNvfp4(const Nvfp4Linear& f, const std::string& name);
 
 class Checkpoint {
 public:

@@ -67,6 +67,24 @@ void quantizeRowQ4_0(std::span<const float> row, std::uint8_t* out, const std::s
     }
 }
 
+void packRowQ4_0(std::span<const std::uint8_t> codes, std::span<const std::uint16_t> d, std::uint8_t* out) {
+    constexpr std::size_t half = kGgmlBlockValues / 2;
+    for (std::size_t b = 0; b * kGgmlBlockValues < codes.size(); ++b, out += kQ4_0BlockBytes) {
+        out[0] = std::uint8_t(d[b] & 0xFF);
+        out[1] = std::uint8_t(d[b] >> 8);
+        const std::uint8_t* q = codes.data() + b * kGgmlBlockValues;
+        for (std::size_t j = 0; j < half; ++j) out[2 + j] = std::uint8_t((q[j] & 0x0F) | ((q[j + half] & 0x0F) << 4));
+    }
+}
+
+void packRowQ8_0(std::span<const std::int8_t> codes, std::span<const std::uint16_t> d, std::uint8_t* out) {
+    for (std::size_t b = 0; b * kGgmlBlockValues < codes.size(); ++b, out += kQ8_0BlockBytes) {
+        out[0] = std::uint8_t(d[b] & 0xFF);
+        out[1] = std::uint8_t(d[b] >> 8);
+        for (std::size_t j = 0; j < std::size_t(kGgmlBlockValues); ++j) out[2 + j] = std::uint8_t(codes[b * kGgmlBlockValues + j]);
+    }
+}
+
 void dequantizeRowQ8_0(const std::byte* blocks, std::int64_t K, float* out) {
     for (std::int64_t i = 0; i < K / kGgmlBlockValues; ++i, blocks += kQ8_0BlockBytes) {
         const float d = loadF16(blocks);

@@ -26,6 +26,13 @@ constexpr std::size_t q4_0RowBytes(std::int64_t K) { return std::size_t(K / kGgm
 void quantizeRowQ8_0(std::span<const float> row, std::uint8_t* out, const std::string& tensor);
 void quantizeRowQ4_0(std::span<const float> row, std::uint8_t* out, const std::string& tensor);
 
+// A row's blocks from codes already on the block format's grid, with one f16 scale (bits) per 32-value block:
+// Q4_0 from codes 0 … 15 (x = d · (q − 8)), Q8_0 from codes −128 … 127 (x = d · q). The decoded values are
+// exactly d · (q − 8) and d · q: the lossless path for symmetric INT4 / INT8 codes whose groups are whole
+// blocks (GPTQ g32/g64/g128 symmetric → Q4_0). codes.size() is the row length, a multiple of 32.
+void packRowQ4_0(std::span<const std::uint8_t> codes, std::span<const std::uint16_t> blockScales, std::uint8_t* out);
+void packRowQ8_0(std::span<const std::int8_t> codes, std::span<const std::uint16_t> blockScales, std::uint8_t* out);
+
 // One row of K values (a multiple of 32) from its blocks as they lie in a file (possibly misaligned), as
 // ggml's dequantize_row_q8_0 / dequantize_row_q4_0 compute them.
 void dequantizeRowQ8_0(const std::byte* blocks, std::int64_t K, float* out);
