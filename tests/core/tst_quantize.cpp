@@ -13,6 +13,7 @@
 
 #include "core/engine/evaluate.h"
 #include "core/error.h"
+#include "core/export/gguf_export.h"
 #include "core/io/gguf_reader.h"
 #include "core/model/inventory.h"
 #include "core/quant/int_quant.h"
@@ -462,9 +463,22 @@ private slots:
         for (const char* e : {"nvfp4-modelopt/hf_quant_config.json", "nvfp4-ct/config.json", "model-nvfp4.gguf"}) QVERIFY2(fs::exists(nv / e), e);
         QVERIFY(Checkpoint::open(nv / "nvfp4-ct").hasQuantizedWeights());
         // Refusals, nothing written.
-        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f1").string()), "--method", "gptq", "--format", "gptq,gguf-q4_0"});
+        // GPTQ with a GGUF format: the GGUF repacks this run's own gptq entry.
+        const fs::path both = tempPath(dir_, "gptq-both");
+        r = runCli({"quantize", model, QString::fromStdString(both.string()), "--method", "gptq", "--calib-samples", "2", "--calib-length", "64",
+                    "--format", "gguf-q4_0,gptq"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QVERIFY2(r.out.contains("38 quantized linears repacked into GGUF blocks exactly"), qPrintable(r.out));
+        {
+            GgufExportOptions o;
+            o.weightType = GgmlType::Q4_0;
+            NullProgress np;
+            exportGguf(Checkpoint::open(both / "gptq"), tempPath(dir_, "gptq-both-again.gguf"), o, np, CancelToken{});
+            QCOMPARE(readBytes(both / "model-q4_0.gguf"), readBytes(tempPath(dir_, "gptq-both-again.gguf")));
+        }
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f1").string()), "--method", "gptq", "--format", "gptq,gguf-nvfp4"});
         QCOMPARE(r.exitCode, 2);
-        QVERIFY2(r.err.contains("no GGUF type"), qPrintable(r.err));
+        QVERIFY2(r.err.contains("goes with --method nvfp4"), qPrintable(r.err));
         r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "f2").string()), "--format", "gptq,gptq"});
         QCOMPARE(r.exitCode, 2);
         QVERIFY2(r.err.contains("twice"), qPrintable(r.err));
@@ -689,11 +703,12 @@ private slots:
                     QString::fromStdString(tempPath(dir_, "typo.json").string())});
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("unknown key 'quantization.group'") && r.err.contains("typo.json"), qPrintable(r.err));
+        for (const char* name : {"twice", "none", "bad", "typo"}) QVERIFY(!fs::exists(tempPath(dir_, name)));
+        // A GPTQ output exports to GGUF with its codes (tst_gguf_quant.codesFromQuantized checks the weights).
         r = runCli({"export", QString::fromStdString(outputs_[128].string()), QString::fromStdString(tempPath(dir_, "gptq.gguf").string()),
-                    "--format", "gguf-f16"});
-        QCOMPARE(r.exitCode, 2);
-        QVERIFY2(r.err.contains("GPTQ"), qPrintable(r.err));
-        for (const char* name : {"twice", "none", "bad", "typo", "gptq.gguf"}) QVERIFY(!fs::exists(tempPath(dir_, name)));
+                    "--format", "gguf-q4_0"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QVERIFY2(r.out.contains("38 quantized linears repacked into GGUF blocks exactly"), qPrintable(r.out));
     }
 };
 
