@@ -41,6 +41,11 @@ struct WeightView {
         const std::byte* residualScales = nullptr;  // F16 [groups, rows], or null
     } gptq;
     float nvfp4Scale = 1.0f;                      // Nvfp4, GgufNvfp4: the per-tensor global scale
+    // How a matmul rounds its input before this weight: what llama.cpp's CPU backend does (each weight type's
+    // vec_dot_type: Q8_0 blocks of the activations for Q8_0/Q4_0/NVFP4 weights, F16 for F16 weights). Set only
+    // on a GGUF bound with ReferenceOptions::emulateGgmlActivations, to show what separates the two engines;
+    // inputs are otherwise used in f32.
+    enum class InputRounding { None, F16, Q8_0 } inputRounding = InputRounding::None;
     const std::byte* nvfp4BlockScales = nullptr;  // Nvfp4: E4M3 [rows, cols/16]
 
     bool empty() const { return data == nullptr; }

@@ -1,5 +1,8 @@
 #include "core/reference/ops.h"
 
+#include "core/io/dtype.h"
+#include "core/quant/ggml_blocks.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -52,7 +55,31 @@ void gatedGelu(std::span<float> gate, std::span<const float> up) {
     for (std::size_t i = 0; i < gate.size(); ++i) gate[i] = geluTanh(gate[i]) * up[i];
 }
 
-void matmul(ThreadPool& pool, const WeightView& w, const float* x, int T, std::int64_t ldx, float* y, std::int64_t ldy) {
+namespace {
+// The input as the weight's InputRounding asks (a copy; x itself is left alone), or x when it asks nothing.
+const float* roundedInput(const WeightView& w, const float* x, int T, std::int64_t& ldx, std::vector<float>& buf) {
+    if (w.inputRounding == WeightView::InputRounding::None) return x;
+    const std::size_t K = std::size_t(w.cols);
+    buf.resize(std::size_t(T) * K);
+    std::vector<std::uint8_t> blocks(q8_0RowBytes(w.cols));
+    for (int t = 0; t < T; ++t) {
+        const float* src = x + std::size_t(t) * std::size_t(ldx);
+        float* dst = buf.data() + std::size_t(t) * K;
+        if (w.inputRounding == WeightView::InputRounding::F16) {
+            for (std::size_t k = 0; k < K; ++k) dst[k] = f16ToFloat(floatToF16(src[k]));
+        } else {
+            quantizeRowQ8_0(std::span<const float>(src, K), blocks.data(), w.name);
+            dequantizeRowQ8_0(reinterpret_cast<const std::byte*>(blocks.data()), w.cols, dst);
+        }
+    }
+    ldx = std::int64_t(K);
+    return buf.data();
+}
+}  // namespace
+
+void matmul(ThreadPool& pool, const WeightView& w, const float* xIn, int T, std::int64_t ldx, float* y, std::int64_t ldy) {
+    std::vector<float> rounded;
+    const float* x = roundedInput(w, xIn, T, ldx, rounded);
     pool.parallelFor(std::size_t(w.rows), [&](std::size_t r) {
         thread_local std::vector<float> row;
         if (row.size() < std::size_t(w.cols)) row.resize(std::size_t(w.cols));
@@ -61,7 +88,10 @@ void matmul(ThreadPool& pool, const WeightView& w, const float* x, int T, std::i
     });
 }
 
-void matvec(const WeightView& w, const float* x, float* y) {
+void matvec(const WeightView& w, const float* xIn, float* y) {
+    std::vector<float> rounded;
+    std::int64_t ldx = w.cols;
+    const float* x = roundedInput(w, xIn, 1, ldx, rounded);
     std::vector<float> row(std::size_t(w.cols));
     for (std::int64_t r = 0; r < w.rows; ++r) {
         w.row(r, row.data());

@@ -175,6 +175,11 @@ ReferenceModel::ReferenceModel(const Checkpoint& source, const GgufWeights& gguf
         w.cols = want.front();
         w.rows = want.size() > 1 ? want[1] : 1;
         w.data = bytesOf(*t);
+        if (options.emulateGgmlActivations) {
+            if (t->ggmlType == GgmlType::F16) w.inputRounding = WeightView::InputRounding::F16;
+            if ((t->ggmlType == GgmlType::Q8_0 || t->ggmlType == GgmlType::Q4_0 || t->ggmlType == GgmlType::NVFP4) && w.cols % 32 == 0)
+                w.inputRounding = WeightView::InputRounding::Q8_0;
+        }
         switch (t->ggmlType) {
             case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: {
                 w.dtype = denseType(t->ggmlType);

@@ -19,6 +19,9 @@ namespace whittle {
 struct ReferenceOptions {
     int threads = 0;          // 0: all cores
     bool checkFinite = true;  // scan every weight for NaN/Inf at load (the error names the tensor)
+    // GGUF weights only: round each matmul's input as llama.cpp's CPU backend does for the weight's type
+    // (WeightView::InputRounding). For parity tests; it changes the numbers, so it is off by default.
+    bool emulateGgmlActivations = false;
 };
 
 // Names the GGUF file whose weights a ReferenceModel binds (a distinct type, so ReferenceModel(ck, {}) stays the checkpoint's).

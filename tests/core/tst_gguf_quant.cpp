@@ -254,11 +254,31 @@ private slots:
               "against the same logits: %.3g (mean %.3g, %.0fx the bar); argmax differs without a near tie at %d positions",
               QTest::currentDataTag(), kHeldOutTokens, worst, worstAt, mean, qPrintable(format), control, controlMean,
               control / kLogitTolerance, argmaxDifferNotTie);
+        // The same weights with llama.cpp's input rounding emulated (Q8_0 activations for block weights, F16 for
+        // F16 weights), as a diagnostic of what separates the engines. Measured: it brings the bundled NVFP4 file
+        // from 2.7e-2 to 3.2e-3 but leaves Q8_0/Q4_0 files near 1.2e-2, and exporting token_embd F16 instead of
+        // Q8_0 (a one-off experiment) brought the Q8_0 file to 4.3e-3 emulated: a second difference lies in how
+        // llama.cpp uses a quantized token table, not found yet. Held to the same ceiling as the plain comparison.
+        ReferenceOptions eo = ro;
+        eo.emulateGgmlActivations = true;
+        const ReferenceModel emulated(ck, GgufWeights(file), eo);
+        std::vector<float> emul(heldIds.size() * V);
+        ReferenceSession(emulated, 512, 32).forward(heldIds, emul.data());
+        double worstEmulated = 0;
+        int worstEmulatedAt = -1;
+        for (std::size_t t = 0; t < heldIds.size(); ++t) {
+            const double e = relativeError(decodeLogits(theirs[int(t)]).data(), emul.data() + t * V, V);
+            if (e > worstEmulated) worstEmulated = e, worstEmulatedAt = int(t);
+        }
+        qInfo("%s: with llama.cpp's activation rounding emulated, max|Δ|/max|ref| = %.3g (worst at %d)", QTest::currentDataTag(),
+              worstEmulated, worstEmulatedAt);
+        QVERIFY2(worstEmulated <= (format == "F32" ? kLogitTolerance : kQ8ActivationCeiling),
+                 qPrintable(QString("emulated: max|Δ|/max|ref| %1 at position %2").arg(worstEmulated).arg(worstEmulatedAt)));
         if (format != "F32") {
             // llama.cpp's CPU backend quantizes the activations of every matmul with a Q8_0, Q4_0 or NVFP4 weight
             // to Q8_0 (vec_dot_type in ggml-cpu.c), and rounds them to F16 for F16 weights; our reference keeps them
-            // in F32. F16 rounding alone costs 1.2e-3 on this model (F16 GGUF); Q8_0's 8-bit blocks cost about 8x
-            // that, so the 2e-3 bar cannot hold here. (c) checks the weights themselves bit for bit instead.
+            // in F32. That is only part of the gap (the emulation below); the 2e-3 bar does not hold here.
+            // (c) checks the weights themselves bit for bit instead.
             QEXPECT_FAIL("", "llama.cpp quantizes matmul activations to Q8_0 for these weight types; we do not", Continue);
             QVERIFY2(worst <= kLogitTolerance, qPrintable(QString("max|Δ|/max|ref| %1 at position %2").arg(worst).arg(worstAt)));
             QVERIFY2(worst <= kQ8ActivationCeiling, qPrintable(QString("max|Δ|/max|ref| %1 at position %2").arg(worst).arg(worstAt)));
