@@ -73,10 +73,10 @@ void printReport(const QuantizeReport& r, const std::string& method, const std::
 
 int runQuantize(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "json", "asym", "act-order", "plan-only"},
-                 {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp", "bpw", "candidates"});
+                 {"recipe", "method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp", "bpw", "candidates", "embeddings"});
     if (a.positional().size() != 2 && !(a.flag("plan-only") && a.positional().size() == 1))
         throw UsageError("usage: whittle-cli quantize MODEL OUT (--recipe FILE.json | [--method rtn|gptq|nvfp4|budget] [--group N (0: per channel)] "
-                         "[--asym] [--exclude GLOB,…] [--format F[,F…]] [gptq, budget: --act-order --calib FILE,… --calib-samples N "
+                         "[--asym] [--exclude GLOB,…] [--embeddings keep|q8_0|q4_0] [--format F[,F…]] [gptq, budget: --act-order --calib FILE,… --calib-samples N "
                          "--calib-length N --damp X] [budget: --bpw X (default: as INT4 g128) --candidates ID,… (e.g. int4-g128,int3-g128-asym) --plan-only]) [--force] [--json]\n"
                          "  formats: hf (dequantized, the input's dtype), gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4; "
                          "several: OUT becomes a folder with one entry per format");
@@ -97,6 +97,7 @@ int runQuantize(const std::vector<std::string>& argv) {
         if (format) q["format"] = *format;
         if (a.flag("act-order")) q["act_order"] = true;
         if (a.value("candidates")) q["candidates"] = a.listValue("candidates");
+        if (auto e = a.value("embeddings")) q["embeddings"] = *e;
         if (auto b = a.value("bpw")) {
             try {
                 q["bpw"] = std::stod(*b);
@@ -120,7 +121,7 @@ int runQuantize(const std::vector<std::string>& argv) {
     };
     Recipe fromFile;
     if (auto r = a.value("recipe")) {
-        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp", "bpw", "candidates"})
+        for (const char* o : {"method", "group", "exclude", "format", "calib", "calib-samples", "calib-length", "damp", "bpw", "candidates", "embeddings"})
             if (a.value(o)) throw UsageError(std::string("give either --recipe or --") + o + ", not both");
         if (a.flag("act-order") || a.flag("asym")) throw UsageError("give either --recipe or --act-order/--asym, not both");
         fromFile = loadRecipe(*r);

@@ -102,6 +102,12 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     exclude_ = new QLineEdit(joined(QuantizeRecipe::defaultExclusions()), settings);
     exclude_->setToolTip(tr("Comma-separated name patterns (* and ?) of linear weights to keep in 16 bits"));
     form->addRow(tr("Keep unquantized"), exclude_);
+    tables_ = new QComboBox(settings);
+    tables_->addItem(tr("keep as they are"), "keep");
+    tables_->addItem(tr("rows of Q8_0 blocks (8.5 bits per weight)"), "q8_0");
+    tables_->addItem(tr("rows of Q4_0 blocks (4.5 bits per weight)"), "q4_0");
+    tables_->setToolTip(tr("The main embedding and the PLE table — most of E2B's bytes — as rows Whittle's engines gather from"));
+    form->addRow(tr("Token tables"), tables_);
     format_ = new QComboBox(settings);
     form->addRow(tr("Output format"), format_);
     layout->addWidget(settings);
@@ -142,7 +148,7 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     layout->addWidget(status_);
 
     connect(method_, &QComboBox::currentIndexChanged, this, &QuantizationPage::methodChanged);
-    for (QComboBox* c : {group_, format_}) connect(c, &QComboBox::currentIndexChanged, this, &QuantizationPage::updatePlan);
+    for (QComboBox* c : {group_, format_, tables_}) connect(c, &QComboBox::currentIndexChanged, this, &QuantizationPage::updatePlan);
     for (QCheckBox* c : {symmetric_, actOrder_}) connect(c, &QCheckBox::toggled, this, &QuantizationPage::updatePlan);
     for (QLineEdit* e : {exclude_, calibFiles_, candidates_}) connect(e, &QLineEdit::textChanged, this, &QuantizationPage::updatePlan);
     connect(bpw_, &QDoubleSpinBox::valueChanged, this, &QuantizationPage::updatePlan);
@@ -225,6 +231,7 @@ QuantizeRecipe QuantizationPage::recipe() const {
     // The same JSON section the CLI builds from its flags, checked by the same parser.
     const QString m = method_->currentData().toString();
     Json q{{"method", m.toStdString()}, {"format", format_->currentData().toString().toStdString()}, {"exclude", splitList(exclude_->text())}};
+    if (tables_->currentData().toString() != "keep") q["embeddings"] = tables_->currentData().toString().toStdString();
     if (m == "rtn" || m == "gptq") {
         q["group_size"] = group_->currentData().toInt();
         q["symmetric"] = symmetric_->isChecked();
@@ -267,6 +274,11 @@ void QuantizationPage::updatePlan() {
             }
             if (q.method == "budget" && !budgetPlan_) return finishUpdate(canPlan);
             const QuantizePlan p = planQuantization(*checkpoint_, q, formats);
+            QString tables;
+            if (p.tablesAsRows > 0)
+                tables = tr(" %1 token tables as rows of blocks: %2 → %3.")
+                             .arg(p.tablesAsRows)
+                             .arg(QString::fromStdString(formatBytes(p.tableBytesBefore)), QString::fromStdString(formatBytes(p.tableBytesAfter)));
             plan_->setText(tr("%1 linear weights (%2 parameters) at %3 bits per weight; %4 kept as they are (%5 linears by rule). "
                               "Tensor data %6 → %7.")
                                .arg(p.tensorsQuantized)
@@ -274,7 +286,8 @@ void QuantizationPage::updatePlan() {
                                .arg(p.bitsPerWeight, 0, 'f', 3)
                                .arg(p.tensorsKept)
                                .arg(p.excluded.size())
-                               .arg(QString::fromStdString(formatBytes(p.bytesBefore)), QString::fromStdString(formatBytes(p.bytesAfter))));
+                               .arg(QString::fromStdString(formatBytes(p.bytesBefore)), QString::fromStdString(formatBytes(p.bytesAfter))) +
+                           tables);
             planOk_ = true;
         } catch (const std::exception& e) {
             plan_->setText(QString::fromUtf8(e.what()));

@@ -48,6 +48,7 @@ public:
     QComboBox* methodBox() const { return method_; }
     QComboBox* groupBox() const { return group_; }
     QComboBox* formatBox() const { return format_; }
+    QComboBox* tablesBox() const { return tables_; }
     QCheckBox* symmetricBox() const { return symmetric_; }
     QCheckBox* actOrderBox() const { return actOrder_; }
     QSpinBox* samplesBox() const { return samples_; }
@@ -100,7 +101,7 @@ private:
     std::shared_ptr<CancelToken> cancelToken_;
     bool planOk_ = false;
 
-    QComboBox *method_, *group_, *format_;
+    QComboBox *method_, *group_, *format_, *tables_;
     QCheckBox *symmetric_, *actOrder_;
     QLineEdit *calibFiles_, *exclude_, *output_;
     QSpinBox *samples_, *length_;

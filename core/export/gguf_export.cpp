@@ -236,9 +236,42 @@ struct PlannedTensor {
     // (`exact`), otherwise decoded and written in spec.type.
     const GptqLinear* gptq = nullptr;
     const Nvfp4Linear* nvfp4 = nullptr;
+    // A token table stored as rows of blocks: copied as they are when spec.type is their type, else decoded.
+    const RowBlocksTable* rowBlocks = nullptr;
     std::string name;  // its Hugging Face weight name
     bool exact = false;
 };
+
+// Writes a token table stored as rows of blocks, in row chunks.
+void writeRowBlocks(GgufWriter& writer, const PlannedTensor& p, StageMeter& meter, const CancelToken& cancel) {
+    const RowBlocksTable& t = *p.rowBlocks;
+    const std::size_t rb = t.type == RowBlockType::Q8_0 ? q8_0RowBytes(t.cols) : q4_0RowBytes(t.cols);
+    const std::int64_t step = std::max<std::int64_t>(1, std::int64_t(kChunkElements) / t.cols);
+    std::vector<std::byte> in;
+    std::vector<float> row(static_cast<std::size_t>(t.cols));
+    std::vector<std::byte> out;
+    for (std::int64_t r0 = 0; r0 < t.rows; r0 += step) {
+        cancel.throwIfCancelled();
+        const std::int64_t n = std::min(step, t.rows - r0);
+        in.resize(std::size_t(n) * rb);
+        t.entry->file->read(*t.entry->info, in.data(), std::uint64_t(r0) * rb, in.size());
+        if (p.exact) {
+            writer.write(p.spec.name, in.data(), in.size());
+            meter.advance(in.size());
+            continue;
+        }
+        const std::size_t es = ggmlTypeTraits(p.spec.type).typeSize;
+        out.resize(std::size_t(n * t.cols) * es);
+        for (std::int64_t i = 0; i < n; ++i) {
+            if (t.type == RowBlockType::Q8_0) dequantizeRowQ8_0(in.data() + std::size_t(i) * rb, t.cols, row.data());
+            else dequantizeRowQ4_0(in.data() + std::size_t(i) * rb, t.cols, row.data());
+            for (std::int64_t k = 0; k < t.cols; ++k)
+                storeFloat(p.spec.type == GgmlType::F16 ? DType::F16 : DType::F32, out.data(), std::size_t(i * t.cols + k), row[std::size_t(k)]);
+        }
+        writer.write(p.spec.name, out.data(), out.size());
+        meter.advance(out.size());
+    }
+}
 
 // The GGUF type that holds a GPTQ tensor's codes exactly, if any: symmetric 4-bit codes are Q4_0's grid
 // (d · (q − 8)) and symmetric 8-bit codes Q8_0's (d · (q − 128)) when every 32-value block lies in one group
@@ -483,6 +516,20 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
             plan.push_back(std::move(pt));
             continue;
         }
+        if (const RowBlocksTable* rb = isTokenTable(e.role) && e.read ? ck.rowBlocks(e.role, e.layer) : nullptr) {
+            // Stored as rows of blocks: the same blocks in a block export (whatever type the rule would pick:
+            // the recipe chose it), decoded for a float export.
+            PlannedTensor pt;
+            pt.rowBlocks = rb;
+            pt.name = e.name;
+            pt.spec.name = e.ggufName;
+            pt.spec.dims = {e.shape[1], e.shape[0]};
+            pt.exact = isBlockType(options.weightType);
+            pt.spec.type = pt.exact ? (rb->type == RowBlockType::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0) : options.weightType;
+            if (pt.exact) ++rep.exactTensors;
+            plan.push_back(std::move(pt));
+            continue;
+        }
         const auto it = byName.find(e.name);
         if (it == byName.end() || gq || fq) continue;  // a tensor the table allows to be absent (or an unread quantized one)
         planned.insert(e.name);
@@ -515,14 +562,16 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     }
     if (skippedDead > 0)
         rep.notes.push_back(std::to_string(skippedDead) + " unused k/v tensors of KV-shared layers skipped");
-    if (rep.exactTensors > 0) rep.notes.push_back(std::to_string(rep.exactTensors) + " quantized linears repacked into GGUF blocks exactly (the same weights)");
+    if (rep.exactTensors > 0)
+        rep.notes.push_back(std::to_string(rep.exactTensors) + " quantized tensors repacked into GGUF blocks exactly (the same weights)");
     for (const auto& [what, n] : requantized)
         rep.notes.push_back(std::to_string(n) + " linears stored " + what.substr(0, what.find(" → ")) + " have no exact GGUF type: written " +
                             what.substr(what.find(" → ") + 5) + " from their decoded weights");
     int towers = 0, others = 0;
     for (const auto& t : ck.tensors()) {
         if (planned.count(t.entry->info->name) || (t.expected && t.expected->linear && (ck.gptq(t.expected->role, t.expected->layer) ||
-                                                                                         ck.nvfp4(t.expected->role, t.expected->layer))))
+                                                                                         ck.nvfp4(t.expected->role, t.expected->layer))) ||
+            (t.expected && isTokenTable(t.expected->role) && ck.rowBlocks(t.expected->role, t.expected->layer)))
             continue;
         if (t.part == Part::VisionTower || t.part == Part::AudioTower) ++towers;
         else ++others;
@@ -595,6 +644,10 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
         cancel.throwIfCancelled();
         if (p.gptq || p.nvfp4) {
             writeQuantizedSource(writer, p, meter, cancel);
+            continue;
+        }
+        if (p.rowBlocks) {
+            writeRowBlocks(writer, p, meter, cancel);
             continue;
         }
         if (!p.source) {

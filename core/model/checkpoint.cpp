@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/io/gptq_layout.h"
+#include "core/quant/ggml_blocks.h"
 
 namespace fs = std::filesystem;
 
@@ -174,6 +175,22 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
                 ck.gptq_.emplace(e.name, *g);
                 continue;
             }
+        if (!s && isTokenTable(e.role))
+            for (RowBlockType type : {RowBlockType::Q8_0, RowBlockType::Q4_0}) {
+                const std::string name = rowBlocksName(e, type);
+                const TensorStore::Entry* rb = ck.store_.find(name);
+                if (!rb) continue;
+                const std::int64_t rows = e.shape[0], cols = e.shape[1];
+                const std::int64_t rowBytes = std::int64_t(type == RowBlockType::Q8_0 ? q8_0RowBytes(cols) : q4_0RowBytes(cols));
+                if (cols % kGgmlBlockValues || rb->info->dtype != DType::U8 || rb->info->shape != std::vector<std::int64_t>{rows, rowBytes})
+                    throw FormatError(rb->file->path(), name, std::string(dtypeName(rb->info->dtype)) + " " + shapeToString(rb->info->shape) +
+                                                              " but rows of " + rowBlockTypeName(type) + " blocks for " + shapeToString(e.shape) +
+                                                              " need U8 " + shapeToString({rows, rowBytes}) + (cols % kGgmlBlockValues ? " and a row length that is a multiple of 32" : ""));
+                expected.emplace(name, &e);
+                ck.rowBlocks_.emplace(e.name, RowBlocksTable{rb, type, rows, cols});
+                break;
+            }
+        if (!s && ck.rowBlocks_.count(e.name)) continue;
         if (!s) {
             if (e.mayBeAbsent) continue;
             throw FormatError(dirIn.string(), e.name, "missing from the checkpoint (config.json implies shape " +
@@ -196,7 +213,9 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
             t.part = it->second->part;
             t.layer = it->second->layer;
             t.unused = !it->second->read;
-            if (const auto f = ck.nvfp4_.find(it->second->name); f != ck.nvfp4_.end())  // 2 codes a byte; scales are metadata
+            if (const auto r = ck.rowBlocks_.find(it->second->name); r != ck.rowBlocks_.end())  // blocks of a token table
+                t.parameters = std::uint64_t(r->second.rows * r->second.cols);
+            else if (const auto f = ck.nvfp4_.find(it->second->name); f != ck.nvfp4_.end())  // 2 codes a byte; scales are metadata
                 t.parameters = s.info->name == f->second.packed->info->name ? 2 * s.info->numel() : 0;
             else if (const auto g = ck.gptq_.find(it->second->name); g != ck.gptq_.end())  // a GPTQ part: qweight holds 32/bits weights a word, the rest metadata
                 t.parameters = s.info->name == g->second.qweight->info->name ? s.info->numel() * 32 / g->second.bits : 0;
@@ -252,6 +271,12 @@ const ExpectedTensor* Checkpoint::expected(TensorRole role, int layer) const {
     for (const auto& e : table_)
         if (e.role == role && e.layer == layer) return &e;
     return nullptr;
+}
+
+const RowBlocksTable* Checkpoint::rowBlocks(TensorRole role, int layer) const {
+    const ExpectedTensor* e = expected(role, layer);
+    const auto it = e ? rowBlocks_.find(e->name) : rowBlocks_.end();
+    return it == rowBlocks_.end() ? nullptr : &it->second;
 }
 
 const Nvfp4Linear* Checkpoint::nvfp4(TensorRole role, int layer) const {

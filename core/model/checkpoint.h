@@ -51,6 +51,13 @@ struct Nvfp4Linear {
     std::int64_t outFeatures = 0, inFeatures = 0;
 };
 
+// A token table stored as rows of GGUF blocks (tensor_table.h rowBlocksName).
+struct RowBlocksTable {
+    const TensorStore::Entry* entry = nullptr;  // U8 [rows, bytes per row]
+    RowBlockType type = RowBlockType::Q8_0;
+    std::int64_t rows = 0, cols = 0;             // the dense shape it stands for
+};
+
 // A quantized linear's tensors read into memory (pread, one tensor at a time), for stages that repack them
 // (GGUF export). loadGptq's g_idx is as stored; loadNvfp4 undoes compressed-tensors' reciprocal scale.
 GptqTensors loadGptq(const GptqLinear& g);
@@ -78,7 +85,9 @@ public:
     const GptqLinear* gptq(TensorRole role, int layer = -1) const;
     // The NVFP4 tensors of a linear role; null when it is stored otherwise.
     const Nvfp4Linear* nvfp4(TensorRole role, int layer = -1) const;
-    bool hasQuantizedWeights() const { return !gptq_.empty() || !nvfp4_.empty(); }
+    // A token table stored as rows of blocks; null when it is dense.
+    const RowBlocksTable* rowBlocks(TensorRole role, int layer = -1) const;
+    bool hasQuantizedWeights() const { return !gptq_.empty() || !nvfp4_.empty() || !rowBlocks_.empty(); }
     const SpecialTokenIds& specialTokens() const { return special_; }
     bool hasGenerationConfig() const { return hasGenerationConfig_; }
 
@@ -90,6 +99,7 @@ private:
     std::vector<ExpectedTensor> table_;
     std::map<std::string, GptqLinear> gptq_;    // by the linear's weight name
     std::map<std::string, Nvfp4Linear> nvfp4_;  // by the linear's weight name
+    std::map<std::string, RowBlocksTable> rowBlocks_;  // by the table's weight name
     std::vector<CheckpointTensor> tensors_;
     SpecialTokenIds special_;
     bool hasGenerationConfig_ = false;

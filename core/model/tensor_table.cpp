@@ -207,6 +207,15 @@ GptqNames gptqNames(const ExpectedTensor& e) {
     return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx", m + ".qresidual", m + ".residual_scales"};
 }
 
+const char* rowBlockTypeName(RowBlockType t) { return t == RowBlockType::Q8_0 ? "q8_0" : "q4_0"; }
+
+bool isTokenTable(TensorRole r) { return r == TensorRole::Embedding || r == TensorRole::PleTable || r == TensorRole::LmHead; }
+
+std::string rowBlocksName(const ExpectedTensor& e, RowBlockType t) {
+    if (!isTokenTable(e.role)) throw Error({}, e.name, "internal: not a token table");
+    return moduleName(e) + ".weight_" + rowBlockTypeName(t);
+}
+
 Nvfp4Names nvfp4Names(const ExpectedTensor& e, Nvfp4Layout layout) {
     if (!e.linear) throw Error({}, e.name, "internal: not a linear weight");
     const std::string m = moduleName(e);

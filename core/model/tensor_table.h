@@ -93,6 +93,14 @@ struct GptqNames {
 };
 GptqNames gptqNames(const ExpectedTensor& linear);
 
+// A token table (main embedding, PLE table, untied head) stored as GGUF blocks, row by row, for a gather
+// format engines read without a dense copy: "<module>.weight_q8_0" or "<module>.weight_q4_0", U8 [rows,
+// bytes per row] (Whittle's own; core/quant/ggml_blocks.h has the block layout).
+enum class RowBlockType { Q8_0, Q4_0 };
+std::string rowBlocksName(const ExpectedTensor& table, RowBlockType type);
+const char* rowBlockTypeName(RowBlockType type);  // "q8_0", "q4_0"
+bool isTokenTable(TensorRole role);               // Embedding, PleTable, LmHead
+
 // The NVFP4 tensors that replace a linear weight (shared/formats.md §1): ModelOpt keeps "<module>.weight"
 // (now U8 codes) with "weight_scale" (E4M3) and "weight_scale_2" (F32, a multiplier); compressed-tensors
 // writes "weight_packed" and "weight_global_scale" (its reciprocal).

@@ -16,6 +16,7 @@
 #include "core/io/gptq_layout.h"
 #include "core/io/safetensors_writer.h"
 #include "core/io/side_files.h"
+#include "core/quant/ggml_blocks.h"
 #include "core/quant/nvfp4.h"
 #include "core/recipes/gptq_calibration.h"
 #include "core/recipes/recipe.h"
@@ -32,6 +33,7 @@ std::vector<std::string> QuantizeRecipe::defaultExclusions() {
 
 Json toJson(const QuantizeRecipe& q) {
     Json j{{"method", q.method}, {"group_size", q.groupSize}, {"symmetric", q.symmetric}, {"exclude", q.exclude}, {"format", q.format}};
+    if (q.embeddings != "keep") j["embeddings"] = q.embeddings;
     if (q.method == "budget") {
         j.erase("group_size");
         j.erase("symmetric");
@@ -49,7 +51,8 @@ Json toJson(const QuantizeRecipe& q) {
 QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     using namespace recipe_json;
     if (!j.is_object()) throw FormatError(src, {}, "'quantization' must be an object");
-    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration", "bpw", "candidates"}, "quantization", src);
+    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration", "bpw", "candidates", "embeddings"},
+             "quantization", src);
     QuantizeRecipe q;
     if (j.contains("method")) {
         if (!j["method"].is_string() || (j["method"] != "rtn" && j["method"] != "gptq" && j["method"] != "nvfp4" && j["method"] != "budget"))
@@ -125,6 +128,13 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
                                                : "'quantization.format' must be \"gptq\" or \"hf\" for integer formats (GGUF types: whittle-cli export)");
         q.format = j["format"].get<std::string>();
     }
+    if (j.contains("embeddings")) {
+        if (!j["embeddings"].is_string() || (j["embeddings"] != "keep" && j["embeddings"] != "q8_0" && j["embeddings"] != "q4_0"))
+            throw FormatError(src, {}, "'quantization.embeddings' must be \"keep\", \"q8_0\" or \"q4_0\"");
+        q.embeddings = j["embeddings"].get<std::string>();
+        if (q.embeddings != "keep" && q.format == "hf")
+            throw FormatError(src, {}, "'quantization.embeddings' stores rows of blocks, which format \"hf\" (plain tensors) cannot hold");
+    }
     return q;
 }
 
@@ -136,7 +146,8 @@ bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e) {
 }
 
 Json toJson(const QuantizeReport& r) {
-    Json j{{"dequantized", r.dequantized}, {"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
+    Json j{{"dequantized", r.dequantized}, {"tables_as_rows", r.tablesAsRows}, {"table_bytes_before", r.tableBytesBefore},
+           {"table_bytes_after", r.tableBytesAfter}, {"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},
             {"bits_per_weight", r.bitsPerWeight}, {"bytes_before", r.bytesBefore}, {"bytes_written", r.bytesWritten},
             {"excluded", r.excluded}, {"seconds", r.seconds}};
     if (r.budget) j["bit_budget"] = toJson(*r.budget);
@@ -200,6 +211,13 @@ void readAsFloat(const TensorStore::Entry& e, std::vector<float>& out, std::vect
 
 Nvfp4Layout nvfp4Layout(const QuantizeRecipe& q) { return q.format == "nvfp4-ct" ? Nvfp4Layout::CompressedTensors : Nvfp4Layout::ModelOpt; }
 
+// A stored token table the recipe turns into rows of blocks.
+bool rowsStored(const QuantizeRecipe& q, const CheckpointTensor& t) {
+    return q.embeddings != "keep" && t.expected && isTokenTable(t.expected->role) && t.expected->read && t.entry->info->name == t.expected->name;
+}
+RowBlockType rowBlockType(const QuantizeRecipe& q) { return q.embeddings == "q4_0" ? RowBlockType::Q4_0 : RowBlockType::Q8_0; }
+std::size_t rowBlockBytes(RowBlockType t, std::int64_t cols) { return t == RowBlockType::Q8_0 ? q8_0RowBytes(cols) : q4_0RowBytes(cols); }
+
 // A stored tensor the recipe quantizes: a dense linear weight no rule excludes.
 bool quantizesStored(const QuantizeRecipe& q, const CheckpointTensor& t) {
     return t.expected && quantizes(q, *t.expected) && t.entry->info->name == t.expected->name;
@@ -232,7 +250,7 @@ Json modelOptHfQuantConfig(const std::vector<std::string>& excluded) {
 }
 
 Json modelOptConfig(const std::vector<std::string>& excluded) {
-    const Json weights{{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", 16}};
+    const Json weights{{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", 16}};  // (ModelOpt)
     return {{"quant_method", "modelopt"},
             {"quant_algo", "W4A16_NVFP4"},
             {"producer", nvfp4Producer()},
@@ -296,6 +314,18 @@ QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q, con
     for (const auto& t : ck.tensors()) {
         const TensorInfo& info = *t.entry->info;
         p.bytesBefore += info.nbytes;
+        if (rowsStored(q, t)) {
+            const std::int64_t rows = info.shape[0], cols = info.shape[1];
+            if (cols % kGgmlBlockValues)
+                throw UsageError(t.entry->file->path(), info.name, "rows of " + std::to_string(cols) + " values: " + q.embeddings +
+                                                                       " blocks need a multiple of 32");
+            const RowBlockType type = rowBlockType(q);
+            p.tensors.push_back({rowBlocksName(*t.expected, type), DType::U8, {rows, std::int64_t(rowBlockBytes(type, cols))}});
+            ++p.tablesAsRows;
+            p.tableBytesBefore += info.nbytes;
+            p.tableBytesAfter += p.tensors.back().nbytes();
+            continue;
+        }
         if (!quantizesStored(q, t)) {
             if (t.expected && t.expected->linear && t.expected->read) p.excluded.push_back(info.name);
             p.tensors.push_back({info.name, info.dtype, info.shape});
@@ -407,6 +437,9 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     rep.bitsPerWeight = plan.bitsPerWeight;
     rep.bytesBefore = plan.bytesBefore;
     rep.excluded = plan.excluded;
+    rep.tablesAsRows = plan.tablesAsRows;
+    rep.tableBytesBefore = plan.tableBytesBefore;
+    rep.tableBytesAfter = plan.tableBytesAfter;
     const std::uint64_t total = plan.bytesBefore;
 
     GptqRun gptq;
@@ -478,6 +511,37 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     for (const auto& t : ck.tensors()) {
         cancel.throwIfCancelled();
         const TensorInfo& info = *t.entry->info;
+        if (rowsStored(q, t)) {
+            // Streamed in chunks of rows (E2B's PLE table is 4.7 GB in bf16), each row's blocks independent.
+            const RowBlockType type = rowBlockType(q);
+            const std::int64_t rows = info.shape[0], cols = info.shape[1];
+            const std::size_t es = dtypeSize(info.dtype), rb = rowBlockBytes(type, cols);
+            const std::int64_t step = std::max<std::int64_t>(1, (std::int64_t(64) << 20) / (cols * std::int64_t(es)));
+            const std::string name = rowBlocksName(*t.expected, type);
+            std::vector<std::uint8_t> blocks;
+            for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
+                cancel.throwIfCancelled();
+                const std::int64_t n = std::min(step, rows - r0);
+                buf.resize(std::size_t(n * cols) * es);
+                t.entry->file->read(info, buf.data(), std::uint64_t(r0 * cols) * es, buf.size());
+                blocks.resize(std::size_t(n) * rb);
+                pool.parallelFor(std::size_t(n), [&](std::size_t i) {
+                    std::vector<float> row(static_cast<std::size_t>(cols));
+                    for (std::int64_t k = 0; k < cols; ++k) {
+                        row[std::size_t(k)] = loadAsFloat(info.dtype, buf.data(), i * std::size_t(cols) + std::size_t(k));
+                        if (!std::isfinite(row[std::size_t(k)]))  // it would poison the block's scale
+                            throw FormatError(t.entry->file->path(), info.name,
+                                              "element " + std::to_string(std::uint64_t(r0 + std::int64_t(i)) * std::uint64_t(cols) + std::uint64_t(k)) +
+                                                  " is not finite");
+                    }
+                    if (type == RowBlockType::Q8_0) quantizeRowQ8_0(row, blocks.data() + i * rb, name);
+                    else quantizeRowQ4_0(row, blocks.data() + i * rb, name);
+                });
+                writer.write(name, blocks.data(), blocks.size());
+                meter.advance(std::uint64_t(n * cols) * es);
+            }
+            continue;
+        }
         if (!quantizesStored(q, t)) {
             copyTensorBytes(*t.entry->file, info, writer, copyBuf, meter, cancel);
             continue;

@@ -34,6 +34,10 @@ struct QuantizeRecipe {
     int groupSize = 128;          // 0: per channel; always 16 for nvfp4
     bool symmetric = true;
     std::vector<std::string> exclude = defaultExclusions();  // globs over Hugging Face tensor names
+    // The token tables (main embedding, PLE table, an untied head): "keep" them as they are, or store them as
+    // rows of GGUF blocks, "q8_0" or "q4_0" (tensor_table.h rowBlocksName) — a gather format Whittle's engines
+    // read row by row; most of E2B's bytes are there. Not with format hf, which writes plain tensors.
+    std::string embeddings = "keep";
     // gptq: GPTQ v1 safetensors; nvfp4-modelopt | nvfp4-ct for nvfp4; hf (any method): the quantized weights
     // dequantized into the input's own tensors and dtype — a plain checkpoint any tool loads, with the
     // quantization's rounding (for measuring it elsewhere), at the input's size.
@@ -70,6 +74,8 @@ struct QuantizePlan {
     double bitsPerWeight = 0;  // over the quantized tensors
     std::uint64_t bytesBefore = 0, bytesAfter = 0;
     std::vector<std::string> excluded;  // linear weights a rule kept unquantized
+    int tablesAsRows = 0;               // token tables stored as rows of blocks
+    std::uint64_t tableBytesBefore = 0, tableBytesAfter = 0;
 };
 QuantizePlan planQuantization(const Checkpoint& checkpoint, const QuantizeRecipe& recipe,
                               const std::map<std::string, IntOptions>& formats = {});
@@ -87,6 +93,8 @@ struct QuantizeReport {
     double bitsPerWeight = 0;            // over the quantized tensors: codes, scales, zeros and g_idx
     std::uint64_t bytesBefore = 0, bytesWritten = 0;
     std::vector<std::string> excluded;   // linear weights a rule kept unquantized
+    int tablesAsRows = 0;                // token tables stored as rows of blocks (recipe.embeddings)
+    std::uint64_t tableBytesBefore = 0, tableBytesAfter = 0;
     double seconds = 0;
     // GPTQ: calibration actually used, and per-tensor facts (damp used, dead inputs, GPTQ's loss estimate).
     int calibrationWindows = 0;

@@ -213,6 +213,10 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
                                  const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!recipe.vocabulary) throw UsageError("the recipe has no vocabulary section");
+    for (TensorRole role : {TensorRole::Embedding, TensorRole::PleTable, TensorRole::LmHead})
+        if (const RowBlocksTable* rb = ck.rowBlocks(role))
+            throw UsageError(rb->entry->file->path(), rb->entry->info->name,
+                             "is stored as rows of blocks; prune the vocabulary of the original first, then quantize its token tables");
     const fs::path src = ck.dir();
     const Gemma4Config& c = ck.config();
     const fs::path tokPath = src / "tokenizer.json";

@@ -85,6 +85,15 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
             }
             return w;
         }
+        if (const RowBlocksTable* rb = ck.rowBlocks(role, layer)) {
+            WeightView w;
+            w.format = rb->type == RowBlockType::Q8_0 ? WeightFormat::GgufQ8_0 : WeightFormat::GgufQ4_0;
+            w.rows = rb->rows;
+            w.cols = rb->cols;
+            w.name = rb->entry->info->name;
+            w.data = mapped(rb->entry, false);
+            return w;
+        }
         const TensorStore::Entry* e = ck.find(role, layer);
         if (!e) throw FormatError(ck.dir().string(), tensorName(config_, role, layer), "missing from the checkpoint");
         const std::byte* data = mapped(e, true);

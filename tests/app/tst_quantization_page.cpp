@@ -17,6 +17,7 @@
 #include <QTest>
 
 #include "app/gui/quantization_page.h"
+#include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
 #include "test_support.h"
 
@@ -70,6 +71,16 @@ private slots:
         selectData(page_->groupBox(), 64);
         QVERIFY(page_->planText().contains(QString::number(planQuantization(ck, page_->recipe()).bitsPerWeight, 'f', 3)));
         selectData(page_->groupBox(), 128);
+        // Token tables as rows of blocks: the plan says so with the core's bytes; plain hf output refuses them.
+        selectData(page_->tablesBox(), "q8_0");
+        const QuantizePlan rows = planQuantization(ck, page_->recipe());
+        QCOMPARE(rows.tablesAsRows, 2);
+        QVERIFY2(page_->planText().contains(QString("2 token tables as rows of blocks: %1").arg(QString::fromStdString(formatBytes(rows.tableBytesBefore)))),
+                 qPrintable(page_->planText()));
+        selectData(page_->formatBox(), "hf");
+        QVERIFY2(page_->planText().contains("embeddings"), qPrintable(page_->planText()));
+        selectData(page_->formatBox(), "gptq");
+        selectData(page_->tablesBox(), "keep");
     }
 
     void badRuleDisablesQuantize() {

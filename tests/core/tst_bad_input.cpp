@@ -308,6 +308,25 @@ private slots:
         });
         const Checkpoint bad = Checkpoint::open(nanScale);
         WHITTLE_EXPECT_ERROR(ReferenceModel(bad, {}), Error, n.globalScale.c_str(), "NaN");
+
+        // A token table stored as rows of Q8_0 blocks whose header claims a shape those rows cannot have.
+        const fs::path rows = tempPath(root_, "rows");
+        fs::remove_all(rows);
+        r.quantization = parseQuantizeRecipe(Json{{"method", "rtn"}, {"embeddings", "q8_0"}}, "test");
+        quantizeCheckpoint(Checkpoint::open(pristine_), r, rows, false, p, CancelToken{});
+        const Checkpoint rc = Checkpoint::open(rows);
+        const RowBlocksTable* table = rc.rowBlocks(TensorRole::Embedding);
+        QVERIFY(table);
+        const std::string tableName = table->entry->info->name;
+        const fs::path rowsShard = table->entry->file->path();
+        const fs::path shortRows = tempPath(root_, "rows-short");
+        fs::remove_all(shortRows);
+        fs::copy(rows, shortRows);
+        editHeader(shortRows / rowsShard.filename(), [&](OJson& h) {  // the same bytes as twice the rows, half as long
+            h[tableName]["shape"][0] = 2 * h[tableName]["shape"][0].get<std::int64_t>();
+            h[tableName]["shape"][1] = h[tableName]["shape"][1].get<std::int64_t>() / 2;
+        });
+        WHITTLE_EXPECT_ERROR(Checkpoint::open(shortRows), Error, tableName.c_str(), "rows of q8_0 blocks", "need U8");
     }
 
     void missingAndNonFolder() {

@@ -546,7 +546,7 @@ private slots:
         const CliResult r = runCli({"quantize", QString::fromStdString(kBundled.string()), QString::fromStdString(cli.string()), "--method", "gptq",
                                     "--act-order", "--calib-samples", "8", "--calib-length", "128", "--format", "gguf-q4_0"});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
-        QVERIFY2(r.out.contains("38 quantized linears repacked into GGUF blocks exactly"), qPrintable(r.out));
+        QVERIFY2(r.out.contains("38 quantized tensors repacked into GGUF blocks exactly"), qPrintable(r.out));
         QCOMPARE(readBytes(cli), readBytes(tempPath(dir_, "codes-gptq.gguf")));
         for (const auto& e : fs::directory_iterator(tempPath(dir_)))
             QVERIFY2(e.path().filename().string().find("cli-gptq.gguf.codes") == std::string::npos, e.path().c_str());

@@ -13,6 +13,7 @@
 
 #include "core/engine/evaluate.h"
 #include "core/error.h"
+#include "core/quant/ggml_blocks.h"
 #include "core/export/gguf_export.h"
 #include "core/io/gguf_reader.h"
 #include "core/model/inventory.h"
@@ -468,7 +469,7 @@ private slots:
         r = runCli({"quantize", model, QString::fromStdString(both.string()), "--method", "gptq", "--calib-samples", "2", "--calib-length", "64",
                     "--format", "gguf-q4_0,gptq"});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
-        QVERIFY2(r.out.contains("38 quantized linears repacked into GGUF blocks exactly"), qPrintable(r.out));
+        QVERIFY2(r.out.contains("38 quantized tensors repacked into GGUF blocks exactly"), qPrintable(r.out));
         {
             GgufExportOptions o;
             o.weightType = GgmlType::Q4_0;
@@ -547,6 +548,81 @@ private slots:
             qInfo("%s: KLD %.6f dequantized to bf16, %.6f packed", hf.filename().c_str(), *h.kldMean, *q.kldMean);
             QVERIFY(std::fabs(*h.kldMean - *q.kldMean) <= 0.05 * *q.kldMean);
         }
+    }
+
+    // --embeddings q8_0|q4_0: the main embedding and the PLE table stored as rows of GGUF blocks. Every row the
+    // engine reads equals ggml's codec applied to the original row; the sizes are 34/64 and 18/64 of bf16; the
+    // parameters are unchanged; a GGUF export copies those rows as they are; the README's rows.
+    void tokenTableRows() {
+        const Checkpoint oc = Checkpoint::open(bundledModelDir());
+        const ReferenceModel om(oc, {});
+        NullProgress p;
+        std::map<std::string, EvalReport> evals;
+        for (const char* type : {"q8_0", "q4_0"}) {
+            const fs::path out = tempPath(dir_, (std::string("tables-") + type).c_str());
+            Recipe r;
+            r.quantization = parseQuantizeRecipe(Json{{"method", "rtn"}, {"embeddings", type}}, "test");
+            const QuantizeReport rep = quantizeCheckpoint(oc, r, out, false, p, CancelToken{});
+            QCOMPARE(rep.tablesAsRows, 2);  // the head is tied: the embedding serves it
+            const bool q8 = std::string(type) == "q8_0";
+            QCOMPARE(rep.tableBytesAfter * 64, rep.tableBytesBefore * (q8 ? 34 : 18));
+            const Checkpoint qc = Checkpoint::open(out);
+            QCOMPARE(makeInventory(qc).total.params, makeInventory(oc).total.params);
+            const ReferenceModel qm(qc, {});
+            for (auto [o, q] : {std::pair{&om.embedding(), &qm.embedding()}, {&om.pleTable(), &qm.pleTable()}}) {
+                QCOMPARE(int(q->format), int(q8 ? WeightFormat::GgufQ8_0 : WeightFormat::GgufQ4_0));
+                std::vector<float> row(static_cast<std::size_t>(o->cols)), got(row.size()), want(row.size());
+                std::vector<std::uint8_t> blocks(q8 ? q8_0RowBytes(o->cols) : q4_0RowBytes(o->cols));
+                for (std::int64_t n = 0; n < o->rows; ++n) {
+                    o->row(n, row.data());
+                    q->row(n, got.data());
+                    if (q8) {
+                        quantizeRowQ8_0(row, blocks.data(), o->name);
+                        dequantizeRowQ8_0(reinterpret_cast<const std::byte*>(blocks.data()), o->cols, want.data());
+                    } else {
+                        quantizeRowQ4_0(row, blocks.data(), o->name);
+                        dequantizeRowQ4_0(reinterpret_cast<const std::byte*>(blocks.data()), o->cols, want.data());
+                    }
+                    if (got != want) QFAIL(qPrintable(QString("%1 row %2").arg(q->name.c_str()).arg(n)));
+                }
+            }
+            evals[type] = evalHeldout(out, true);
+            qInfo("RTN g128 + token tables %s: %.1f MB → %.1f MB tables, %.1f MB in all; ppl %.2f, KLD mean %.5f, top-1 %.2f %%", type,
+                  double(rep.tableBytesBefore) / 1e6, double(rep.tableBytesAfter) / 1e6, double(rep.bytesWritten) / 1e6, evals[type].ppl,
+                  *evals[type].kldMean, 100.0 * *evals[type].top1);
+            // A GGUF export keeps those rows as they are.
+            GgufExportOptions go;
+            go.weightType = GgmlType::Q4_0;
+            const fs::path gguf = tempPath(dir_, (std::string("tables-") + type + ".gguf").c_str());
+            const GgufExportReport gr = exportGguf(qc, gguf, go, p, CancelToken{});
+            QCOMPARE(gr.exactTensors, 40);
+            const GgufFile g(gguf);
+            const GgufTensorInfo* te = g.find(oc.expected(TensorRole::Embedding)->ggufName);
+            QVERIFY(te && te->ggmlType == (q8 ? GgmlType::Q8_0 : GgmlType::Q4_0));
+            const RowBlocksTable* rb = qc.rowBlocks(TensorRole::Embedding);
+            std::string theirs(std::size_t(te->nbytes), '\0'), ours(std::size_t(rb->entry->info->nbytes), '\0');
+            g.read(*te, theirs.data(), 0, te->nbytes);
+            rb->entry->file->read(*rb->entry->info, ours.data(), 0, ours.size());
+            QVERIFY(theirs == ours);
+        }
+        auto near = [](double got, double want, double rel) { return std::fabs(got - want) <= rel * std::fabs(want); };
+        QVERIFY(near(*evals["q8_0"].kldMean, 0.00125, 0.02));
+        QVERIFY(near(*evals["q4_0"].kldMean, 0.0105, 0.02));
+        QVERIFY(std::fabs(*evals["q8_0"].top1 - 0.9644) <= 0.001);
+        QVERIFY(std::fabs(*evals["q4_0"].top1 - 0.8823) <= 0.001);
+        // Refusals: rows of blocks are not plain tensors; an unknown type is named; a quantized output is not requantized.
+        WHITTLE_EXPECT_ERROR(parseQuantizeRecipe(Json{{"format", "hf"}, {"embeddings", "q8_0"}}, "r.json"), FormatError, "r.json", "embeddings", "hf");
+        WHITTLE_EXPECT_ERROR(parseQuantizeRecipe(Json{{"embeddings", "q5_0"}}, "r.json"), FormatError, "quantization.embeddings");
+        Recipe again;
+        again.quantization = QuantizeRecipe{};
+        WHITTLE_EXPECT_ERROR(quantizeCheckpoint(Checkpoint::open(tempPath(dir_, "tables-q8_0")), again, tempPath(dir_, "again"), false, p, CancelToken{}),
+                             UsageError, "already quantized");
+        Recipe prune;
+        prune.vocabulary = VocabularyRecipe{};
+        prune.vocabulary->preset = "english";
+        WHITTLE_EXPECT_ERROR(pruneVocabulary(Checkpoint::open(tempPath(dir_, "tables-q8_0")), prune, tempPath(dir_, "pruned"), false, p, CancelToken{}),
+                             UsageError, "embed_tokens.weight_q8_0", "prune the vocabulary of the original first");
+        QVERIFY(!fs::exists(tempPath(dir_, "pruned")));
     }
 
     // The mixed bit budget at the bits of uniform INT4 g128 (16 × 256 calibration tokens, as GPTQ above): the
@@ -708,7 +784,7 @@ private slots:
         r = runCli({"export", QString::fromStdString(outputs_[128].string()), QString::fromStdString(tempPath(dir_, "gptq.gguf").string()),
                     "--format", "gguf-q4_0"});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
-        QVERIFY2(r.out.contains("38 quantized linears repacked into GGUF blocks exactly"), qPrintable(r.out));
+        QVERIFY2(r.out.contains("38 quantized tensors repacked into GGUF blocks exactly"), qPrintable(r.out));
     }
 };
 
