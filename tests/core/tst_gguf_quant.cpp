@@ -67,7 +67,6 @@ bool isDecoderLinear(TensorRole r) {
     using R = TensorRole;
     return r == R::QProj || r == R::KProj || r == R::VProj || r == R::OProj || r == R::GateProj || r == R::UpProj || r == R::DownProj;
 }
-bool isTokenTable(TensorRole r) { return r == TensorRole::Embedding || r == TensorRole::PleTable || r == TensorRole::LmHead; }
 
 // The type gguf_export.h's rule gives a tensor, written out independently of the exporter.
 GgmlType expectedType(const ExpectedTensor& e, GgmlType format) {
