@@ -467,6 +467,18 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     }
     std::set<std::string> planned;
     int skippedDead = 0;
+    // A planned tensor, followed for NVFP4 by its F32 [1] `.scale` (omitted when 1: llama.cpp reads a missing
+    // .scale as 1, and its converter omits it then).
+    auto push = [&plan](PlannedTensor pt) {
+        const bool scaled = pt.spec.type == GgmlType::NVFP4 && pt.nvfp4Scale != 1.0f;
+        PlannedTensor scale;
+        if (scaled) {
+            scale.spec = {ggufScaleName(pt.spec.name), GgmlType::F32, {1}};
+            scale.generated = {pt.nvfp4Scale};
+        }
+        plan.push_back(std::move(pt));
+        if (scaled) plan.push_back(std::move(scale));
+    };
     std::map<std::string, int> requantized;  // quantized inputs without an exact GGUF type: description → tensors
     for (const ExpectedTensor& e : ck.table()) {
         const GptqLinear* gq = e.linear ? ck.gptq(e.role, e.layer) : nullptr;
@@ -502,18 +514,8 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
                 if (pt.spec.type == GgmlType::F16) rep.fallbacks.push_back(e.ggufName);
                 ++requantized[what + " → " + std::string(ggmlTypeTraits(pt.spec.type).name)];
             }
-            if (pt.exact && fq) {
-                pt.nvfp4Scale = loadNvfp4(*fq, e.name).globalScale;
-                if (pt.nvfp4Scale != 1.0f) {
-                    PlannedTensor scale;
-                    scale.spec = {ggufScaleName(e.ggufName), GgmlType::F32, {1}};
-                    scale.generated = {pt.nvfp4Scale};
-                    plan.push_back(std::move(pt));
-                    plan.push_back(std::move(scale));
-                    continue;
-                }
-            }
-            plan.push_back(std::move(pt));
+            if (pt.exact && fq) pt.nvfp4Scale = loadNvfp4(*fq, e.name).globalScale;
+            push(std::move(pt));
             continue;
         }
         if (const RowBlocksTable* rb = isTokenTable(e.role) && e.read ? ck.rowBlocks(e.role, e.layer) : nullptr) {
@@ -549,16 +551,8 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
         if (pt.spec.type == GgmlType::NVFP4) {
             cancel.throwIfCancelled();
             pt.nvfp4Scale = nvfp4TensorScale(*pt.source, pt.spec.dims[1], pt.spec.dims[0]);
-            if (pt.nvfp4Scale != 1.0f) {  // llama.cpp reads a missing .scale as 1, and its converter omits it then
-                PlannedTensor scale;
-                scale.spec = {ggufScaleName(e.ggufName), GgmlType::F32, {1}};
-                scale.generated = {pt.nvfp4Scale};
-                plan.push_back(std::move(pt));
-                plan.push_back(std::move(scale));
-                continue;
-            }
         }
-        plan.push_back(std::move(pt));
+        push(std::move(pt));
     }
     if (skippedDead > 0)
         rep.notes.push_back(std::to_string(skippedDead) + " unused k/v tensors of KV-shared layers skipped");
