@@ -139,6 +139,7 @@ int runQuantize(const std::vector<std::string>& argv) {
         Recipe r = fromFile;
         // GPTQ and the budget reach GGUF through their codes: the same section, written as GPTQ v1 first.
         if (!fromFile.quantization && (!isGguf(f) || ggufFromCodes(method))) r.quantization = sectionFromFlags(isGguf(f) ? "gptq" : f);
+        if (r.quantization && isGguf(f) && ggufFromCodes(method)) r.quantization->format = "gptq";  // a recipe file's GGUF format: its codes first
         if (isGguf(f)) {
             checkGgufFormat(f, method);
             if (!ggufFromCodes(method) && (a.value("group") || a.flag("asym") || a.flag("act-order")))

@@ -122,11 +122,14 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     if (j.contains("exclude")) q.exclude = strings(j["exclude"], "quantization.exclude", src);
     if (j.contains("format")) {
         const bool isNvfp4 = q.method == "nvfp4";
-        if (!j["format"].is_string() ||
-            (j["format"] != "hf" && (isNvfp4 ? j["format"] != "nvfp4-modelopt" && j["format"] != "nvfp4-ct" : j["format"] != "gptq")))
-            throw FormatError(src, {}, isNvfp4 ? "'quantization.format' must be \"nvfp4-modelopt\", \"nvfp4-ct\" or \"hf\" for NVFP4"
-                                               : "'quantization.format' must be \"gptq\" or \"hf\" for integer formats (GGUF types: whittle-cli export)");
-        q.format = j["format"].get<std::string>();
+        const std::string f = j["format"].is_string() ? j["format"].get<std::string>() : std::string();
+        const bool ok = f == "hf" || (isNvfp4 ? f == "nvfp4-modelopt" || f == "nvfp4-ct" || f == "gguf-nvfp4"
+                                              : f == "gptq" || f == "gguf-q8_0" || f == "gguf-q4_0" || f == "gguf-f16");
+        if (!ok)
+            throw FormatError(src, {}, isNvfp4 ? "'quantization.format' must be \"nvfp4-modelopt\", \"nvfp4-ct\", \"gguf-nvfp4\" or \"hf\" for NVFP4"
+                                               : "'quantization.format' must be \"gptq\", \"hf\", \"gguf-q8_0\", \"gguf-q4_0\" or \"gguf-f16\" "
+                                                 "for integer formats");
+        q.format = f;
     }
     if (j.contains("embeddings")) {
         if (!j["embeddings"].is_string() || (j["embeddings"] != "keep" && j["embeddings"] != "q8_0" && j["embeddings"] != "q4_0"))
@@ -419,6 +422,8 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     if (!recipe.quantization) throw UsageError("the recipe has no quantization section");
     const QuantizeRecipe& q = *recipe.quantization;
     if (ck.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
+    if (q.format.rfind("gguf-", 0) == 0)
+        throw UsageError("format " + q.format + " is written by the GGUF exporter (whittle-cli quantize routes it there), not as safetensors");
     const bool nvfp4 = q.method == "nvfp4";
     const bool dequantized = q.format == "hf";
     const Nvfp4Layout layout = nvfp4Layout(q);

@@ -38,6 +38,8 @@ struct QuantizeRecipe {
     // rows of GGUF blocks, "q8_0" or "q4_0" (tensor_table.h rowBlocksName) — a gather format Whittle's engines
     // read row by row; most of E2B's bytes are there. Not with format hf, which writes plain tensors.
     std::string embeddings = "keep";
+    // gguf-q8_0 | gguf-q4_0 | gguf-f16 (rtn, gptq, budget) and gguf-nvfp4 (nvfp4) are accepted in a recipe file
+    // for whittle-cli quantize, which writes them through the GGUF exporter; quantizeCheckpoint refuses them.
     // gptq: GPTQ v1 safetensors; nvfp4-modelopt | nvfp4-ct for nvfp4; hf (any method): the quantized weights
     // dequantized into the input's own tensors and dtype — a plain checkpoint any tool loads, with the
     // quantization's rounding (for measuring it elsewhere), at the input's size.

@@ -300,6 +300,19 @@ private slots:
         QVERIFY(r.exitCode != 0);
         QVERIFY2(r.err.contains("missing.txt"), qPrintable(r.err));
         for (const char* name : {"bad1", "bad2", "bad3"}) QVERIFY(!fs::exists(tempPath(dir_, name)));
+        // A recipe file may name a GGUF format: the CLI writes the GPTQ codes, then repacks them.
+        writeBytes(tempPath(dir_, "gguf-recipe.json"),
+                   R"({"whittle_recipe": 1, "quantization": {"method": "gptq", "format": "gguf-q4_0", "calibration": {"samples": 2, "length": 64}}})");
+        r = runCli({"quantize", model, QString::fromStdString(tempPath(dir_, "from-recipe.gguf").string()), "--recipe",
+                    QString::fromStdString(tempPath(dir_, "gguf-recipe.json").string())});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QVERIFY2(r.out.contains("38 quantized tensors repacked into GGUF blocks exactly"), qPrintable(r.out));
+        QVERIFY(GgufFile(tempPath(dir_, "from-recipe.gguf")).find("blk.0.attn_q.weight")->ggmlType == GgmlType::Q4_0);
+        Recipe direct;
+        direct.quantization = parseQuantizeRecipe(Json{{"method", "gptq"}, {"format", "gguf-q4_0"}}, "test");
+        NullProgress np;
+        WHITTLE_EXPECT_ERROR(quantizeCheckpoint(Checkpoint::open(bundledModelDir()), direct, tempPath(dir_, "direct"), false, np, CancelToken{}),
+                             UsageError, "gguf-q4_0", "GGUF exporter");
     }
 
     // NVFP4 in both layouts from one set of codes: the config files each tool reads; every quantized tensor's
