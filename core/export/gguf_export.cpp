@@ -374,21 +374,6 @@ GgmlType tensorType(const ExpectedTensor& e, std::int64_t cols, GgmlType weightT
     return GgmlType::F16;
 }
 
-// Reads rows [row0, row0 + n) of a 2-D tensor as floats; a NaN or infinity is refused (it would poison a block's scale).
-void readRows(const CheckpointTensor& src, std::int64_t cols, std::int64_t row0, std::int64_t n, std::vector<std::byte>& raw,
-              std::vector<float>& out) {
-    const TensorInfo& info = *src.entry->info;
-    const SafetensorsFile& file = *src.entry->file;
-    const std::size_t inSize = dtypeSize(info.dtype), count = std::size_t(n * cols);
-    raw.resize(count * inSize);
-    out.resize(count);
-    file.read(info, raw.data(), std::uint64_t(row0 * cols) * inSize, raw.size());
-    for (std::size_t i = 0; i < count; ++i) {
-        out[i] = loadAsFloat(info.dtype, raw.data(), i);
-        if (!std::isfinite(out[i]))
-            throw FormatError(file.path(), info.name, "element " + std::to_string(std::uint64_t(row0 * cols) + i) + " is not finite");
-    }
-}
 
 // NVFP4's per-tensor scale, ModelOpt's amax / (6 · 448), from one streaming pass over the weight.
 float nvfp4TensorScale(const CheckpointTensor& src, std::int64_t rows, std::int64_t cols) {
@@ -397,7 +382,7 @@ float nvfp4TensorScale(const CheckpointTensor& src, std::int64_t rows, std::int6
     float amax = 0;
     const std::int64_t step = std::max<std::int64_t>(1, std::int64_t(kChunkElements) / cols);
     for (std::int64_t r = 0; r < rows; r += step) {
-        readRows(src, cols, r, std::min(step, rows - r), raw, w);
+        readRowsAsFloat(*src.entry, cols, r, std::min(step, rows - r), raw, w);
         for (float v : w) amax = std::max(amax, std::fabs(v));
     }
     return nvfp4GlobalScale(std::span<const float>(&amax, 1));  // depends on the amax alone
@@ -415,7 +400,7 @@ void writeBlocks(GgufWriter& writer, const PlannedTensor& p, StageMeter& meter, 
     for (std::int64_t r = 0; r < rows; r += step) {
         cancel.throwIfCancelled();
         const std::int64_t n = std::min(step, rows - r);
-        readRows(*p.source, cols, r, n, raw, w);
+        readRowsAsFloat(*p.source->entry, cols, r, n, raw, w);
         if (p.spec.type == GgmlType::NVFP4) {
             out = packNvfp4Gguf(quantizeNvfp4(w, n, cols, name, nullptr, p.nvfp4Scale), name);
         } else {

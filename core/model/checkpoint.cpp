@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <optional>
 #include <unordered_map>
 
@@ -235,6 +236,20 @@ std::vector<T> readAll(const TensorStore::Entry* e) {
     return v;
 }
 }  // namespace
+
+void readRowsAsFloat(const TensorStore::Entry& e, std::int64_t cols, std::int64_t row0, std::int64_t n, std::vector<std::byte>& raw,
+                     std::vector<float>& out) {
+    const TensorInfo& info = *e.info;
+    const std::size_t inSize = dtypeSize(info.dtype), count = std::size_t(n * cols);
+    raw.resize(count * inSize);
+    out.resize(count);
+    e.file->read(info, raw.data(), std::uint64_t(row0 * cols) * inSize, raw.size());
+    for (std::size_t i = 0; i < count; ++i) {
+        out[i] = loadAsFloat(info.dtype, raw.data(), i);
+        if (!std::isfinite(out[i]))
+            throw FormatError(e.file->path(), info.name, "element " + std::to_string(std::uint64_t(row0 * cols) + i) + " is not finite");
+    }
+}
 
 GptqTensors loadGptq(const GptqLinear& g) {
     GptqTensors t;

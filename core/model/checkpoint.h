@@ -58,6 +58,11 @@ struct RowBlocksTable {
     std::int64_t rows = 0, cols = 0;             // the dense shape it stands for
 };
 
+// Reads rows [row0, row0 + n) of a 2-D stored tensor of `cols` values a row as floats (pread into `raw`); a
+// NaN or infinity is refused naming the file, tensor and element (it would poison a quantizer's scale).
+void readRowsAsFloat(const TensorStore::Entry& e, std::int64_t cols, std::int64_t row0, std::int64_t n, std::vector<std::byte>& raw,
+                     std::vector<float>& out);
+
 // A quantized linear's tensors read into memory (pread, one tensor at a time), for stages that repack them
 // (GGUF export). loadGptq's g_idx is as stored; loadNvfp4 undoes compressed-tensors' reciprocal scale.
 GptqTensors loadGptq(const GptqLinear& g);

@@ -171,7 +171,7 @@ namespace {
 // The budget method states INT4 g128 symmetric as the default and every other tensor's format as a
 // GPTQModel "dynamic" override (an anchored regex over the module name); its binary residuals, which no
 // other loader knows, are listed in meta.
-Json gptqConfig(const QuantizeRecipe& q, const std::map<std::string, IntOptions>& formats) {
+Json gptqConfig(const Checkpoint& ck, const QuantizeRecipe& q, const std::map<std::string, IntOptions>& formats) {
     const bool calibrated = q.method == "gptq" || q.method == "budget";
     const IntOptions base = q.method == "budget" ? IntOptions{128, true, 4, false} : IntOptions{q.groupSize, q.symmetric, 4, false};
     Json j{{"quant_method", "gptq"},
@@ -186,8 +186,11 @@ Json gptqConfig(const QuantizeRecipe& q, const std::map<std::string, IntOptions>
            {"lm_head", false},
            {"meta", {{"quantizer", "whittle"}, {"method", q.method}, {"act_order", calibrated && q.actOrder}}}};
     Json dynamic = Json::object(), residual = Json::array();
-    for (const auto& [name, f] : formats) {
-        const std::string module = name.substr(0, name.size() - std::string(".weight").size());
+    for (const ExpectedTensor& e : ck.table()) {
+        const auto it = formats.find(e.name);
+        if (it == formats.end()) continue;
+        const IntOptions& f = it->second;
+        const std::string module = moduleName(e);
         if (f.bits == base.bits && f.groupSize == base.groupSize && f.symmetric == base.symmetric && !f.residual) continue;
         std::string re = "^";
         for (char ch : module) re += ch == '.' ? std::string("\\.") : std::string(1, ch);
@@ -479,7 +482,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
 
     AtomicOutputDir out(dest, force, {ck.dir()});
     const std::vector<std::string> untouched = unquantizedModules(ck, q);
-    const Json config = !nvfp4 ? gptqConfig(q, formats) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
+    const Json config = !nvfp4 ? gptqConfig(ck, q, formats) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
     copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
         if (name == "quantize_config.json" || name == "hf_quant_config.json") return true;  // written below for the format that has it
         if (name != "config.json" || dequantized) return false;  // a dequantized checkpoint is a plain one
@@ -520,30 +523,22 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
             // Streamed in chunks of rows (E2B's PLE table is 4.7 GB in bf16), each row's blocks independent.
             const RowBlockType type = rowBlockType(q);
             const std::int64_t rows = info.shape[0], cols = info.shape[1];
-            const std::size_t es = dtypeSize(info.dtype), rb = rowBlockBytes(type, cols);
-            const std::int64_t step = std::max<std::int64_t>(1, (std::int64_t(64) << 20) / (cols * std::int64_t(es)));
+            const std::size_t rb = rowBlockBytes(type, cols);
+            const std::int64_t step = std::max<std::int64_t>(1, (std::int64_t(64) << 20) / (cols * std::int64_t(dtypeSize(info.dtype))));
             const std::string name = rowBlocksName(*t.expected, type);
             std::vector<std::uint8_t> blocks;
             for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
                 cancel.throwIfCancelled();
                 const std::int64_t n = std::min(step, rows - r0);
-                buf.resize(std::size_t(n * cols) * es);
-                t.entry->file->read(info, buf.data(), std::uint64_t(r0 * cols) * es, buf.size());
+                readRowsAsFloat(*t.entry, cols, r0, n, buf, w);
                 blocks.resize(std::size_t(n) * rb);
                 pool.parallelFor(std::size_t(n), [&](std::size_t i) {
-                    std::vector<float> row(static_cast<std::size_t>(cols));
-                    for (std::int64_t k = 0; k < cols; ++k) {
-                        row[std::size_t(k)] = loadAsFloat(info.dtype, buf.data(), i * std::size_t(cols) + std::size_t(k));
-                        if (!std::isfinite(row[std::size_t(k)]))  // it would poison the block's scale
-                            throw FormatError(t.entry->file->path(), info.name,
-                                              "element " + std::to_string(std::uint64_t(r0 + std::int64_t(i)) * std::uint64_t(cols) + std::uint64_t(k)) +
-                                                  " is not finite");
-                    }
+                    const std::span<const float> row(w.data() + i * std::size_t(cols), std::size_t(cols));
                     if (type == RowBlockType::Q8_0) quantizeRowQ8_0(row, blocks.data() + i * rb, name);
                     else quantizeRowQ4_0(row, blocks.data() + i * rb, name);
                 });
                 writer.write(name, blocks.data(), blocks.size());
-                meter.advance(std::uint64_t(n * cols) * es);
+                meter.advance(std::uint64_t(n * cols) * dtypeSize(info.dtype));
             }
             continue;
         }
