@@ -1,5 +1,7 @@
 #include "gpu/compute_device.h"
 
+#include <fstream>
+
 #include "core/error.h"
 
 namespace whittle::gpu {
@@ -43,6 +45,7 @@ ComputeDevice::ComputeDevice(const VulkanInstance& instance, std::uint32_t index
         descriptorPool_ = vk::raii::DescriptorPool(
             device_, vk::DescriptorPoolCreateInfo(vk::DescriptorPoolCreateFlagBits::eFreeDescriptorSet, 16, size));
         fence_ = vk::raii::Fence(device_, vk::FenceCreateInfo());
+        pipelineCache_ = vk::raii::PipelineCache(device_, vk::PipelineCacheCreateInfo());
     } catch (const vk::SystemError& e) {
         throw Error("cannot open Vulkan device '" + caps_.name + "': " + e.what());
     }
@@ -62,7 +65,7 @@ Buffer ComputeDevice::createBuffer(std::uint64_t bytes) {
     if (bytes > caps_.maxStorageBufferRange)
         throw UsageError("buffer of " + std::to_string(bytes) + " bytes exceeds the device's storage-buffer range of " +
                          std::to_string(caps_.maxStorageBufferRange));
-    vk::raii::Buffer buf(device_, vk::BufferCreateInfo({}, bytes, vk::BufferUsageFlagBits::eStorageBuffer,
+    vk::raii::Buffer buf(device_, vk::BufferCreateInfo({}, bytes, vk::BufferUsageFlagBits::eStorageBuffer | vk::BufferUsageFlagBits::eTransferSrc | vk::BufferUsageFlagBits::eTransferDst,
                                                        vk::SharingMode::eExclusive));
     const auto req = buf.getMemoryRequirements();
     vk::raii::DeviceMemory mem(device_, vk::MemoryAllocateInfo(req.size, memoryType(req.memoryTypeBits)));
@@ -71,7 +74,8 @@ Buffer ComputeDevice::createBuffer(std::uint64_t bytes) {
     return Buffer(std::move(buf), std::move(mem), mapped, bytes);
 }
 
-Pipeline ComputeDevice::createPipeline(ShaderId shader, std::uint32_t bindings, std::uint32_t pushBytes) {
+Pipeline ComputeDevice::createPipeline(ShaderId shader, std::uint32_t bindings, std::uint32_t pushBytes,
+                                       std::span<const std::uint32_t> specialization) {
     std::vector<vk::DescriptorSetLayoutBinding> b;
     for (std::uint32_t i = 0; i < bindings; ++i)
         b.emplace_back(i, vk::DescriptorType::eStorageBuffer, 1, vk::ShaderStageFlagBits::eCompute);
@@ -82,10 +86,67 @@ Pipeline ComputeDevice::createPipeline(ShaderId shader, std::uint32_t bindings, 
     vk::raii::PipelineLayout layout(device_, plci);
     const auto code = spirv(shader);
     vk::raii::ShaderModule module(device_, vk::ShaderModuleCreateInfo({}, code.size_bytes(), code.data()));
-    vk::ComputePipelineCreateInfo ci({}, vk::PipelineShaderStageCreateInfo({}, vk::ShaderStageFlagBits::eCompute, *module, "main"),
-                                     *layout);
-    vk::raii::Pipeline pipeline(device_, nullptr, ci);
+    std::vector<vk::SpecializationMapEntry> entries;
+    for (std::uint32_t i = 0; i < specialization.size(); ++i) entries.emplace_back(i, i * 4, 4);
+    const vk::SpecializationInfo spec(std::uint32_t(entries.size()), entries.data(), specialization.size_bytes(), specialization.data());
+    vk::PipelineShaderStageCreateInfo stage({}, vk::ShaderStageFlagBits::eCompute, *module, "main", specialization.empty() ? nullptr : &spec);
+    vk::ComputePipelineCreateInfo ci({}, stage, *layout);
+    vk::raii::Pipeline pipeline(device_, pipelineCache_, ci);
     return Pipeline(std::move(dsl), std::move(layout), std::move(pipeline), bindings, pushBytes);
+}
+
+void ComputeDevice::loadPipelineCache(const std::filesystem::path& file) {
+    pipelineCacheFile_ = file;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return;
+    const std::vector<char> data{std::istreambuf_iterator<char>(in), {}};
+    try {
+        // The driver checks the header (vendor, device, cache UUID) and ignores data from elsewhere.
+        pipelineCache_ = vk::raii::PipelineCache(device_, vk::PipelineCacheCreateInfo({}, data.size(), data.data()));
+    } catch (const vk::SystemError&) {
+        pipelineCache_ = vk::raii::PipelineCache(device_, vk::PipelineCacheCreateInfo());
+    }
+}
+
+void ComputeDevice::savePipelineCache() const {
+    if (pipelineCacheFile_.empty()) return;
+    try {
+        const std::vector<std::uint8_t> data = pipelineCache_.getData();
+        std::error_code ec;
+        std::filesystem::create_directories(pipelineCacheFile_.parent_path(), ec);
+        const auto tmp = pipelineCacheFile_.string() + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size()));
+            if (!out) return;  // a cache is an optimisation: failing to write it is not an error
+        }
+        std::filesystem::rename(tmp, pipelineCacheFile_, ec);
+    } catch (const std::exception&) {
+    }
+}
+
+void ComputeDevice::submitAndWait(const vk::CommandBuffer& cb, const vk::raii::Fence& fence, double timeoutSeconds) const {
+    try {
+        device_.resetFences(*fence);
+        queue_.submit(vk::SubmitInfo({}, {}, cb), *fence);
+        const auto ns = std::uint64_t(timeoutSeconds * 1e9);
+        const vk::Result r = device_.waitForFences(*fence, VK_TRUE, ns);
+        if (r == vk::Result::eTimeout)
+            throw Error("the Vulkan device '" + caps_.name + "' did not finish its work within " + std::to_string(int(timeoutSeconds)) +
+                        " s; the session is ended");
+    } catch (const vk::DeviceLostError&) {
+        throw Error("the Vulkan device '" + caps_.name + "' was lost (VK_ERROR_DEVICE_LOST: a driver reset or a hung kernel); the session is ended");
+    } catch (const vk::SystemError& e) {
+        throw Error("Vulkan submit on '" + caps_.name + "' failed: " + e.what());
+    }
+}
+
+void ComputeDevice::runOnce(const std::function<void(const vk::raii::CommandBuffer&)>& fill) {
+    commandBuffer_.reset();
+    commandBuffer_.begin(vk::CommandBufferBeginInfo(vk::CommandBufferUsageFlagBits::eOneTimeSubmit));
+    fill(commandBuffer_);
+    commandBuffer_.end();
+    submitAndWait(*commandBuffer_, fence_);
 }
 
 void ComputeDevice::dispatch(const Pipeline& p, std::span<const Buffer* const> buffers, const void* push,

@@ -3,6 +3,8 @@
 // built from embedded SPIR-V, and synchronous dispatches. The engine's per-token command buffers
 // grow from this.
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -52,7 +54,25 @@ public:
     const DeviceCaps& caps() const { return caps_; }
 
     Buffer createBuffer(std::uint64_t bytes);
-    Pipeline createPipeline(ShaderId shader, std::uint32_t bindings, std::uint32_t pushBytes);
+    // specialization: values of constant_id 0, 1, … (each 32 bits). Pipelines go through the device's
+    // VkPipelineCache (see loadPipelineCache), since lavapipe and GPU drivers compile at creation.
+    Pipeline createPipeline(ShaderId shader, std::uint32_t bindings, std::uint32_t pushBytes,
+                            std::span<const std::uint32_t> specialization = {});
+    // Seeds the pipeline cache from `file` (ignored when missing or written by another driver) and remembers it;
+    // savePipelineCache() writes it back (through a temporary file and a rename).
+    void loadPipelineCache(const std::filesystem::path& file);
+    void savePipelineCache() const;
+
+    const vk::raii::Device& device() const { return device_; }
+    const vk::raii::PhysicalDevice& physical() const { return physical_; }
+    const vk::raii::Queue& queue() const { return queue_; }
+    std::uint32_t queueFamily() const { return queueFamily_; }
+    const vk::PhysicalDeviceMemoryProperties& memoryProperties() const { return memProps_; }
+    // Submits a command buffer and waits for it; a lost device or a wait past `timeoutSeconds` throws Error
+    // naming the device (never a hang).
+    void submitAndWait(const vk::CommandBuffer& cb, const vk::raii::Fence& fence, double timeoutSeconds = 120) const;
+    // Records `fill` into a one-time command buffer, submits it and waits (uploads through a staging buffer).
+    void runOnce(const std::function<void(const vk::raii::CommandBuffer&)>& fill);
     // Records one dispatch, submits it and waits (one host wait).
     void dispatch(const Pipeline& p, std::span<const Buffer* const> buffers, const void* push, std::uint32_t groupsX,
                   std::uint32_t groupsY = 1, std::uint32_t groupsZ = 1);
@@ -70,6 +90,8 @@ private:
     vk::raii::Fence fence_{nullptr};
     std::uint32_t queueFamily_ = 0;
     vk::PhysicalDeviceMemoryProperties memProps_;
+    vk::raii::PipelineCache pipelineCache_{nullptr};
+    std::filesystem::path pipelineCacheFile_;
 };
 
 }  // namespace whittle::gpu

@@ -8,8 +8,8 @@ namespace {
 
 std::span<const std::uint32_t> spirv(ShaderId id) {
     switch (id) {
-#define WHITTLE_SHADER(id, file) \
-    case ShaderId::id: return kSpirv_##file;
+#define WHITTLE_SHADER(id, file, defines) \
+    case ShaderId::id: return kSpirv_##id;
 #include "shaders/shader_list.h"
 #undef WHITTLE_SHADER
     }
@@ -18,8 +18,8 @@ std::span<const std::uint32_t> spirv(ShaderId id) {
 
 const char* shaderName(ShaderId id) {
     switch (id) {
-#define WHITTLE_SHADER(id, file) \
-    case ShaderId::id: return #file;
+#define WHITTLE_SHADER(id, file, defines) \
+    case ShaderId::id: return #id;
 #include "shaders/shader_list.h"
 #undef WHITTLE_SHADER
     }

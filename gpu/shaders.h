@@ -6,7 +6,7 @@
 namespace whittle::gpu {
 
 enum class ShaderId {
-#define WHITTLE_SHADER(id, file) id,
+#define WHITTLE_SHADER(id, file, defines) id,
 #include "shaders/shader_list.h"
 #undef WHITTLE_SHADER
 };

@@ -16,6 +16,114 @@ struct ReduceParams {
     uint n;
 };
 
+// Weight formats of the row kernels (matvec_rows, gather_row): the FORMAT specialization constant.
+#define WHITTLE_FMT_F32 0u
+#define WHITTLE_FMT_F16 1u
+#define WHITTLE_FMT_BF16 2u
+#define WHITTLE_FMT_Q8_0 3u
+#define WHITTLE_FMT_Q4_0 4u
+#define WHITTLE_FMT_NVFP4 5u
+
+// y[yOffset + r] (+)= scale · W[r, :] · x[xOffset …] for the rows of one bound part of a weight. Workgroup
+// (gx, gy) computes row gx + gy · gridWidth: dispatch counts are capped at 65,535 per dimension.
+struct MatvecParams {
+    uint rows;
+    uint cols;
+    uint gridWidth;
+    uint xOffset;
+    uint yOffset;
+    uint accumulate;  // 1: add to y
+    float scale;      // NVFP4's global scale, else 1
+    uint pad;
+};
+
+// y[yOffset + n] = Σ_k W[n, k] · x[xOffset + k] for a GPTQ v1 weight [N, K] (core/io/gptq_layout.h).
+struct GptqParams {
+    uint n;
+    uint k;
+    uint groups;
+    uint xOffset;
+    uint yOffset;
+    uint gridWidth;  // in workgroups
+};
+
+// One RMSNorm per workgroup over rows of n values at inOffset + row · stride (and outOffset + row · stride):
+// mode 0: out = norm(in · inScale) · w;  mode 1: out = (out + norm(in) · w) · scalar (the residual add).
+struct NormParams {
+    uint n;
+    uint inOffset;
+    uint outOffset;
+    uint stride;
+    uint hasWeight;
+    uint mode;
+    float eps;
+    float inScale;
+    float scalar;
+};
+
+// Per head (one workgroup each): RMSNorm (weight optional), then RoPE with the cos/sin the host wrote into the
+// token state at ropeOffset (none when ropeOffset is kNoRope); written in place, or into the KV cache slot
+// (position % capacity) · rowWidth + head · headDim when toCache is 1.
+struct HeadParams {
+    uint headDim;
+    uint hasWeight;
+    uint ropeOffset;
+    uint toCache;
+    uint capacity;
+    uint rowWidth;
+    uint inOffset;
+    uint outOffset;
+    float eps;
+};
+#define WHITTLE_NO_ROPE 0xFFFFFFFFu
+
+// Decode attention of one query head per workgroup over the cache positions [first, position].
+struct AttentionParams {
+    uint headDim;
+    uint kvHeads;
+    uint group;         // query heads per KV head
+    uint capacity;      // cache slots; position p lives in slot p % capacity
+    uint window;        // sliding window, 0 on full layers
+    uint scoresStride;  // floats of scratch per head
+};
+
+// gate[gateOffset + i] = GELU_tanh(gate[gateOffset + i]) · up[upOffset + i].
+struct GeluParams {
+    uint n;
+    uint gateOffset;
+    uint upOffset;
+};
+
+// The per-layer inputs (GEMMA4.md §3.1), one workgroup per layer slice of pleDim values.
+struct PleParams {
+    uint pleDim;
+    float projScale;  // H^-½
+    float rowScale;   // √P
+    float eps;
+};
+
+struct SoftcapParams {
+    uint n;
+    float cap;
+};
+
+// Decodes row `token` (from the token state) of one bound part of a table, rows [firstRow, firstRow + rows),
+// into out[outOffset …]; parts that do not hold the token do nothing.
+struct GatherParams {
+    uint cols;
+    uint firstRow;
+    uint rows;
+    uint outOffset;
+};
+
+struct ArgmaxParams {
+    uint n;
+};
+
+struct CopyParams {
+    uint words;
+};
+
 #ifdef __cplusplus
 }  // namespace whittle::gpu::shader
 #endif

@@ -17,9 +17,9 @@ namespace whittle::cli {
 
 int runBench(const std::vector<std::string>& argv) {
     using Clock = std::chrono::steady_clock;
-    const Args a(argv, {"json", "no-check"}, {"backend", "prompt-tokens", "decode-tokens", "threads"});
+    const Args a(argv, {"json", "no-check", "ple-vram"}, {"backend", "prompt-tokens", "decode-tokens", "threads", "device"});
     if (a.positional().size() != 1)
-        throw UsageError("usage: whittle-cli bench MODEL [--backend cpu] [--prompt-tokens N] [--decode-tokens N] [--threads N] [--json]");
+        throw UsageError("usage: whittle-cli bench MODEL [--backend cpu|vulkan] [--device N] [--prompt-tokens N] [--decode-tokens N] [--threads N] [--json]");
     const int promptTokens = int(a.uintValue("prompt-tokens", 64)), decodeTokens = int(a.uintValue("decode-tokens", 16));
     if (promptTokens < 1 || decodeTokens < 1) throw UsageError("--prompt-tokens and --decode-tokens must be positive");
     const auto t0 = Clock::now();
@@ -64,7 +64,9 @@ int runBench(const std::vector<std::string>& argv) {
                     {"decode_tokens", measured},
                     {"decode_tok_per_s", measured > 0 ? measured / decode : 0.0},
                     {"allocations_per_decoded_token", measured > 0 ? double(allocs) / measured : 0.0},
-                    {"peak_rss_bytes", std::uint64_t(ru.ru_maxrss) * 1024}};
+                    {"peak_rss_bytes", std::uint64_t(ru.ru_maxrss) * 1024},
+                    {"device", backend.deviceName()},
+                    {"engine", backend.sessionStats(session)}};
     if (a.flag("json")) {
         std::cout << j.dump(2) << "\n";
     } else {

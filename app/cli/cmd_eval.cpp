@@ -15,10 +15,10 @@
 namespace whittle::cli {
 
 int runEval(const std::vector<std::string>& argv) {
-    const Args a(argv, {"json"}, {"text", "ref", "mapping", "ctx", "stride", "max-tokens", "threads", "backend"});
+    const Args a(argv, {"json", "ple-vram"}, {"text", "ref", "mapping", "ctx", "stride", "max-tokens", "threads", "backend", "device"});
     if (a.positional().size() != 1 || !a.value("text"))
         throw UsageError("usage: whittle-cli eval MODEL --text FILE [--ref ORIGINAL [--mapping FILE (default: MODEL/vocab_mapping.json)]] [--ctx N] [--stride N] "
-                         "[--max-tokens N] [--threads N] [--backend cpu] [--json]");
+                         "[--max-tokens N] [--threads N] [--backend cpu|vulkan] [--device N] [--json]");
     EvalOptions o;
     o.ctx = int(a.uintValue("ctx", 512));
     o.stride = int(a.uintValue("stride", std::uint64_t(o.ctx)));

@@ -45,13 +45,13 @@ SamplingParams defaultsFrom(const Checkpoint& ck) {
 }  // namespace
 
 int runGenerate(const std::vector<std::string>& argv) {
-    const Args a(argv, {"chat", "greedy"},
+    const Args a(argv, {"chat", "greedy", "ple-vram"},
                  {"prompt", "system", "max-tokens", "seed", "temperature", "top-k", "top-p", "min-p", "repeat-penalty", "ctx",
-                  "threads", "backend"});
+                  "threads", "backend", "device"});
     if (a.positional().size() != 1 || !a.value("prompt"))
         throw UsageError("usage: whittle-cli generate MODEL --prompt TEXT [--chat [--system TEXT]] [--max-tokens N] [--seed N] "
                          "[--greedy | --temperature T --top-k K --top-p P --min-p P --repeat-penalty R] [--ctx N] [--threads N] "
-                         "[--backend cpu]");
+                         "[--backend cpu|vulkan] [--device N]");
     const Backend backend(a.positional()[0], a);
     const Checkpoint& ck = backend.checkpoint();
     const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());

@@ -30,7 +30,7 @@ const Command kCommands[] = {
      whittle::cli::runGenerate},
     {"eval", "MODEL --text FILE [--ref ORIGINAL] [--ctx N --stride N] [--json]   perplexity, KL divergence, top-1",
      whittle::cli::runEval},
-    {"bench", "MODEL [--backend cpu] [--prompt-tokens N] [--decode-tokens N] [--json]   prefill/decode speed, RSS, allocations",
+    {"bench", "MODEL [--backend cpu|vulkan] [--prompt-tokens N] [--decode-tokens N] [--json]   prefill/decode speed, RSS, allocations",
      whittle::cli::runBench},
     {"devices", "[--json]                    Vulkan devices, their memory, features and limits", whittle::cli::runDevices},
 };

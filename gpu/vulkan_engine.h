@@ -1,0 +1,117 @@
+#pragma once
+// Whittle's Vulkan engine: a Gemma 4 text decoder (full or slimmed: bf16/f16/f32, GPTQ INT2–8 with or without
+// the binary residual, NVFP4, Q8_0/Q4_0 token tables, pruned vocabularies) on any Vulkan device.
+//
+// VulkanModel uploads the weights a ReferenceModel binds (the tensor table's roles, so the two engines read the
+// same tensors) into a few large device allocations. VulkanSession implements Session: one command buffer
+// recorded once and submitted per token, with the per-token state (position, token id, RoPE cos/sin) and the
+// token's embedding and PLE rows written by the host into small host-visible buffers before each submit, so
+// the PLE table stays in host memory by default. One host wait per token; nothing is allocated per token.
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/engine/session.h"
+#include "core/io/json_file.h"
+#include "core/reference/reference_model.h"
+#include "gpu/compute_device.h"
+#include "gpu/kernels.h"
+#include "gpu/memory.h"
+
+namespace whittle::gpu {
+
+struct EngineOptions {
+    bool pleInVram = false;           // the PLE table on the device (gathered there) instead of host memory
+    std::uint64_t maxBindingBytes = 0;  // 0: the device's maxStorageBufferRange; tests force smaller to split tensors
+    bool stagingUploads = false;      // upload through a staging buffer even when device memory is host-visible
+};
+
+class VulkanModel {
+public:
+    // Uploads every weight of `weights` (which must outlive the model: the host keeps the embedding and PLE
+    // tables it gathers from). Throws UsageError naming sizes when the weights do not fit the device.
+    VulkanModel(ComputeDevice& device, const ReferenceModel& weights, const EngineOptions& options = {});
+    ~VulkanModel();
+
+    const ReferenceModel& weights() const { return weights_; }
+    const Gemma4Config& config() const { return weights_.config(); }
+    ComputeDevice& device() const { return device_; }
+    Kernels& kernels() const { return *kernels_; }
+    const MemoryArena& memory() const { return *arena_; }
+    const EngineOptions& options() const { return options_; }
+    std::uint64_t maxBindingBytes() const { return maxBinding_; }
+
+    struct Layer {
+        DeviceWeight q, k, v, o, gate, up, down, pleGate, pleProj;
+        BufferId inputNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm, qNorm, kNorm, postPleNorm;
+    };
+    const std::vector<Layer>& layers() const { return layers_; }
+    const DeviceWeight& head() const { return head_; }
+    const DeviceWeight& pleProjection() const { return pleProj_; }
+    const DeviceWeight& pleTable() const { return pleTable_; }  // parts empty unless pleInVram
+    BufferId pleProjectionNorm() const { return pleProjNorm_; }
+    BufferId finalNorm() const { return finalNorm_; }
+
+private:
+    ComputeDevice& device_;
+    const ReferenceModel& weights_;
+    EngineOptions options_;
+    std::uint64_t maxBinding_;
+    std::unique_ptr<MemoryArena> arena_;
+    std::unique_ptr<Kernels> kernels_;
+    std::vector<Layer> layers_;
+    DeviceWeight head_, pleProj_, pleTable_;
+    BufferId pleProjNorm_, finalNorm_;
+};
+
+struct EngineStats {
+    std::array<std::uint64_t, kMemoryKinds> allocatedBytes{};  // by MemoryKind: model weights + this session
+    std::uint64_t totalAllocatedBytes = 0;
+    int dispatchesPerToken = 0;  // with the head
+    int pipelines = 0;
+    long long tokens = 0;        // forwarded since creation
+    double deviceSeconds = 0;    // wall time spent in submits (host waits included)
+};
+Json toJson(const EngineStats& s);
+
+class VulkanSession final : public whittle::Session {
+public:
+    // maxContext positions of KV cache; throws UsageError naming sizes when the cache and scratch do not fit.
+    VulkanSession(VulkanModel& model, int maxContext);
+    ~VulkanSession() override;
+
+    int vocabSize() const override;
+    int capacity() const override { return maxContext_; }
+    int position() const override { return position_; }
+    void reset() override { position_ = 0; }
+    std::span<const float> forward(std::span<const int> tokens, float* allLogits = nullptr) override;
+
+    // The argmax of the last forward's logits as the device computed it (lowest id among equals).
+    int deviceArgmax() const;
+    EngineStats stats() const;
+
+private:
+    void record(Recorder& rec, bool head);
+    void writeTokenState(int token, int position);
+
+    VulkanModel& model_;
+    const Gemma4Config& c_;
+    int maxContext_;
+    int position_ = 0;
+    std::unique_ptr<MemoryArena> arena_;
+    struct Cache {
+        BufferId k, v;
+        std::uint32_t capacity = 0;
+    };
+    std::vector<Cache> caches_;
+    BufferId state_, x0_, tokPle_, logits_, result_, unused_;
+    BufferId x_, a_, q_, k_, v_, attn_, o_, gate_, up_, g_, pleProj_, scores_;
+    std::unique_ptr<Recorder> step_, stepWithHead_;
+    std::vector<float> invFreqSliding_, invFreqFull_, logitsHost_;
+    std::uint32_t ropeFullOffset_ = 0;
+    vk::raii::Fence fence_{nullptr};
+    long long tokens_ = 0;
+    double deviceSeconds_ = 0;
+};
+
+}  // namespace whittle::gpu
