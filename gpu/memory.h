@@ -45,7 +45,8 @@ public:
     BufferId add(MemoryKind kind, std::uint64_t bytes, std::string name);
     // Creates every declared buffer and the memory behind it. Throws UsageError naming the needed and available
     // sizes when they exceed the device's memory (what `description` — e.g. the model — needs), before allocating.
-    void allocate(const std::string& description, std::uint64_t alreadyUsedElsewhere = 0);
+    // limit (when non-zero) caps what a heap is taken to hold, as if the device were that small (tests).
+    void allocate(const std::string& description, std::uint64_t alreadyUsedElsewhere = 0, std::uint64_t limit = 0);
 
     vk::Buffer buffer(BufferId id) const;
     std::uint64_t size(BufferId id) const;

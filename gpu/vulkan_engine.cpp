@@ -65,7 +65,7 @@ VulkanModel::VulkanModel(ComputeDevice& device, const ReferenceModel& weights, c
         pleTable_.rows = weights.pleTable().rows;
         pleTable_.cols = weights.pleTable().cols;
     }
-    a.allocate("the model's weights");
+    a.allocate("the model's weights", 0, options.memoryLimitBytes);
     for (std::size_t i = 0; i < ref.size(); ++i) {
         const auto& r = ref[i];
         Layer& l = layers_[i];
@@ -148,7 +148,7 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     pleProj_ = a.add(MemoryKind::Scratch, LP * 4, "per-layer inputs");
     if (model.options().pleInVram) tokPle_ = a.add(MemoryKind::Scratch, LP * 4, "token PLE row");
     scores_ = a.add(MemoryKind::Scratch, std::uint64_t(c.numHeads) * std::uint64_t(maxContext) * 4, "attention scores");
-    a.allocate("a session of " + std::to_string(maxContext) + " positions (KV cache and scratch)", model.memory().stats().totalAllocated());
+    a.allocate("a session of " + std::to_string(maxContext) + " positions (KV cache and scratch)", model.memory().stats().totalAllocated(), model.options().memoryLimitBytes);
     a.fill(unused_, 0);
     fence_ = vk::raii::Fence(dev.device(), vk::FenceCreateInfo());
     logitsHost_.resize(V);

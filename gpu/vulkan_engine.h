@@ -24,6 +24,7 @@ struct EngineOptions {
     bool pleInVram = false;           // the PLE table on the device (gathered there) instead of host memory
     std::uint64_t maxBindingBytes = 0;  // 0: the device's maxStorageBufferRange; tests force smaller to split tensors
     bool stagingUploads = false;      // upload through a staging buffer even when device memory is host-visible
+    std::uint64_t memoryLimitBytes = 0;  // 0: the device's heaps; else treat each heap as this small (tests of the refusal)
 };
 
 class VulkanModel {
