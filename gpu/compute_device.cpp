@@ -92,7 +92,7 @@ Pipeline ComputeDevice::createPipeline(ShaderId shader, std::uint32_t bindings, 
     vk::PipelineShaderStageCreateInfo stage({}, vk::ShaderStageFlagBits::eCompute, *module, "main", specialization.empty() ? nullptr : &spec);
     vk::ComputePipelineCreateInfo ci({}, stage, *layout);
     vk::raii::Pipeline pipeline(device_, pipelineCache_, ci);
-    return Pipeline(std::move(dsl), std::move(layout), std::move(pipeline), bindings, pushBytes);
+    return Pipeline(std::move(dsl), std::move(layout), std::move(pipeline), bindings, pushBytes, shader);
 }
 
 void ComputeDevice::loadPipelineCache(const std::filesystem::path& file) {

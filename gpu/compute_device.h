@@ -37,14 +37,15 @@ private:
 class Pipeline {
 public:
     Pipeline(vk::raii::DescriptorSetLayout dsl, vk::raii::PipelineLayout layout, vk::raii::Pipeline pipeline,
-             std::uint32_t bindings, std::uint32_t pushBytes)
+             std::uint32_t bindings, std::uint32_t pushBytes, ShaderId shader = ShaderId::Scale)
         : setLayout(std::move(dsl)), layout(std::move(layout)), pipeline(std::move(pipeline)), bindings(bindings),
-          pushBytes(pushBytes) {}
+          pushBytes(pushBytes), shader(shader) {}
     vk::raii::DescriptorSetLayout setLayout;
     vk::raii::PipelineLayout layout;
     vk::raii::Pipeline pipeline;
     std::uint32_t bindings;
     std::uint32_t pushBytes;
+    ShaderId shader;
 };
 
 class ComputeDevice {

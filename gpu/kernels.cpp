@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/io/gptq_layout.h"
@@ -12,7 +14,12 @@ namespace whittle::gpu {
 
 using namespace shader;
 
-Kernels::Kernels(ComputeDevice& device) : device_(device), subgroups_(device.caps().subgroupArithmetic) {}
+Kernels::Kernels(ComputeDevice& device) : device_(device), subgroups_(device.caps().subgroupArithmetic), threadPerRow_(device.caps().software) {
+    if (const char* env = std::getenv("WHITTLE_VK_MATVEC_LAYOUT")) {
+        if (std::string(env) == "workgroup") threadPerRow_ = false;
+        else if (std::string(env) == "thread") threadPerRow_ = true;
+    }
+}
 
 const Pipeline& Kernels::pipeline(ShaderId shader, std::uint32_t bindings, std::uint32_t pushBytes, std::vector<std::uint32_t> spec) {
     auto key = std::make_tuple(int(shader), spec);
@@ -22,17 +29,46 @@ const Pipeline& Kernels::pipeline(ShaderId shader, std::uint32_t bindings, std::
     return *cache_.emplace(std::move(key), std::move(p)).first->second;
 }
 
-Recorder::Recorder(ComputeDevice& device) : device_(device) {
+Recorder::Recorder(ComputeDevice& device, bool timestamps) : device_(device) {
     const auto& dev = device.device();
     pool_ = vk::raii::CommandPool(dev, vk::CommandPoolCreateInfo(vk::CommandPoolCreateFlagBits::eResetCommandBuffer, device.queueFamily()));
     cb_ = std::move(vk::raii::CommandBuffers(dev, vk::CommandBufferAllocateInfo(*pool_, vk::CommandBufferLevel::ePrimary, 1))[0]);
+    if (timestamps && device.caps().timestamps) {
+        queryCapacity_ = 4096;
+        queries_ = vk::raii::QueryPool(dev, vk::QueryPoolCreateInfo({}, vk::QueryType::eTimestamp, queryCapacity_));
+    }
 }
 
 void Recorder::begin() {
     cb_.reset();
     descriptorPools_.clear();
+    labels_.clear();
+    dispatchNs_.clear();
     dispatches_ = 0;
     cb_.begin(vk::CommandBufferBeginInfo());
+    if (*queries_) {
+        cb_.resetQueryPool(*queries_, 0, queryCapacity_);
+        cb_.writeTimestamp(vk::PipelineStageFlagBits::eTopOfPipe, *queries_, 0);
+    }
+}
+
+void Recorder::collectTimes() {
+    if (!*queries_ || labels_.empty()) return;
+    const auto n = std::uint32_t(labels_.size() + 1);
+    ticks_.resize(n);
+    dispatchNs_.resize(labels_.size());
+    const VkResult r = device_.device().getDispatcher()->vkGetQueryPoolResults(*device_.device(), *queries_, 0, n, n * 8, ticks_.data(), 8,
+                                                                                VK_QUERY_RESULT_64_BIT);
+    if (r != VK_SUCCESS) return;
+    const double period = device_.caps().timestampPeriodNs;
+    for (std::size_t i = 0; i + 1 < n; ++i)
+        if (ticks_[i + 1] >= ticks_[i]) dispatchNs_[i] += double(ticks_[i + 1] - ticks_[i]) * period;
+}
+
+std::map<std::string, double> Recorder::opTimes() const {
+    std::map<std::string, double> out;
+    for (std::size_t i = 0; i < dispatchNs_.size() && i < labels_.size(); ++i) out[labels_[i]] += dispatchNs_[i];
+    return out;
 }
 
 vk::DescriptorSet Recorder::allocateSet(const Pipeline& p) {
@@ -76,6 +112,10 @@ void Recorder::dispatch(const Pipeline& p, std::initializer_list<vk::Buffer> buf
     const vk::MemoryBarrier barrier(vk::AccessFlagBits::eShaderWrite, vk::AccessFlagBits::eShaderRead | vk::AccessFlagBits::eShaderWrite);
     cb_.pipelineBarrier(vk::PipelineStageFlagBits::eComputeShader, vk::PipelineStageFlagBits::eComputeShader, {}, barrier, nullptr, nullptr);
     ++dispatches_;
+    if (*queries_ && labels_.size() + 1 < queryCapacity_) {
+        labels_.push_back(shaderName(p.shader));
+        cb_.writeTimestamp(vk::PipelineStageFlagBits::eBottomOfPipe, *queries_, std::uint32_t(labels_.size()));
+    }
 }
 
 void Recorder::end() {
@@ -154,6 +194,15 @@ DeviceWeight declareWeight(MemoryArena& arena, const WeightView& v, std::uint64_
     if (v.format == WeightFormat::GptqInt) {
         d.bits = v.gptq.bits;
         d.groups = v.gptq.groups;
+        // The fast path needs g_idx[k] = k / g with g a multiple of the codes per word.
+        const std::int64_t g = (v.cols + v.gptq.groups - 1) / std::max<std::int64_t>(1, v.gptq.groups);
+        bool contiguous = g > 0 && 32 % d.bits == 0 && g % (32 / d.bits) == 0;
+        for (std::int64_t k = 0; contiguous && k < v.cols; ++k) {
+            std::int32_t gi;
+            std::memcpy(&gi, v.gptq.gIdx + 4 * k, 4);
+            contiguous = gi == k / g;
+        }
+        d.contiguousGroupSize = contiguous ? int(g) : 0;
         const bool residual = v.gptq.qresidual != nullptr;
         BufferId* ids[] = {&d.qweight, &d.qzeros, &d.scales, &d.gIdx, &d.qresidual, &d.residualScales};
         static const char* suffix[] = {".qweight", ".qzeros", ".scales", ".g_idx", ".qresidual", ".residual_scales"};
@@ -217,7 +266,8 @@ void recordMatvec(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, s
         const bool residual = w.qresidual.valid();
         const Pipeline& p = k.kernels.pipeline(ShaderId::MatvecGptq, 8, sizeof(GptqParams), {std::uint32_t(w.bits), residual ? 1u : 0u});
         const auto [gx, gy] = gridFor((std::uint64_t(w.rows) + 63) / 64, cap);
-        const GptqParams pc{std::uint32_t(w.rows), std::uint32_t(w.cols), std::uint32_t(w.groups), xOff, yOff, gx};
+        const GptqParams pc{std::uint32_t(w.rows), std::uint32_t(w.cols), std::uint32_t(w.groups), xOff, yOff, gx,
+                            std::uint32_t(w.contiguousGroupSize)};
         k.rec.dispatch(p,
                        {k.mem.buffer(w.qweight), k.mem.buffer(w.qzeros), k.mem.buffer(w.scales), k.mem.buffer(w.gIdx),
                         residual ? k.mem.buffer(w.qresidual) : k.unused, residual ? k.mem.buffer(w.residualScales) : k.unused, x, y},
@@ -229,10 +279,12 @@ void recordMatvec(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, s
                               : w.format == WeightFormat::GgufQ8_0 ? WHITTLE_FMT_Q8_0
                               : w.format == WeightFormat::GgufQ4_0 ? WHITTLE_FMT_Q4_0
                                                                    : WHITTLE_FMT_NVFP4;
-    const Pipeline& p = k.kernels.pipeline(k.kernels.subgroups() ? ShaderId::MatvecRowsSubgroup : ShaderId::MatvecRows, 4,
-                                           sizeof(MatvecParams), {fmt});
+    // The layout (matvec_rows.comp): an invocation per row on CPU devices, 2 rows per workgroup on GPUs.
+    const std::uint32_t rowsPerGroup = k.kernels.threadPerRow() ? 0u : 2u;
+    const std::uint64_t rowsPerDispatchedGroup = rowsPerGroup == 0 ? 64 : rowsPerGroup;
+    const Pipeline& p = k.kernels.pipeline(ShaderId::MatvecRows, 4, sizeof(MatvecParams), {fmt, rowsPerGroup});
     for (const auto& part : w.parts) {
-        const auto [gx, gy] = gridFor(std::uint64_t(part.rows), cap);
+        const auto [gx, gy] = gridFor((std::uint64_t(part.rows) + rowsPerDispatchedGroup - 1) / rowsPerDispatchedGroup, cap);
         const MatvecParams pc{std::uint32_t(part.rows), std::uint32_t(w.cols), gx, xOff, yOff + std::uint32_t(part.firstRow), 0u, w.scale, 0u};
         k.rec.dispatch(p, {k.mem.buffer(part.data), part.blockScales.valid() ? k.mem.buffer(part.blockScales) : k.unused, x, y}, &pc, gx, gy);
     }

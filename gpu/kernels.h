@@ -26,20 +26,29 @@ public:
     explicit Kernels(ComputeDevice& device);
     const Pipeline& pipeline(ShaderId shader, std::uint32_t bindings, std::uint32_t pushBytes, std::vector<std::uint32_t> spec = {});
     bool subgroups() const { return subgroups_; }
+    // Row mat-vec layout: one invocation per row (CPU devices) or a workgroup per row pair (GPUs);
+    // WHITTLE_VK_MATVEC_LAYOUT=thread|workgroup overrides it (the op harness runs both).
+    bool threadPerRow() const { return threadPerRow_; }
     ComputeDevice& device() const { return device_; }
     int pipelinesCreated() const { return int(cache_.size()); }
 
 private:
     ComputeDevice& device_;
     bool subgroups_;
+    bool threadPerRow_;
     std::map<std::tuple<int, std::vector<std::uint32_t>>, std::unique_ptr<Pipeline>> cache_;
 };
 
 // One primary command buffer recorded once and submitted many times, with the descriptor sets its dispatches
-// bind (kept as long as the recording).
+// bind (kept as long as the recording). With timestamps on (and the device supporting them) each dispatch is
+// followed by a timestamp query, so collectTimes() can charge the device time of each submit to the shaders.
 class Recorder {
 public:
-    explicit Recorder(ComputeDevice& device);
+    explicit Recorder(ComputeDevice& device, bool timestamps = false);
+    // Adds the device time of each dispatch of the last completed submit to the running totals (no allocation).
+    void collectTimes();
+    // The running totals by shader name, in ns.
+    std::map<std::string, double> opTimes() const;
     void begin();
     void dispatch(const Pipeline& p, std::initializer_list<vk::Buffer> buffers, const void* push, std::uint32_t gx, std::uint32_t gy = 1,
                   std::uint32_t gz = 1);
@@ -56,6 +65,11 @@ private:
     vk::raii::CommandBuffer cb_{nullptr};
     std::vector<vk::raii::DescriptorPool> descriptorPools_;
     int dispatches_ = 0;
+    vk::raii::QueryPool queries_{nullptr};
+    std::uint32_t queryCapacity_ = 0;
+    std::vector<const char*> labels_;  // the shader of each dispatch
+    std::vector<std::uint64_t> ticks_;
+    std::vector<double> dispatchNs_;   // accumulated per dispatch
 };
 
 // A weight as the device holds it: row formats (f32/f16/bf16, Q8_0, Q4_0, NVFP4) in parts of whole rows, each at
@@ -74,6 +88,7 @@ struct DeviceWeight {
     BufferId qweight, qzeros, scales, gIdx, qresidual, residualScales;  // GptqInt
     int bits = 4;
     std::int64_t groups = 0;
+    int contiguousGroupSize = 0;  // g when g_idx[k] = k / g throughout (the kernel's fast path), else 0
     std::uint64_t bytes = 0;  // stored bytes on the device
 };
 

@@ -102,7 +102,8 @@ Json toJson(const EngineStats& s) {
                 {"dispatches_per_token", s.dispatchesPerToken},
                 {"pipelines", s.pipelines},
                 {"tokens", s.tokens},
-                {"device_seconds", s.deviceSeconds}};
+                {"device_seconds", s.deviceSeconds},
+                {"op_seconds", s.opSeconds}};
 }
 
 VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model), c_(model.config()), maxContext_(maxContext) {
@@ -152,8 +153,8 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     a.fill(unused_, 0);
     fence_ = vk::raii::Fence(dev.device(), vk::FenceCreateInfo());
     logitsHost_.resize(V);
-    step_ = std::make_unique<Recorder>(dev);
-    stepWithHead_ = std::make_unique<Recorder>(dev);
+    step_ = std::make_unique<Recorder>(dev, true);
+    stepWithHead_ = std::make_unique<Recorder>(dev, true);
     record(*step_, false);
     record(*stepWithHead_, true);
 }
@@ -250,7 +251,9 @@ std::span<const float> VulkanSession::forward(std::span<const int> tokens, float
     for (std::size_t i = 0; i < tokens.size(); ++i) {
         const bool head = allLogits || i + 1 == tokens.size();
         writeTokenState(tokens[i], position_);
-        model_.device().submitAndWait((head ? stepWithHead_ : step_)->handle(), fence_);
+        Recorder& rec = head ? *stepWithHead_ : *step_;
+        model_.device().submitAndWait(rec.handle(), fence_);
+        rec.collectTimes();
         ++position_;
         ++tokens_;
         if (allLogits) std::memcpy(allLogits + i * std::size_t(V), arena_->mapped(logits_), std::size_t(V) * 4);
@@ -275,6 +278,8 @@ EngineStats VulkanSession::stats() const {
     s.pipelines = model_.kernels().pipelinesCreated();
     s.tokens = tokens_;
     s.deviceSeconds = deviceSeconds_;
+    for (const Recorder* rec : {step_.get(), stepWithHead_.get()})
+        for (const auto& [op, ns] : rec->opTimes()) s.opSeconds[op] += ns * 1e-9;
     return s;
 }
 

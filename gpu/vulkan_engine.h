@@ -72,6 +72,7 @@ struct EngineStats {
     int pipelines = 0;
     long long tokens = 0;        // forwarded since creation
     double deviceSeconds = 0;    // wall time spent in submits (host waits included)
+    std::map<std::string, double> opSeconds;  // device time by shader, from timestamp queries (empty without them)
 };
 Json toJson(const EngineStats& s);
 

@@ -36,6 +36,33 @@ void main() {
     const uint n = gl_GlobalInvocationID.x + gl_WorkGroupID.y * p.gridWidth * 64u;
     if (n >= p.n) return;
     const uint N = p.n, K = p.k, zeroWords = N * BITS / 32u;
+    if ((32u % BITS) == 0u && p.groupSize != 0u) {
+        // Contiguous groups (RTN, GPTQ without act-order or with static groups): each group's scale, zero and
+        // residual magnitude once, then whole words of codes.
+        const uint per = 32u / BITS, mask = (1u << BITS) - 1u;
+        float total = 0.0;
+        for (uint g = 0; g * p.groupSize < K; ++g) {
+            const float zero = float(streamValue(g * zeroWords, 1u, n, true) + 1u);  // v1 stores zero − 1
+            const uint k0 = g * p.groupSize, k1 = min(K, k0 + p.groupSize);
+            float sum = 0.0, signed_ = 0.0;
+            for (uint wi = k0 / per; wi < k1 / per; ++wi) {
+                const uint word = qweight[wi * N + n];
+                const uint kb = wi * per;
+                for (uint j = 0; j < per; ++j) sum += (float((word >> (j * BITS)) & mask) - zero) * x[p.xOffset + kb + j];
+                if (RESIDUAL) {
+                    for (uint j = 0; j < per; ++j) {
+                        const uint k = kb + j;
+                        const float xv = x[p.xOffset + k];
+                        signed_ += ((qresidual[(k >> 5) * N + n] >> (k & 31u)) & 1u) != 0u ? xv : -xv;
+                    }
+                }
+            }
+            total += f16At(g * N + n) * sum;
+            if (RESIDUAL) total += rscaleAt(g * N + n) * signed_;
+        }
+        y[p.yOffset + n] = total;
+        return;
+    }
     int group = -1;
     float scale = 0.0, zero = 0.0, r = 0.0;
     float acc = 0.0;

@@ -6,7 +6,6 @@
 WHITTLE_SHADER(Scale, scale, "")
 WHITTLE_SHADER(ReduceSum, reduce_sum, "")
 WHITTLE_SHADER(MatvecRows, matvec_rows, "")
-WHITTLE_SHADER(MatvecRowsSubgroup, matvec_rows, "USE_SUBGROUP")
 WHITTLE_SHADER(MatvecGptq, matvec_gptq, "")
 WHITTLE_SHADER(RmsNorm, rms_norm, "")
 WHITTLE_SHADER(RmsNormSubgroup, rms_norm, "USE_SUBGROUP")

@@ -45,6 +45,7 @@ struct GptqParams {
     uint xOffset;
     uint yOffset;
     uint gridWidth;  // in workgroups
+    uint groupSize;  // g when g_idx[k] = k / g for every k and g is a multiple of 32 / bits (the fast path), else 0
 };
 
 // One RMSNorm per workgroup over rows of n values at inOffset + row · stride (and outOffset + row · stride):
