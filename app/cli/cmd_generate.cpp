@@ -7,42 +7,13 @@
 #include "app/cli/args.h"
 #include "app/cli/backend.h"
 #include "app/cli/commands.h"
+#include "app/cli/sampling_args.h"
 #include "core/error.h"
 #include "core/io/json_file.h"
 #include "core/engine/generator.h"
 #include "core/tokenizer/chat_format.h"
 
 namespace whittle::cli {
-
-namespace {
-float floatValue(const Args& a, const char* name, float fallback) {
-    const auto v = a.value(name);
-    if (!v) return fallback;
-    try {
-        std::size_t used = 0;
-        const float f = std::stof(*v, &used);
-        if (used != v->size()) throw std::invalid_argument(*v);
-        return f;
-    } catch (const std::exception&) {
-        throw UsageError(std::string("option --") + name + " needs a number, got '" + *v + "'");
-    }
-}
-
-// generation_config.json's sampling defaults; the model's own file wins over ours.
-SamplingParams defaultsFrom(const Checkpoint& ck) {
-    SamplingParams s;
-    const auto path = ck.dir() / "generation_config.json";
-    if (!ck.hasGenerationConfig()) return s;
-    const Json g = readJsonFile(path);
-    if (!g.value("do_sample", false)) return s;
-    s.temperature = g.value("temperature", 1.0f);
-    s.topK = g.value("top_k", 0);
-    s.topP = g.value("top_p", 1.0f);
-    s.minP = g.value("min_p", 0.0f);
-    s.repetitionPenalty = g.value("repetition_penalty", 1.0f);
-    return s;
-}
-}  // namespace
 
 int runGenerate(const std::vector<std::string>& argv) {
     const Args a(argv, {"chat", "greedy", "ple-vram"},
@@ -56,15 +27,7 @@ int runGenerate(const std::vector<std::string>& argv) {
     const Checkpoint& ck = backend.checkpoint();
     const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
     GenerateOptions o;
-    o.sampling = defaultsFrom(ck);
-    o.sampling.seed = a.uintValue("seed", 0);
-    if (a.flag("greedy")) o.sampling.temperature = 0.0f;
-    o.sampling.temperature = floatValue(a, "temperature", o.sampling.temperature);
-    o.sampling.topK = int(a.uintValue("top-k", std::uint64_t(o.sampling.topK)));
-    o.sampling.topP = floatValue(a, "top-p", o.sampling.topP);
-    o.sampling.minP = floatValue(a, "min-p", o.sampling.minP);
-    o.sampling.repetitionPenalty = floatValue(a, "repeat-penalty", o.sampling.repetitionPenalty);
-    validate(o.sampling);
+    o.sampling = samplingFromArgs(ck, a);
     o.maxTokens = int(a.uintValue("max-tokens", 128));
     o.stopIds = ck.specialTokens().eos;
 

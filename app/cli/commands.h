@@ -15,6 +15,7 @@ int runMakeTiny(const std::vector<std::string>& args);
 int runTokenize(const std::vector<std::string>& args);
 int runDevices(const std::vector<std::string>& args);
 int runGenerate(const std::vector<std::string>& args);
+int runChat(const std::vector<std::string>& args);
 int runEval(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
 int runBuckets(const std::vector<std::string>& args);

@@ -3,11 +3,28 @@
 #include <algorithm>
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "core/io/json_file.h"
+#include "core/model/checkpoint.h"
 #include "core/tokenizer/buckets.h"
 #include "core/utf8.h"
 
 namespace whittle {
+
+SamplingParams generationConfigDefaults(const Checkpoint& ck) {
+    SamplingParams s;
+    if (!ck.hasGenerationConfig()) return s;
+    const Json g = readJsonFile(ck.dir() / "generation_config.json");
+    if (!g.value("do_sample", false)) return s;
+    s.temperature = g.value("temperature", 1.0f);
+    s.topK = g.value("top_k", 0);
+    s.topP = g.value("top_p", 1.0f);
+    s.minP = g.value("min_p", 0.0f);
+    s.repetitionPenalty = g.value("repetition_penalty", 1.0f);
+    return s;
+}
 
 std::vector<bool> suppressedIds(const Tokenizer& tok, int vocabRows) {
     std::vector<bool> s(std::size_t(vocabRows), false);

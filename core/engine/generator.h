@@ -28,6 +28,10 @@ struct GenerateResult {
     double prefillSeconds = 0, decodeSeconds = 0;
 };
 
+class Checkpoint;
+// The model's generation_config.json sampling defaults (greedy when it has none or do_sample is false).
+SamplingParams generationConfigDefaults(const Checkpoint& checkpoint);
+
 // Ids a sampler must never pick: <unusedN> placeholders and rows past the tokenizer.
 std::vector<bool> suppressedIds(const Tokenizer& tok, int vocabRows);
 

@@ -9,7 +9,10 @@
 // When the argmax agrees at every step the Vulkan engine's own greedy continuation is the reference's, token
 // for token.
 #include <cmath>
+#include <csignal>
 #include <cstring>
+
+#include <QRegularExpression>
 
 #include <nlohmann/json.hpp>
 
@@ -191,6 +194,42 @@ private slots:
         const CliResult wrong = runCli({"generate", model, "--prompt", "x", "--backend", "metal"});
         QCOMPARE(wrong.exitCode, 2);
         QVERIFY(wrong.err.contains("the backends are cpu and vulkan"));
+    }
+
+    // whittle-cli chat: the first answer equals generate --chat's; the next turn reuses the session's ids; Ctrl-C
+    // stops an answer and the chat goes on; /reset starts over.
+    void chatCli() {
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const CliResult single = runCli({"generate", model, "--chat", "--prompt", "Tell me a story.", "--greedy", "--max-tokens", "40"});
+        QCOMPARE(single.exitCode, 0);
+        QProcess p;
+        p.start(QStringLiteral(WHITTLE_CLI_PATH), {"chat", model, "--greedy", "--max-tokens", "40", "--backend", "vulkan", "--quiet"});
+        QVERIFY(p.waitForStarted());
+        p.write("Tell me a story.\nAnd then?\n/reset\nTell me a story.\n");
+        p.closeWriteChannel();
+        QVERIFY(p.waitForFinished(120000));
+        QCOMPARE(p.exitCode(), 0);
+        const QString out = QString::fromUtf8(p.readAllStandardOutput()), err = QString::fromUtf8(p.readAllStandardError());
+        QVERIFY2(out.startsWith(single.out), qPrintable(out));
+        QVERIFY2(out.endsWith(single.out), qPrintable(out));  // after /reset: the same first answer again
+        QVERIFY2(err.contains(QRegularExpression("\\(([1-9][0-9]*) reused\\)")), qPrintable(err));
+
+        // Ctrl-C during a long answer: that answer stops ("cancelled") and the next line is still answered.
+        QProcess c;
+        c.start(QStringLiteral(WHITTLE_CLI_PATH), {"chat", model, "--greedy", "--max-tokens", "100000", "--ctx", "100000", "--quiet"});
+        QVERIFY(c.waitForStarted());
+        c.write("Tell me a story.\n");
+        QVERIFY(c.waitForReadyRead(60000));
+        ::kill(pid_t(c.processId()), SIGINT);
+        QString errAll;
+        QTRY_VERIFY_WITH_TIMEOUT((errAll += QString::fromUtf8(c.readAllStandardError())).contains("; cancelled]"), 10000);
+        c.write("Hello\n/quit\n");
+        c.closeWriteChannel();
+        QVERIFY(c.waitForFinished(60000));
+        QCOMPARE(c.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(c.exitCode(), 0);
+        errAll += QString::fromUtf8(c.readAllStandardError());
+        QCOMPARE(errAll.count(" tokens at "), 4);  // two answers, each with its prompt and decode speed
     }
 
     void cleanupTestCase() {
