@@ -13,7 +13,10 @@ if [[ ! -f "$model/config.json" ]]; then
   "$build/app/whittle-cli" make-tiny "$model" --preset e2b-full --zeros --force "${args[@]}" >/dev/null
 fi
 rm -rf "$build/screenshots"
-xvfb-run -a -s "-screen 0 1280x860x24" "$build/app/whittle" --screenshots "$build/screenshots" "$model"
+# The Chat page talks to the bundled model (greedy, on the default Vulkan device: lavapipe here).
+here=$(cd "$(dirname "$0")/.." && pwd)
+xvfb-run -a -s "-screen 0 1280x860x24" "$build/app/whittle" --screenshots "$build/screenshots" "$model" \
+  --chat-model "$here/resources/models/whittle-gemma4-tiny" --chat-prompt "Tell me a story about the sea."
 for f in "$build"/screenshots/*.png; do
   [[ -s "$f" ]] || { echo "screenshots: $f is empty" >&2; exit 1; }
 done

@@ -1,13 +1,20 @@
 // whittle: the desktop app.
 //   whittle [MODEL_DIR]                      open the main window (on MODEL_DIR if given)
-//   whittle --screenshots DIR [MODEL_DIR]    render every page to DIR/<page>.png and exit
+//   whittle --screenshots DIR [MODEL_DIR] [--chat-model DIR --chat-prompt TEXT]
+//                                            render every page to DIR/<page>.png and exit (the Chat page
+//                                            after a greedy answer from the chat model on the default device)
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
 #include <QTimer>
 #include <cstdio>
 
+#include "app/gui/chat_page.h"
 #include "app/gui/main_window.h"
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QLineEdit>
+#include <QSpinBox>
 #include "app/gui/vocabulary_page.h"
 #include <QPlainTextEdit>
 
@@ -22,6 +29,10 @@ int main(int argc, char** argv) {
     parser.addVersionOption();
     const QCommandLineOption shots("screenshots", "Render every page to DIR/<page>.png and exit.", "DIR");
     parser.addOption(shots);
+    const QCommandLineOption chatModel("chat-model", "With --screenshots: the model the Chat page talks to.", "DIR");
+    const QCommandLineOption chatPrompt("chat-prompt", "With --screenshots: the message the Chat page sends.", "TEXT");
+    parser.addOption(chatModel);
+    parser.addOption(chatPrompt);
     parser.addPositionalArgument("model", "Gemma 4 checkpoint folder to open.");
     parser.process(app);
     const QStringList models = parser.positionalArguments();
@@ -53,6 +64,32 @@ int main(int argc, char** argv) {
                 QTimer::singleShot(50, &wait, &QEventLoop::quit);
                 wait.exec();
             }
+        }
+        if (parser.isSet(chatModel)) {
+            // A short greedy conversation on the default device, as a user would start one.
+            auto* chat = w.chatPage();
+            QEventLoop ready;
+            if (chat->deviceBox()->count() == 0) {
+                QObject::connect(chat, &whittle::gui::ChatPage::devicesReady, &ready, &QEventLoop::quit);
+                ready.exec();
+            }
+            chat->offerModel(parser.value(chatModel));
+            chat->systemEdit()->setText(QStringLiteral("You are a storyteller."));
+            bool answered = false;
+            QEventLoop wait;
+            QObject::connect(chat, &whittle::gui::ChatPage::modelReadyChanged, &wait, [&](bool ok, const QString& m) {
+                if (ok) {
+                    chat->temperatureBox()->setValue(0);
+                    chat->maxTokensBox()->setValue(48);
+                    return;
+                }
+                std::fprintf(stderr, "whittle: %s\n", m.toUtf8().constData());
+                wait.quit();
+            });
+            QObject::connect(chat, &whittle::gui::ChatPage::answerFinished, &wait, [&] { answered = true; wait.quit(); });
+            chat->send(parser.value(chatPrompt).isEmpty() ? QStringLiteral("Tell me a story.") : parser.value(chatPrompt));
+            wait.exec();
+            if (!answered) return 1;
         }
         for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
         return 0;

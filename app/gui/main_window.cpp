@@ -12,6 +12,7 @@
 #include <QStatusBar>
 #include <QtConcurrent>
 
+#include "app/gui/chat_page.h"
 #include "app/gui/model_page.h"
 #include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
@@ -62,6 +63,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     addPage(tr("Vocabulary"), vocabularyPage_);
     quantizationPage_ = new QuantizationPage(pages_);
     addPage(tr("Quantize"), quantizationPage_);
+    chatPage_ = new ChatPage(pages_);
+    addPage(tr("Chat"), chatPage_);
     connect(pageList_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
     pageList_->setCurrentRow(0);
 
@@ -128,6 +131,7 @@ void MainWindow::loadFinished() {
     modelPage_->setInventory(inventory_.get());
     vocabularyPage_->open(loadingDir_);
     quantizationPage_->open(loadingDir_);
+    chatPage_->offerModel(loadingDir_);
     RecentModels::add(loadingDir_);
     rebuildRecentMenu();
     setWindowTitle(tr("Whittle — %1").arg(QFileInfo(loadingDir_).fileName()));

@@ -17,6 +17,7 @@ namespace whittle::gui {
 class ModelPage;
 class VocabularyPage;
 class QuantizationPage;
+class ChatPage;
 
 struct LoadResult {
     std::shared_ptr<Inventory> inventory;
@@ -34,6 +35,7 @@ public:
     ModelPage* modelPage() const { return modelPage_; }
     VocabularyPage* vocabularyPage() const { return vocabularyPage_; }
     QuantizationPage* quantizationPage() const { return quantizationPage_; }
+    ChatPage* chatPage() const { return chatPage_; }
     QMenu* recentMenu() const { return recentMenu_; }
     bool loading() const { return watcher_.isRunning(); }
 
@@ -61,6 +63,7 @@ private:
     ModelPage* modelPage_;
     VocabularyPage* vocabularyPage_;
     QuantizationPage* quantizationPage_;
+    ChatPage* chatPage_;
     QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
     QFutureWatcher<LoadResult> watcher_;

@@ -1,0 +1,158 @@
+#include "app/gui/chat_engine.h"
+
+#include <QFileInfo>
+
+#include "core/engine/conversation.h"
+#include "core/engine/generator.h"
+#include "core/error.h"
+#include "core/model/checkpoint.h"
+#include "core/model/inventory.h"
+#include "core/reference/reference_session.h"
+#include "gpu/vulkan_engine.h"
+#include "gpu/vulkan_instance.h"
+
+namespace whittle::gui {
+
+// Everything here is touched on the engine thread only (after construction).
+struct EngineState {
+    std::unique_ptr<gpu::VulkanInstance> instance;
+    std::vector<gpu::DeviceCaps> caps;
+    QString instanceError;
+    std::unique_ptr<Checkpoint> checkpoint;
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::unique_ptr<ReferenceModel> reference;
+    std::unique_ptr<gpu::ComputeDevice> device;
+    std::unique_ptr<gpu::VulkanModel> vulkan;
+    std::unique_ptr<Session> session;
+    std::unique_ptr<Conversation> conversation;
+    QString deviceName;
+
+    void unload() {
+        conversation.reset();
+        session.reset();
+        vulkan.reset();
+        device.reset();
+        reference.reset();
+        tokenizer.reset();
+        checkpoint.reset();
+    }
+    bool ensureInstance() {
+        if (instance || !instanceError.isEmpty()) return instance != nullptr;
+        try {
+            instance = std::make_unique<gpu::VulkanInstance>();
+            caps = gpu::queryAllCaps(instance->physicalDevices());
+        } catch (const std::exception& e) {
+            instanceError = QString::fromUtf8(e.what());
+        }
+        return instance != nullptr;
+    }
+};
+
+ChatEngine::ChatEngine(QObject* parent) : QObject(parent), context_(new QObject), state_(std::make_unique<EngineState>()) {
+    thread_.setObjectName("whittle-engine");
+    context_->moveToThread(&thread_);
+    connect(&thread_, &QThread::finished, context_, &QObject::deleteLater);
+    thread_.start();
+}
+
+ChatEngine::~ChatEngine() {
+    stop();
+    // Release the device on the thread that used it, then end the thread.
+    QMetaObject::invokeMethod(context_, [s = state_.get()] { s->unload(); s->instance.reset(); }, Qt::BlockingQueuedConnection);
+    thread_.quit();
+    thread_.wait();
+}
+
+void ChatEngine::post(std::function<void()> work) { QMetaObject::invokeMethod(context_, std::move(work), Qt::QueuedConnection); }
+
+void ChatEngine::stop() {
+    if (auto c = std::atomic_load(&cancel_)) c->cancel();
+}
+
+void ChatEngine::listDevices() {
+    post([this] {
+        EngineState& s = *state_;
+        QStringList labels{tr("CPU reference (%1 threads)").arg(QThread::idealThreadCount())};
+        QList<int> ids{-1};
+        int preferred = -1;
+        if (s.ensureInstance()) {
+            for (const auto& c : s.caps) {
+                labels << tr("%1 — %2%3").arg(QString::fromStdString(c.name), QString::fromStdString(formatBytes(c.deviceLocalBytes())),
+                                              c.software ? tr(" (software)") : QString());
+                ids << int(c.index);
+            }
+            preferred = gpu::pickDevice(s.caps);
+        }
+        emit devicesListed(labels, ids, preferred);
+    });
+}
+
+void ChatEngine::loadModel(const QString& dir, int device, int context) {
+    busy_ = true;
+    post([this, dir, device, context] {
+        EngineState& s = *state_;
+        s.unload();
+        QVariantMap defaults;
+        try {
+            s.checkpoint = std::make_unique<Checkpoint>(Checkpoint::open(dir.toStdString()));
+            s.tokenizer = std::make_unique<Tokenizer>(Tokenizer::fromModelOrFile(s.checkpoint->dir()));
+            s.reference = std::make_unique<ReferenceModel>(*s.checkpoint);
+            if (device >= 0) {
+                if (!s.ensureInstance()) throw Error(s.instanceError.toStdString());
+                s.device = std::make_unique<gpu::ComputeDevice>(*s.instance, std::uint32_t(device));
+                s.vulkan = std::make_unique<gpu::VulkanModel>(*s.device, *s.reference);
+                s.session = std::make_unique<gpu::VulkanSession>(*s.vulkan, context);
+                s.deviceName = QString::fromStdString(s.device->caps().name);
+            } else {
+                s.session = std::make_unique<ReferenceSession>(*s.reference, context);
+                s.deviceName = tr("CPU reference");
+            }
+            s.conversation = std::make_unique<Conversation>(*s.session, *s.tokenizer, s.checkpoint->specialTokens().eos);
+            const SamplingParams d = generationConfigDefaults(*s.checkpoint);
+            defaults = {{"temperature", d.temperature}, {"top_k", d.topK}, {"top_p", d.topP}, {"min_p", d.minP},
+                        {"repetition_penalty", d.repetitionPenalty}};
+            if (s.instance) validationErrors_ = s.instance->validationErrors();
+            busy_ = false;
+            emit modelLoaded(true, tr("%1 on %2, %3 positions of context").arg(QFileInfo(dir).fileName(), s.deviceName).arg(context), defaults);
+        } catch (const std::exception& e) {
+            s.unload();
+            busy_ = false;
+            emit modelLoaded(false, QString::fromUtf8(e.what()), defaults);
+        }
+    });
+}
+
+void ChatEngine::respond(const std::vector<ChatMessage>& messages, const QString& system, const SamplingParams& sampling, int maxTokens) {
+    busy_ = true;
+    auto cancel = std::make_shared<CancelToken>();
+    std::atomic_store(&cancel_, cancel);
+    post([this, messages, system, sampling, maxTokens, cancel] {
+        EngineState& s = *state_;
+        try {
+            if (!s.conversation) throw UsageError("no model is loaded");
+            s.conversation->setSystemPrompt(system.toStdString());
+            s.conversation->setMessages(messages);
+            GenerateOptions o;
+            o.sampling = sampling;
+            o.maxTokens = maxTokens;
+            const GenerateResult r = s.conversation->respond(o, [this](std::string_view p) { emit piece(QString::fromUtf8(p.data(), qsizetype(p.size()))); },
+                                                             *cancel);
+            const int decoded = std::max<int>(0, int(r.tokens.size()) - 1);
+            const QVariantMap stats{{"prompt_tokens", r.promptTokens},
+                                    {"reused_tokens", s.conversation->reusedTokens()},
+                                    {"tokens", int(r.tokens.size())},
+                                    {"prefill_tok_s", r.promptTokens / std::max(r.prefillSeconds, 1e-9)},
+                                    {"decode_tok_s", decoded / std::max(r.decodeSeconds, 1e-9)},
+                                    {"stop", QString::fromStdString(r.stopReason)},
+                                    {"device", s.deviceName}};
+            if (s.instance) validationErrors_ = s.instance->validationErrors();
+            busy_ = false;
+            emit answered(QString::fromStdString(r.text), stats);
+        } catch (const std::exception& e) {
+            busy_ = false;
+            emit failed(QString::fromUtf8(e.what()));
+        }
+    });
+}
+
+}  // namespace whittle::gui
