@@ -15,6 +15,7 @@ layout(std430, binding = 3) readonly buffer GIdx { int gIdx[]; };
 layout(std430, binding = 4) readonly buffer QResidual { uint qresidual[]; };
 layout(std430, binding = 5) readonly buffer ResidualScales { uint rscales[]; };
 layout(std430, binding = 6) readonly buffer X { float x[]; };
+layout(std430, binding = 6) readonly buffer X4 { vec4 x4[]; };  // the same input, 16 bytes at a time
 layout(std430, binding = 7) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform Push { GptqParams p; };
 
@@ -48,7 +49,15 @@ void main() {
             for (uint wi = k0 / per; wi < k1 / per; ++wi) {
                 const uint word = qweight[wi * N + n];
                 const uint kb = wi * per;
-                for (uint j = 0; j < per; ++j) sum += (float((word >> (j * BITS)) & mask) - zero) * x[p.xOffset + kb + j];
+                if (BITS == 4u && (p.xOffset & 3u) == 0u) {
+                    // Eight codes against two 16-byte loads of x (fewer, wider loads: much faster on CPU devices).
+                    const uint xb = (p.xOffset + kb) / 4u;
+                    const vec4 lo = vec4(uvec4(word, word >> 4, word >> 8, word >> 12) & 15u) - zero;
+                    const vec4 hi = vec4(uvec4(word >> 16, word >> 20, word >> 24, word >> 28) & 15u) - zero;
+                    sum += dot(lo, x4[xb]) + dot(hi, x4[xb + 1u]);
+                } else {
+                    for (uint j = 0; j < per; ++j) sum += (float((word >> (j * BITS)) & mask) - zero) * x[p.xOffset + kb + j];
+                }
                 if (RESIDUAL) {
                     for (uint j = 0; j < per; ++j) {
                         const uint k = kb + j;
