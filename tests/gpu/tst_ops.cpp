@@ -30,6 +30,7 @@
 #include "core/quant/nvfp4.h"
 #include "core/reference/ops.h"
 #include "gpu/kernels.h"
+#include "gpu_test_support.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -193,8 +194,9 @@ void makeWeight(TestWeight& t, const std::string& fmt, std::int64_t rows, std::i
 
 class TestOps : public QObject {
     Q_OBJECT
-    std::unique_ptr<VulkanInstance> instance_;
-    std::unique_ptr<ComputeDevice> dev_;
+    ValidatedDevice vk_;
+    VulkanInstance* instance_ = nullptr;
+    ComputeDevice* dev_ = nullptr;
     std::unique_ptr<Kernels> kernels_;
     std::uint64_t maxBinding_ = 0;
 
@@ -208,17 +210,10 @@ class TestOps : public QObject {
 
 private slots:
     void initTestCase() {
-        try {
-            InstanceOptions o;
-            o.validation = true;
-            instance_ = std::make_unique<VulkanInstance>(o);
-            const auto caps = queryAllCaps(instance_->physicalDevices());
-            const int idx = pickDevice(caps);
-            WHITTLE_REQUIRE_OR_SKIP(idx >= 0, "no Vulkan device");
-            dev_ = std::make_unique<ComputeDevice>(*instance_, std::uint32_t(idx));
-        } catch (const Error& e) {
-            WHITTLE_REQUIRE_OR_SKIP(false, e.what());
-        }
+        const std::string why = vk_.open();
+        WHITTLE_REQUIRE_OR_SKIP(why.empty(), why.c_str());
+        instance_ = vk_.instance.get();
+        dev_ = vk_.device.get();
         kernels_ = std::make_unique<Kernels>(*dev_);
         maxBinding_ = dev_->caps().maxStorageBufferRange;
         if (const QByteArray env = qgetenv("WHITTLE_VK_MAX_BINDING"); !env.isEmpty()) maxBinding_ = env.toULongLong();
@@ -566,9 +561,7 @@ private slots:
 
     void cleanupTestCase() {
         if (!instance_) return;
-        for (const auto& m : instance_->validationMessages()) qWarning("validation: %s", m.c_str());
-        QCOMPARE(instance_->validationErrors(), 0);
-        QCOMPARE(instance_->validationWarnings(), 0);
+        WHITTLE_EXPECT_NO_VALIDATION_MESSAGES(*instance_);
     }
 };
 

@@ -11,6 +11,7 @@
 #include "core/io/json_file.h"
 #include "gpu/compute_device.h"
 #include "shader_params.h"
+#include "gpu_test_support.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -190,10 +191,7 @@ private slots:
 
     void cleanupTestCase() {
         if (!instance_) return;
-        const auto msgs = instance_->validationMessages();
-        for (const auto& m : msgs) qWarning("validation: %s", m.c_str());
-        QCOMPARE(instance_->validationErrors(), 0);
-        QCOMPARE(instance_->validationWarnings(), 0);
+        WHITTLE_EXPECT_NO_VALIDATION_MESSAGES(*instance_);
     }
 };
 

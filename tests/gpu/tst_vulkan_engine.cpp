@@ -21,6 +21,7 @@
 #include "core/reference/reference_session.h"
 #include "core/tokenizer/tokenizer.h"
 #include "gpu/vulkan_engine.h"
+#include "gpu_test_support.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -30,8 +31,9 @@ namespace fs = std::filesystem;
 
 class TestVulkanEngine : public QObject {
     Q_OBJECT
-    std::unique_ptr<VulkanInstance> instance_;
-    std::unique_ptr<ComputeDevice> dev_;
+    ValidatedDevice vk_;
+    VulkanInstance* instance_ = nullptr;
+    ComputeDevice* dev_ = nullptr;
     QTemporaryDir dir_;
 
     // The variant's checkpoint: the bundled model, or a slim made by whittle-cli into the temporary folder.
@@ -58,17 +60,10 @@ class TestVulkanEngine : public QObject {
 private slots:
     void initTestCase() {
         QVERIFY(dir_.isValid());
-        try {
-            InstanceOptions o;
-            o.validation = true;
-            instance_ = std::make_unique<VulkanInstance>(o);
-            const auto caps = queryAllCaps(instance_->physicalDevices());
-            const int idx = pickDevice(caps);
-            WHITTLE_REQUIRE_OR_SKIP(idx >= 0, "no Vulkan device");
-            dev_ = std::make_unique<ComputeDevice>(*instance_, std::uint32_t(idx));
-        } catch (const Error& e) {
-            WHITTLE_REQUIRE_OR_SKIP(false, e.what());
-        }
+        const std::string why = vk_.open();
+        WHITTLE_REQUIRE_OR_SKIP(why.empty(), why.c_str());
+        instance_ = vk_.instance.get();
+        dev_ = vk_.device.get();
     }
 
     void matchesReference_data() {
@@ -234,9 +229,7 @@ private slots:
 
     void cleanupTestCase() {
         if (!instance_) return;
-        for (const auto& m : instance_->validationMessages()) qWarning("validation: %s", m.c_str());
-        QCOMPARE(instance_->validationErrors(), 0);
-        QCOMPARE(instance_->validationWarnings(), 0);
+        WHITTLE_EXPECT_NO_VALIDATION_MESSAGES(*instance_);
     }
 };
 

@@ -7,9 +7,7 @@
 // The prompt is the same synthetic id sequence whittle-cli bench uses (BOS, then 200 + (i·7919) mod (V − 200)).
 // The first decode step is left out of the measurement, as whittle-cli bench does. With --gpu vulkan every
 // layer is offloaded; GGML_VK_VISIBLE_DEVICES=0 lets llama.cpp use lavapipe (it skips CPU devices otherwise).
-import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadNodeLlamaCpp } from "./node_llama.mjs";
 
 function die(msg) {
   process.stderr.write(`llama_bench: ${msg}\n`);
@@ -27,15 +25,7 @@ const promptTokens = Number(opt("prompt", "64"));
 const decodeTokens = Number(opt("decode", "16"));
 const threads = Number(opt("threads", "2"));
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const peersDir = process.env.WHITTLE_PEERS_DIR || path.resolve(here, "../../build/default/npm");
-let lib;
-try {
-  const entry = createRequire(path.join(peersDir, "package.json")).resolve("node-llama-cpp");
-  lib = await import(pathToFileURL(entry).href);
-} catch (e) {
-  die(`cannot load node-llama-cpp from ${peersDir}/node_modules (${e.code || e.message}); run: bash tests/peers/install.sh build/default`);
-}
+const lib = await loadNodeLlamaCpp(die);
 const { getLlama, LlamaLogLevel } = lib;
 const llama = await getLlama({ gpu: gpu === "vulkan" ? "vulkan" : false, build: "never", logLevel: LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath, gpuLayers: gpu === "vulkan" ? "max" : 0 });

@@ -18,9 +18,7 @@
 // Every job runs in a fresh context sequence (positions from 0). The library is loaded from
 // $WHITTLE_PEERS_DIR/node_modules (CTest sets it), else <repo>/build/default/npm. Errors exit with status 1.
 import fs from "node:fs";
-import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadNodeLlamaCpp } from "./node_llama.mjs";
 
 function die(msg) {
   process.stderr.write(`llama_logits: ${msg}\n`);
@@ -37,16 +35,7 @@ try {
 }
 if (typeof req.model !== "string" || !Array.isArray(req.jobs)) die("the request needs 'model' and 'jobs'");
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const peersDir = process.env.WHITTLE_PEERS_DIR || path.resolve(here, "../../build/default/npm");
-let lib;
-try {
-  const entry = createRequire(path.join(peersDir, "package.json")).resolve("node-llama-cpp");
-  lib = await import(pathToFileURL(entry).href);
-} catch (e) {
-  die(`cannot load node-llama-cpp from ${peersDir}/node_modules (${e.code || e.message}); ` +
-      "run: bash tests/peers/install.sh build/default");
-}
+const lib = await loadNodeLlamaCpp(die);
 const { getLlama, LlamaLogLevel } = lib;
 
 const kvReuse = {};
