@@ -170,7 +170,8 @@ private slots:
         QCOMPARE(s.position(), 0);
     }
 
-    // generate --backend vulkan prints the CPU backend's greedy text, and bench reports the engine's figures.
+    // generate --backend vulkan prints the CPU backend's greedy text, eval gives the same perplexity, and bench
+    // reports the engine's figures.
     void cli() {
         const QString model = QString::fromStdString(bundledModelDir().string());
         const QStringList common = {"generate", model, "--prompt", "Once upon a time", "--greedy", "--max-tokens", "48"};
@@ -186,6 +187,16 @@ private slots:
         QVERIFY(j["engine"]["dispatches_per_token"].get<int>() > 0);
         QVERIFY(j["engine"]["allocated_bytes"]["weights"].get<std::uint64_t>() > 0);
         QCOMPARE(j["allocations_per_decoded_token"].get<double>(), 0.0);
+        // eval on either backend: the same perplexity (3 windows of 128 over the held-out text).
+        const QString text = QString::fromStdString((bundledModelDir() / "heldout.txt").string());
+        const QStringList evalArgs = {"eval", model, "--text", text, "--max-tokens", "300", "--ctx", "128", "--json"};
+        const CliResult evalCpu = runCli(evalArgs), evalGpu = runCli(QStringList(evalArgs) << "--backend" << "vulkan");
+        QCOMPARE(evalCpu.exitCode, 0);
+        QCOMPARE(evalGpu.exitCode, 0);
+        const double pplCpu = Json::parse(evalCpu.out.toStdString())["ppl"].get<double>(),
+                     pplGpu = Json::parse(evalGpu.out.toStdString())["ppl"].get<double>();
+        qInfo("eval: perplexity %.6f on the CPU reference, %.6f on Vulkan", pplCpu, pplGpu);
+        QVERIFY(std::fabs(pplGpu - pplCpu) <= 1e-5 * pplCpu);
         const CliResult wrong = runCli({"generate", model, "--prompt", "x", "--backend", "metal"});
         QCOMPARE(wrong.exitCode, 2);
         QVERIFY(wrong.err.contains("the backends are cpu and vulkan"));
