@@ -167,24 +167,17 @@ void ComputeDevice::dispatch(const Pipeline& p, std::span<const Buffer* const> b
         writes.emplace_back(*set, i, 0, 1, vk::DescriptorType::eStorageBuffer, nullptr, &infos[i]);
     device_.updateDescriptorSets(writes, nullptr);
 
-    commandBuffer_.reset();
-    commandBuffer_.begin(vk::CommandBufferBeginInfo(vk::CommandBufferUsageFlagBits::eOneTimeSubmit));
-    commandBuffer_.bindPipeline(vk::PipelineBindPoint::eCompute, *p.pipeline);
-    commandBuffer_.bindDescriptorSets(vk::PipelineBindPoint::eCompute, *p.layout, 0, *set, nullptr);
-    if (p.pushBytes)
-        commandBuffer_.pushConstants<std::uint8_t>(*p.layout, vk::ShaderStageFlagBits::eCompute, 0,
-                                                   std::span(static_cast<const std::uint8_t*>(push), p.pushBytes));
-    commandBuffer_.dispatch(gx, gy, gz);
-    // Make shader writes visible to the host mapping.
-    const vk::MemoryBarrier barrier(vk::AccessFlagBits::eShaderWrite, vk::AccessFlagBits::eHostRead);
-    commandBuffer_.pipelineBarrier(vk::PipelineStageFlagBits::eComputeShader, vk::PipelineStageFlagBits::eHost, {}, barrier,
-                                   nullptr, nullptr);
-    commandBuffer_.end();
-    device_.resetFences(*fence_);
-    const vk::CommandBuffer cb = *commandBuffer_;
-    queue_.submit(vk::SubmitInfo({}, {}, cb), *fence_);
-    if (device_.waitForFences(*fence_, VK_TRUE, UINT64_MAX) != vk::Result::eSuccess)
-        throw Error("Vulkan dispatch did not complete on '" + caps_.name + "'");
+    runOnce([&](const vk::raii::CommandBuffer& cb) {
+        cb.bindPipeline(vk::PipelineBindPoint::eCompute, *p.pipeline);
+        cb.bindDescriptorSets(vk::PipelineBindPoint::eCompute, *p.layout, 0, *set, nullptr);
+        if (p.pushBytes)
+            cb.pushConstants<std::uint8_t>(*p.layout, vk::ShaderStageFlagBits::eCompute, 0,
+                                           std::span(static_cast<const std::uint8_t*>(push), p.pushBytes));
+        cb.dispatch(gx, gy, gz);
+        // Make shader writes visible to the host mapping.
+        const vk::MemoryBarrier barrier(vk::AccessFlagBits::eShaderWrite, vk::AccessFlagBits::eHostRead);
+        cb.pipelineBarrier(vk::PipelineStageFlagBits::eComputeShader, vk::PipelineStageFlagBits::eHost, {}, barrier, nullptr, nullptr);
+    });
 }
 
 }  // namespace whittle::gpu

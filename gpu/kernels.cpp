@@ -9,6 +9,7 @@
 #include "core/io/gptq_layout.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nvfp4.h"
+#include "core/reference/ops.h"
 
 namespace whittle::gpu {
 
@@ -132,17 +133,13 @@ std::pair<std::uint32_t, std::uint32_t> gridFor(std::uint64_t groups, std::uint3
 
 void fillRopeTable(std::span<const float> invFreq, int position, float* out) {
     const std::size_t half = invFreq.size();
-    for (std::size_t i = 0; i < half; ++i) {
-        const double angle = double(position) * double(invFreq[i]);
-        out[i] = invFreq[i] == 0.0f ? 1.0f : float(std::cos(angle));
-        out[half + i] = invFreq[i] == 0.0f ? 0.0f : float(std::sin(angle));
-    }
+    for (std::size_t i = 0; i < half; ++i) ops::ropeCosSin(invFreq[i], position, out[i], out[half + i]);
 }
 
-std::uint32_t rowFormatCode(const WeightView& w) {
-    switch (w.format) {
+std::uint32_t rowFormatCode(WeightFormat format, DType dtype, const std::string& tensor) {
+    switch (format) {
     case WeightFormat::Dense:
-        switch (w.dtype) {
+        switch (dtype) {
         case DType::F32: return WHITTLE_FMT_F32;
         case DType::F16: return WHITTLE_FMT_F16;
         case DType::BF16: return WHITTLE_FMT_BF16;
@@ -154,8 +151,8 @@ std::uint32_t rowFormatCode(const WeightView& w) {
     case WeightFormat::Nvfp4: return WHITTLE_FMT_NVFP4;
     default: break;
     }
-    throw UsageError("the Vulkan engine has no kernel for tensor '" + w.name + "' (" +
-                     (w.format == WeightFormat::Dense ? "dtype " + std::string(dtypeName(w.dtype)) : std::string("its storage format")) + ")");
+    throw UsageError("the Vulkan engine has no kernel for tensor '" + tensor + "' (" +
+                     (format == WeightFormat::Dense ? "dtype " + std::string(dtypeName(dtype)) : std::string("its storage format")) + ")");
 }
 
 namespace {
@@ -217,7 +214,7 @@ DeviceWeight declareWeight(MemoryArena& arena, const WeightView& v, std::uint64_
         }
         return d;
     }
-    (void)rowFormatCode(v);
+    (void)rowFormatCode(v.format, v.dtype, v.name);
     const std::uint64_t rb = rowBytes(v);
     // NVFP4 rows also carry cols/16 scale bytes in a second buffer; both stay within the limit.
     const std::uint64_t perRow = std::max<std::uint64_t>(rb, 1);
@@ -274,11 +271,7 @@ void recordMatvec(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, s
                        &pc, gx, gy);
         return;
     }
-    const std::uint32_t fmt = w.format == WeightFormat::Dense
-                                  ? (w.dtype == DType::F32 ? WHITTLE_FMT_F32 : w.dtype == DType::F16 ? WHITTLE_FMT_F16 : WHITTLE_FMT_BF16)
-                              : w.format == WeightFormat::GgufQ8_0 ? WHITTLE_FMT_Q8_0
-                              : w.format == WeightFormat::GgufQ4_0 ? WHITTLE_FMT_Q4_0
-                                                                   : WHITTLE_FMT_NVFP4;
+    const std::uint32_t fmt = rowFormatCode(w.format, w.dtype, w.name);
     // The layout (matvec_rows.comp): an invocation per row on CPU devices, 2 rows per workgroup on GPUs.
     const std::uint32_t rowsPerGroup = k.kernels.threadPerRow() ? 0u : 2u;
     const std::uint64_t rowsPerDispatchedGroup = rowsPerGroup == 0 ? 64 : rowsPerGroup;
@@ -340,11 +333,8 @@ void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk
 }
 
 void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff) {
-    std::uint32_t fmt = WHITTLE_FMT_BF16;
-    if (table.format == WeightFormat::GgufQ8_0) fmt = WHITTLE_FMT_Q8_0;
-    else if (table.format == WeightFormat::Dense && table.dtype == DType::F32) fmt = WHITTLE_FMT_F32;
-    else if (table.format == WeightFormat::Dense && table.dtype == DType::F16) fmt = WHITTLE_FMT_F16;
-    else if (!(table.format == WeightFormat::Dense && table.dtype == DType::BF16))
+    const std::uint32_t fmt = rowFormatCode(table.format, table.dtype, table.name);
+    if (fmt == WHITTLE_FMT_Q4_0 || fmt == WHITTLE_FMT_NVFP4)  // gather_row.comp decodes dense rows and Q8_0 only
         throw UsageError("the Vulkan engine cannot gather rows of '" + table.name + "' on the device; keep the table in host memory");
     const Pipeline& pl = k.kernels.pipeline(ShaderId::GatherRow, 3, sizeof(GatherParams), {fmt});
     for (const auto& part : table.parts) {

@@ -94,7 +94,7 @@ struct DeviceWeight {
 
 // The shader format code of a row-stored weight (WHITTLE_FMT_*); throws UsageError naming the tensor when the
 // engine has no kernel for it.
-std::uint32_t rowFormatCode(const WeightView& w);
+std::uint32_t rowFormatCode(WeightFormat format, DType dtype, const std::string& tensor);
 // Declares the device buffers of `view` in the arena, splitting rows so no part exceeds maxBindingBytes.
 DeviceWeight declareWeight(MemoryArena& arena, const WeightView& view, std::uint64_t maxBindingBytes, MemoryKind kind = MemoryKind::Weights);
 // Copies the view's bytes into the buffers declareWeight declared (after the arena is allocated).
@@ -126,9 +126,8 @@ void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk
 void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff);
 void recordCopy(const KernelContext& k, vk::Buffer src, vk::Buffer dst, std::uint32_t words);
 
-// The token state's RoPE table for one layer kind at `position`: cos of each pair, then sin, computed in double and
-// rounded to float as ops::rope does (pairs with inverse frequency 0 are identities: cos 1, sin 0). out gets
-// 2 · invFreq.size() floats.
+// The token state's RoPE table for one layer kind at `position`: ops::ropeCosSin of each pair, the cosines then
+// the sines. out gets 2 · invFreq.size() floats.
 void fillRopeTable(std::span<const float> invFreq, int position, float* out);
 
 // Splits a count of workgroups into (x, y) within the device's per-dimension cap.

@@ -14,10 +14,6 @@ using namespace shader;
 
 namespace {
 
-BufferId addVector(MemoryArena& arena, const std::vector<float>& v, const std::string& name) {
-    return arena.add(MemoryKind::Weights, v.size() * 4, name);
-}
-
 std::uint32_t u32(std::int64_t v) { return std::uint32_t(v); }
 
 }  // namespace
@@ -30,66 +26,55 @@ VulkanModel::VulkanModel(ComputeDevice& device, const ReferenceModel& weights, c
     arena_->setForceStaging(options.stagingUploads);
     kernels_ = std::make_unique<Kernels>(device);
     MemoryArena& a = *arena_;
+    // Every buffer is declared (and the total checked) before anything is allocated; the uploads follow.
+    std::vector<std::pair<const DeviceWeight*, const WeightView*>> weightUploads;
+    std::vector<std::pair<BufferId, const std::vector<float>*>> vectorUploads;
+    const auto weight = [&](DeviceWeight& d, const WeightView& v) {
+        d = declareWeight(a, v, maxBinding_);
+        weightUploads.emplace_back(&d, &v);
+    };
+    const auto vector = [&](BufferId& id, const std::vector<float>& v, const std::string& name) {
+        id = a.add(MemoryKind::Weights, v.size() * 4, name);  // an absent vector (k_norm of a KV-shared layer): 4 unused bytes
+        vectorUploads.emplace_back(id, &v);
+    };
     const auto& ref = weights.layers();
     layers_.resize(ref.size());
     for (std::size_t i = 0; i < ref.size(); ++i) {
         const auto& r = ref[i];
         Layer& l = layers_[i];
         const std::string pre = "layer " + std::to_string(i) + " ";
-        l.q = declareWeight(a, r.q, maxBinding_);
+        weight(l.q, r.q);
         if (!r.k.empty()) {
-            l.k = declareWeight(a, r.k, maxBinding_);
-            l.v = declareWeight(a, r.v, maxBinding_);
+            weight(l.k, r.k);
+            weight(l.v, r.v);
         }
-        l.o = declareWeight(a, r.o, maxBinding_);
-        l.gate = declareWeight(a, r.gate, maxBinding_);
-        l.up = declareWeight(a, r.up, maxBinding_);
-        l.down = declareWeight(a, r.down, maxBinding_);
-        l.pleGate = declareWeight(a, r.pleGate, maxBinding_);
-        l.pleProj = declareWeight(a, r.pleProj, maxBinding_);
-        l.inputNorm = addVector(a, r.inputNorm, pre + "input_layernorm");
-        l.postAttentionNorm = addVector(a, r.postAttentionNorm, pre + "post_attention_layernorm");
-        l.preFeedforwardNorm = addVector(a, r.preFeedforwardNorm, pre + "pre_feedforward_layernorm");
-        l.postFeedforwardNorm = addVector(a, r.postFeedforwardNorm, pre + "post_feedforward_layernorm");
-        l.qNorm = addVector(a, r.qNorm, pre + "q_norm");
-        l.kNorm = addVector(a, r.kNorm.empty() ? std::vector<float>(1) : r.kNorm, pre + "k_norm");
-        l.postPleNorm = addVector(a, r.postPleNorm, pre + "post_per_layer_input_norm");
+        weight(l.o, r.o);
+        weight(l.gate, r.gate);
+        weight(l.up, r.up);
+        weight(l.down, r.down);
+        weight(l.pleGate, r.pleGate);
+        weight(l.pleProj, r.pleProj);
+        vector(l.inputNorm, r.inputNorm, pre + "input_layernorm");
+        vector(l.postAttentionNorm, r.postAttentionNorm, pre + "post_attention_layernorm");
+        vector(l.preFeedforwardNorm, r.preFeedforwardNorm, pre + "pre_feedforward_layernorm");
+        vector(l.postFeedforwardNorm, r.postFeedforwardNorm, pre + "post_feedforward_layernorm");
+        vector(l.qNorm, r.qNorm, pre + "q_norm");
+        vector(l.kNorm, r.kNorm, pre + "k_norm");
+        vector(l.postPleNorm, r.postPleNorm, pre + "post_per_layer_input_norm");
     }
-    head_ = declareWeight(a, weights.head(), maxBinding_);
-    pleProj_ = declareWeight(a, weights.pleModelProjection(), maxBinding_);
-    pleProjNorm_ = addVector(a, weights.pleProjectionNorm(), "per_layer_projection_norm");
-    finalNorm_ = addVector(a, weights.finalNorm(), "norm");
-    if (options.pleInVram) pleTable_ = declareWeight(a, weights.pleTable(), maxBinding_);
+    weight(head_, weights.head());
+    weight(pleProj_, weights.pleModelProjection());
+    vector(pleProjNorm_, weights.pleProjectionNorm(), "per_layer_projection_norm");
+    vector(finalNorm_, weights.finalNorm(), "norm");
+    if (options.pleInVram) weight(pleTable_, weights.pleTable());
     else {
         pleTable_.name = weights.pleTable().name;
         pleTable_.rows = weights.pleTable().rows;
         pleTable_.cols = weights.pleTable().cols;
     }
     a.allocate("the model's weights", 0, options.memoryLimitBytes);
-    for (std::size_t i = 0; i < ref.size(); ++i) {
-        const auto& r = ref[i];
-        Layer& l = layers_[i];
-        uploadWeight(a, l.q, r.q);
-        if (!r.k.empty()) {
-            uploadWeight(a, l.k, r.k);
-            uploadWeight(a, l.v, r.v);
-        }
-        uploadWeight(a, l.o, r.o);
-        uploadWeight(a, l.gate, r.gate);
-        uploadWeight(a, l.up, r.up);
-        uploadWeight(a, l.down, r.down);
-        uploadWeight(a, l.pleGate, r.pleGate);
-        uploadWeight(a, l.pleProj, r.pleProj);
-        const std::pair<BufferId, const std::vector<float>*> vecs[] = {
-            {l.inputNorm, &r.inputNorm}, {l.postAttentionNorm, &r.postAttentionNorm}, {l.preFeedforwardNorm, &r.preFeedforwardNorm},
-            {l.postFeedforwardNorm, &r.postFeedforwardNorm}, {l.qNorm, &r.qNorm}, {l.kNorm, &r.kNorm}, {l.postPleNorm, &r.postPleNorm}};
-        for (const auto& [id, v] : vecs) a.upload(id, 0, v->data(), v->size() * 4);
-    }
-    uploadWeight(a, head_, weights.head());
-    uploadWeight(a, pleProj_, weights.pleModelProjection());
-    a.upload(pleProjNorm_, 0, weights.pleProjectionNorm().data(), weights.pleProjectionNorm().size() * 4);
-    a.upload(finalNorm_, 0, weights.finalNorm().data(), weights.finalNorm().size() * 4);
-    if (options.pleInVram) uploadWeight(a, pleTable_, weights.pleTable());
+    for (const auto& [d, v] : weightUploads) uploadWeight(a, *d, *v);
+    for (const auto& [id, v] : vectorUploads) a.upload(id, 0, v->data(), v->size() * 4);
 }
 
 VulkanModel::~VulkanModel() = default;

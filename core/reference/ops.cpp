@@ -39,12 +39,23 @@ void rope(std::span<float> x, std::span<const float> invFreq, int pos) {
     const std::size_t half = x.size() / 2;
     for (std::size_t i = 0; i < half; ++i) {
         if (invFreq[i] == 0.0f) continue;  // an identity pair
-        const double angle = double(pos) * double(invFreq[i]);
-        const float c = float(std::cos(angle)), s = float(std::sin(angle));
+        float c, s;
+        ropeCosSin(invFreq[i], pos, c, s);
         const float a = x[i], b = x[i + half];
         x[i] = a * c - b * s;
         x[i + half] = b * c + a * s;
     }
+}
+
+void ropeCosSin(float invFreq, int position, float& c, float& s) {
+    if (invFreq == 0.0f) {
+        c = 1.0f;
+        s = 0.0f;
+        return;
+    }
+    const double angle = double(position) * double(invFreq);
+    c = float(std::cos(angle));
+    s = float(std::sin(angle));
 }
 
 void softcap(std::span<float> logits, float cap) {

@@ -23,6 +23,9 @@ void rmsNorm(std::span<float> x, const float* weight, float eps);
 // Rotates one head in place at `position`: pair i is (x[i], x[i + hd/2]) turned by position·invFreq[i];
 // pairs with invFreq 0 are identities (proportional RoPE). invFreq from ropeInverseFrequencies().
 void rope(std::span<float> head, std::span<const float> invFreq, int position);
+// The cos and sin one pair is turned by at `position`: of position·invFreq, in double, rounded to float; an
+// identity (1, 0) for invFreq 0. rope() uses it, and the Vulkan engine's per-token RoPE table is made of it.
+void ropeCosSin(float invFreq, int position, float& c, float& s);
 
 // logits ← cap · tanh(logits / cap).
 void softcap(std::span<float> logits, float cap);
