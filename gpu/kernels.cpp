@@ -136,6 +136,18 @@ void fillRopeTable(std::span<const float> invFreq, int position, float* out) {
     for (std::size_t i = 0; i < half; ++i) ops::ropeCosSin(invFreq[i], position, out[i], out[half + i]);
 }
 
+void writeTokenStateHeader(std::byte* state, std::uint32_t tokens, std::uint32_t recordWords) {
+    const std::uint32_t header[4] = {tokens, recordWords, 0, 0};
+    std::memcpy(state, header, 16);
+}
+
+float* writeTokenRecord(std::byte* state, std::uint32_t t, std::uint32_t recordWords, std::uint32_t position, std::uint32_t token) {
+    std::byte* record = state + 16 + 4 * std::size_t(t) * recordWords;
+    const std::uint32_t head[4] = {position, token, 0, 0};
+    std::memcpy(record, head, 16);
+    return reinterpret_cast<float*>(record + 16);
+}
+
 std::uint32_t rowFormatCode(WeightFormat format, DType dtype, const std::string& tensor) {
     switch (format) {
     case WeightFormat::Dense:
@@ -283,25 +295,59 @@ void recordMatvec(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, s
     }
 }
 
+void recordMatmul(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, std::uint32_t xOff, std::uint32_t xStride, vk::Buffer y,
+                  std::uint32_t yOff, std::uint32_t yStride, std::uint32_t tokens) {
+    if (tokens == 1) return recordMatvec(k, w, x, xOff, y, yOff);
+    const auto cap = k.kernels.device().caps().maxComputeWorkGroupCount[0];
+    const std::uint32_t tiles = (tokens + kMatmulTile - 1) / kMatmulTile;
+    if (w.format == WeightFormat::GptqInt) {
+        const bool residual = w.qresidual.valid();
+        const Pipeline& p = k.kernels.pipeline(ShaderId::MatmulGptq, 8, sizeof(MatmulParams), {std::uint32_t(w.bits), residual ? 1u : 0u, kMatmulTile});
+        const auto [gx, gy] = gridFor((std::uint64_t(w.rows) + 63) / 64, cap);
+        const MatmulParams pc{std::uint32_t(w.rows), std::uint32_t(w.cols), gx, tokens, xOff, xStride, yOff, yStride, 1.0f,
+                              std::uint32_t(w.groups), std::uint32_t(w.contiguousGroupSize)};
+        k.rec.dispatch(p,
+                       {k.mem.buffer(w.qweight), k.mem.buffer(w.qzeros), k.mem.buffer(w.scales), k.mem.buffer(w.gIdx),
+                        residual ? k.mem.buffer(w.qresidual) : k.unused, residual ? k.mem.buffer(w.residualScales) : k.unused, x, y},
+                       &pc, gx, gy, tiles);
+        return;
+    }
+    const std::uint32_t fmt = rowFormatCode(w.format, w.dtype, w.name);
+    if (w.cols % 8 != 0 || xOff % 4 != 0 || xStride % 4 != 0) {
+        for (std::uint32_t t = 0; t < tokens; ++t) recordMatvec(k, w, x, xOff + t * xStride, y, yOff + t * yStride);
+        return;
+    }
+    const Pipeline& p = k.kernels.pipeline(ShaderId::MatmulRows, 4, sizeof(MatmulParams), {fmt, kMatmulTile});
+    for (const auto& part : w.parts) {
+        const auto [gx, gy] = gridFor((std::uint64_t(part.rows) + 63) / 64, cap);
+        const MatmulParams pc{std::uint32_t(part.rows), std::uint32_t(w.cols), gx, tokens, xOff, xStride, yOff + std::uint32_t(part.firstRow),
+                              yStride, w.scale, 0u, 0u};
+        k.rec.dispatch(p, {k.mem.buffer(part.data), part.blockScales.valid() ? k.mem.buffer(part.blockScales) : k.unused, x, y}, &pc, gx, gy,
+                       tiles);
+    }
+}
+
 void recordRmsNorm(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer out, const NormParams& p, std::uint32_t rows) {
     const Pipeline& pl = k.kernels.pipeline(k.kernels.subgroups() ? ShaderId::RmsNormSubgroup : ShaderId::RmsNorm, 3, sizeof(NormParams));
     k.rec.dispatch(pl, {in, weight ? weight : k.unused, out}, &p, rows);
 }
 
 void recordHeadNormRope(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer state, vk::Buffer out, const HeadParams& p,
-                        std::uint32_t heads) {
+                        std::uint32_t heads, std::uint32_t tokens) {
     if (p.headDim > 512) throw UsageError("the Vulkan engine handles head dimensions up to 512, not " + std::to_string(p.headDim));
     const Pipeline& pl = k.kernels.pipeline(ShaderId::HeadNormRope, 4, sizeof(HeadParams));
-    k.rec.dispatch(pl, {in, weight ? weight : k.unused, state, out}, &p, heads);
+    k.rec.dispatch(pl, {in, weight ? weight : k.unused, state, out}, &p, heads, 1, tokens);
 }
 
-void recordAttention(const KernelContext& k, vk::Buffer q, vk::Buffer keys, vk::Buffer values, vk::Buffer scores, vk::Buffer out,
-                     vk::Buffer state, const AttentionParams& p, std::uint32_t heads) {
-    const Pipeline& pl = k.kernels.pipeline(ShaderId::Attention, 6, sizeof(AttentionParams));
-    k.rec.dispatch(pl, {q, keys, values, scores, out, state}, &p, heads);
+void recordAttention(const KernelContext& k, vk::Buffer q, vk::Buffer keys, vk::Buffer values, vk::Buffer out, vk::Buffer state,
+                     const AttentionParams& p, std::uint32_t heads, std::uint32_t tokens) {
+    if (p.headDim > 512) throw UsageError("the Vulkan engine handles head dimensions up to 512, not " + std::to_string(p.headDim));
+    const Pipeline& pl = k.kernels.pipeline(k.kernels.subgroups() ? ShaderId::AttentionSubgroup : ShaderId::Attention, 5, sizeof(AttentionParams));
+    k.rec.dispatch(pl, {q, keys, values, out, state}, &p, heads, 1, tokens);
 }
 
 void recordGeluMul(const KernelContext& k, vk::Buffer gate, vk::Buffer up, const GeluParams& p) {
+    if (p.rowLen == 0) throw Error("internal: gelu_mul with rows of 0 values");
     const Pipeline& pl = k.kernels.pipeline(ShaderId::GeluMul, 2, sizeof(GeluParams));
     const auto [gx, gy] = gridFor((std::uint64_t(p.n) + 63) / 64, k.kernels.device().caps().maxComputeWorkGroupCount[0]);
     if (gy > 1) throw Error("internal: gelu_mul over more than 4M values");
@@ -326,20 +372,21 @@ void recordScale(const KernelContext& k, vk::Buffer x, vk::Buffer y, std::uint32
     k.rec.dispatch(pl, {x, y}, &pc, (n + 255) / 256);
 }
 
-void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk::Buffer result) {
+void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk::Buffer result, std::uint32_t offset) {
     const Pipeline& pl = k.kernels.pipeline(ShaderId::Argmax, 2, sizeof(ArgmaxParams));
-    const ArgmaxParams pc{n};
+    const ArgmaxParams pc{n, offset};
     k.rec.dispatch(pl, {logits, result}, &pc, 1);
 }
 
-void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff) {
+void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff,
+                     std::uint32_t tokens) {
     const std::uint32_t fmt = rowFormatCode(table.format, table.dtype, table.name);
     if (fmt == WHITTLE_FMT_Q4_0 || fmt == WHITTLE_FMT_NVFP4)  // gather_row.comp decodes dense rows and Q8_0 only
         throw UsageError("the Vulkan engine cannot gather rows of '" + table.name + "' on the device; keep the table in host memory");
     const Pipeline& pl = k.kernels.pipeline(ShaderId::GatherRow, 3, sizeof(GatherParams), {fmt});
     for (const auto& part : table.parts) {
         const GatherParams pc{std::uint32_t(table.cols), std::uint32_t(part.firstRow), std::uint32_t(part.rows), outOff};
-        k.rec.dispatch(pl, {k.mem.buffer(part.data), state, out}, &pc, 1);
+        k.rec.dispatch(pl, {k.mem.buffer(part.data), state, out}, &pc, 1, 1, tokens);
     }
 }
 

@@ -111,24 +111,42 @@ struct KernelContext {
 
 // y[yOff …] = W · x[xOff …] (row parts dispatched one by one; rows past 65,535 go to the second grid dimension).
 void recordMatvec(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, std::uint32_t xOff, vk::Buffer y, std::uint32_t yOff);
+// The prefill's product for `tokens` inputs: y[yOff + t · yStride …] = W · x[xOff + t · xStride …]. One token is a
+// mat-vec; more run the matrix–matrix kernels (matmul_rows/matmul_gptq, kMatmulTile tokens per invocation),
+// except for row formats whose shape the 8-wide decoder cannot take (cols not a multiple of 8, x unaligned),
+// which get a mat-vec per token.
+constexpr std::uint32_t kMatmulTile = 8;
+void recordMatmul(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, std::uint32_t xOff, std::uint32_t xStride, vk::Buffer y,
+                  std::uint32_t yOff, std::uint32_t yStride, std::uint32_t tokens);
 // RMSNorm of `rows` rows (NormParams); weight null for none.
 void recordRmsNorm(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer out, const shader::NormParams& p, std::uint32_t rows);
+// Heads × tokens of the state (HeadParams.tokenStride apart).
 void recordHeadNormRope(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer state, vk::Buffer out,
-                        const shader::HeadParams& p, std::uint32_t heads);
-void recordAttention(const KernelContext& k, vk::Buffer q, vk::Buffer keys, vk::Buffer values, vk::Buffer scores, vk::Buffer out,
-                     vk::Buffer state, const shader::AttentionParams& p, std::uint32_t heads);
+                        const shader::HeadParams& p, std::uint32_t heads, std::uint32_t tokens = 1);
+void recordAttention(const KernelContext& k, vk::Buffer q, vk::Buffer keys, vk::Buffer values, vk::Buffer out, vk::Buffer state,
+                     const shader::AttentionParams& p, std::uint32_t heads, std::uint32_t tokens = 1);
 void recordGeluMul(const KernelContext& k, vk::Buffer gate, vk::Buffer up, const shader::GeluParams& p);
 void recordPleCombine(const KernelContext& k, vk::Buffer proj, vk::Buffer norm, vk::Buffer tokenRow, const shader::PleParams& p,
                       std::uint32_t layers);
 void recordSoftcap(const KernelContext& k, vk::Buffer logits, std::uint32_t n, float cap);
 void recordScale(const KernelContext& k, vk::Buffer x, vk::Buffer y, std::uint32_t n, float alpha);
-void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk::Buffer result);
-void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff);
+void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk::Buffer result, std::uint32_t offset = 0);
+// The rows of the state's `tokens` tokens into out[outOff + t · cols …].
+void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff,
+                     std::uint32_t tokens = 1);
 void recordCopy(const KernelContext& k, vk::Buffer src, vk::Buffer dst, std::uint32_t words);
 
 // The token state's RoPE table for one layer kind at `position`: ops::ropeCosSin of each pair, the cosines then
 // the sines. out gets 2 · invFreq.size() floats.
 void fillRopeTable(std::span<const float> invFreq, int position, float* out);
+
+// The token state (shaders/token_state.glsl): a 4-word header, then per token a record of recordWords words — the
+// position, the token id, 2 pad words and ropeFloats floats of RoPE tables.
+constexpr std::uint32_t tokenRecordWords(std::size_t ropeFloats) { return 4u + std::uint32_t(ropeFloats); }
+constexpr std::uint64_t tokenStateBytes(std::uint32_t tokens, std::uint32_t recordWords) { return 16ull + 4ull * tokens * recordWords; }
+void writeTokenStateHeader(std::byte* state, std::uint32_t tokens, std::uint32_t recordWords);
+// Writes token t's position and id and returns where its RoPE tables go.
+float* writeTokenRecord(std::byte* state, std::uint32_t t, std::uint32_t recordWords, std::uint32_t position, std::uint32_t token);
 
 // Splits a count of workgroups into (x, y) within the device's per-dimension cap.
 std::pair<std::uint32_t, std::uint32_t> gridFor(std::uint64_t groups, std::uint32_t cap);

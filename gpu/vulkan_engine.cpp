@@ -85,18 +85,32 @@ Json toJson(const EngineStats& s) {
     return Json{{"allocated_bytes", bytes},
                 {"total_allocated_bytes", s.totalAllocatedBytes},
                 {"dispatches_per_token", s.dispatchesPerToken},
+                {"prefill_chunk", s.prefillChunk},
                 {"pipelines", s.pipelines},
                 {"tokens", s.tokens},
                 {"device_seconds", s.deviceSeconds},
                 {"op_seconds", s.opSeconds}};
 }
 
+int VulkanSession::cacheSlots(const Gemma4Config& c, const LayerSpec& layer, int maxContext, int prefillChunk) {
+    if (layer.kind != AttentionKind::Sliding) return maxContext;
+    // A submit of n tokens writes all n keys before its queries attend: the ring keeps the window behind the
+    // chunk's first token while holding the whole chunk.
+    return int(std::min<std::int64_t>(maxContext, std::int64_t(c.slidingWindow) + std::max(prefillChunk, 1) - 1));
+}
+
 VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model), c_(model.config()), maxContext_(maxContext) {
     if (maxContext <= 0) throw UsageError("context length must be positive");
+    if (model.options().prefillChunk < 1) throw UsageError("the prefill chunk must be at least 1 token");
     const Gemma4Config& c = c_;
     ComputeDevice& dev = model.device();
+    chunk_ = std::min(model.options().prefillChunk, maxContext);
+    const std::uint64_t V = std::uint64_t(model.weights().vocabSize());
+    // Every token's logits (eval) come back in chunks of at most 16 MiB of logits.
+    logitRows_ = int(std::clamp<std::uint64_t>(std::min<std::uint64_t>(16u << 20, model.maxBindingBytes()) / (V * 4), 1, std::uint64_t(chunk_)));
     arena_ = std::make_unique<MemoryArena>(dev);
     MemoryArena& a = *arena_;
+    const std::uint64_t C = std::uint64_t(chunk_);
     const std::uint64_t H = std::uint64_t(c.hiddenSize), LP = std::uint64_t(c.numLayers) * std::uint64_t(c.pleDim);
     const std::uint64_t hdMax = std::uint64_t(std::max(c.headDim, c.globalHeadDim));
     std::uint64_t fMax = 0;
@@ -105,8 +119,7 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     for (const auto& l : c.layers) {
         if (!l.ownsKv) continue;
         Cache& cache = caches_[std::size_t(l.index)];
-        // One decoded token per submit: a sliding layer needs only its window of slots (a ring).
-        cache.capacity = std::uint32_t(l.kind == AttentionKind::Sliding ? std::min(maxContext, c.slidingWindow) : maxContext);
+        cache.capacity = std::uint32_t(cacheSlots(c, l, maxContext, chunk_));
         const std::uint64_t bytes = std::uint64_t(cache.capacity) * std::uint64_t(c.numKvHeads) * std::uint64_t(l.headDim) * 4;
         cache.k = a.add(MemoryKind::KvCache, bytes, "layer " + std::to_string(l.index) + " keys");
         cache.v = a.add(MemoryKind::KvCache, bytes, "layer " + std::to_string(l.index) + " values");
@@ -114,114 +127,130 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     invFreqSliding_ = ropeInverseFrequencies(c.ropeSliding, c.headDim);
     invFreqFull_ = ropeInverseFrequencies(c.ropeFull, c.globalHeadDim);
     ropeFullOffset_ = std::uint32_t(invFreqSliding_.size() * 2);
-    const std::uint64_t V = std::uint64_t(model.weights().vocabSize());
-    state_ = a.add(MemoryKind::Host, 16 + 4 * (invFreqSliding_.size() + invFreqFull_.size()) * 2, "token state");
-    x0_ = a.add(MemoryKind::Host, H * 4, "token embedding row");
-    if (!model.options().pleInVram) tokPle_ = a.add(MemoryKind::Host, LP * 4, "token PLE row");
-    logits_ = a.add(MemoryKind::Host, V * 4, "logits");
+    recordWords_ = tokenRecordWords(2 * (invFreqSliding_.size() + invFreqFull_.size()));
+    state_ = a.add(MemoryKind::Host, tokenStateBytes(std::uint32_t(C), recordWords_), "token state");
+    x0_ = a.add(MemoryKind::Host, C * H * 4, "token embedding rows");
+    if (!model.options().pleInVram) tokPle_ = a.add(MemoryKind::Host, C * LP * 4, "token PLE rows");
+    logits_ = a.add(MemoryKind::Host, std::uint64_t(logitRows_) * V * 4, "logits");
     result_ = a.add(MemoryKind::Host, 16, "sampled token");
     unused_ = a.add(MemoryKind::Scratch, 16, "unused binding");
-    x_ = a.add(MemoryKind::Scratch, H * 4, "residual stream");
-    a_ = a.add(MemoryKind::Scratch, H * 4, "normed stream");
-    q_ = a.add(MemoryKind::Scratch, std::uint64_t(c.numHeads) * hdMax * 4, "queries");
-    k_ = a.add(MemoryKind::Scratch, std::uint64_t(c.numKvHeads) * hdMax * 4, "keys");
-    v_ = a.add(MemoryKind::Scratch, std::uint64_t(c.numKvHeads) * hdMax * 4, "values");
-    attn_ = a.add(MemoryKind::Scratch, std::uint64_t(c.numHeads) * hdMax * 4, "attention output");
-    o_ = a.add(MemoryKind::Scratch, H * 4, "block output");
-    gate_ = a.add(MemoryKind::Scratch, fMax * 4, "mlp gate");
-    up_ = a.add(MemoryKind::Scratch, fMax * 4, "mlp up");
-    g_ = a.add(MemoryKind::Scratch, std::uint64_t(c.pleDim) * 4, "ple gate");
-    pleProj_ = a.add(MemoryKind::Scratch, LP * 4, "per-layer inputs");
-    if (model.options().pleInVram) tokPle_ = a.add(MemoryKind::Scratch, LP * 4, "token PLE row");
-    scores_ = a.add(MemoryKind::Scratch, std::uint64_t(c.numHeads) * std::uint64_t(maxContext) * 4, "attention scores");
+    x_ = a.add(MemoryKind::Scratch, C * H * 4, "residual stream");
+    a_ = a.add(MemoryKind::Scratch, C * H * 4, "normed stream");
+    q_ = a.add(MemoryKind::Scratch, C * std::uint64_t(c.numHeads) * hdMax * 4, "queries");
+    k_ = a.add(MemoryKind::Scratch, C * std::uint64_t(c.numKvHeads) * hdMax * 4, "keys");
+    v_ = a.add(MemoryKind::Scratch, C * std::uint64_t(c.numKvHeads) * hdMax * 4, "values");
+    attn_ = a.add(MemoryKind::Scratch, C * std::uint64_t(c.numHeads) * hdMax * 4, "attention output");
+    o_ = a.add(MemoryKind::Scratch, C * H * 4, "block output");
+    gate_ = a.add(MemoryKind::Scratch, C * fMax * 4, "mlp gate");
+    up_ = a.add(MemoryKind::Scratch, C * fMax * 4, "mlp up");
+    g_ = a.add(MemoryKind::Scratch, C * std::uint64_t(c.pleDim) * 4, "ple gate");
+    pleProj_ = a.add(MemoryKind::Scratch, C * LP * 4, "per-layer inputs");
+    if (model.options().pleInVram) tokPle_ = a.add(MemoryKind::Scratch, C * LP * 4, "token PLE rows");
     a.allocate("a session of " + std::to_string(maxContext) + " positions (KV cache and scratch)", model.memory().stats().totalAllocated(), model.options().memoryLimitBytes);
     a.fill(unused_, 0);
     fence_ = vk::raii::Fence(dev.device(), vk::FenceCreateInfo());
     logitsHost_.resize(V);
-    step_ = std::make_unique<Recorder>(dev, true);
-    stepWithHead_ = std::make_unique<Recorder>(dev, true);
-    record(*step_, false);
-    record(*stepWithHead_, true);
+    // Decode's two command buffers now (pipelines are created while recording); prefill's on first use.
+    step(1, Head::None);
+    step(1, Head::Last);
 }
 
 VulkanSession::~VulkanSession() = default;
 
 int VulkanSession::vocabSize() const { return model_.weights().vocabSize(); }
 
-void VulkanSession::record(Recorder& rec, bool withHead) {
+Recorder& VulkanSession::step(int tokens, Head head) {
+    auto& slot = steps_[{tokens, head}];
+    if (!slot) {
+        slot = std::make_unique<Recorder>(model_.device(), true);
+        record(*slot, tokens, head);
+    }
+    return *slot;
+}
+
+void VulkanSession::record(Recorder& rec, int tokens, Head head) {
     const Gemma4Config& c = c_;
     const MemoryArena& m = *arena_;
     const MemoryArena& w = model_.memory();
     const KernelContext k{model_.kernels(), rec, w, m.buffer(unused_)};
     const auto B = [&](BufferId id) { return m.buffer(id); };
     const auto W = [&](BufferId id) { return w.buffer(id); };
+    const std::uint32_t n = u32(tokens);
     const std::uint32_t H = u32(c.hiddenSize), P = u32(c.pleDim), L = u32(c.numLayers);
     const std::uint32_t nh = u32(c.numHeads), nkv = u32(c.numKvHeads);
     const float eps = float(c.rmsNormEps);
+    // The residual adds: rows of H values, one per token.
+    const auto addNormed = [&](BufferId in, BufferId weight, float scalar) {
+        recordRmsNorm(k, B(in), W(weight), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, scalar}, n);
+    };
     rec.begin();
-    // §3.1: x0 = E[t]·√H (the row gathered on the host); per-layer inputs from W_proj·x0 and the token's PLE row.
-    recordScale(k, B(x0_), B(x_), H, std::sqrt(float(H)));
-    if (model_.options().pleInVram) recordGatherRow(k, model_.pleTable(), B(state_), B(tokPle_), 0);
-    recordMatvec(k, model_.pleProjection(), B(x_), 0, B(pleProj_), 0);
+    // §3.1: x0 = E[t]·√H (the rows gathered on the host); per-layer inputs from W_proj·x0 and the tokens' PLE rows.
+    recordScale(k, B(x0_), B(x_), n * H, std::sqrt(float(H)));
+    if (model_.options().pleInVram) recordGatherRow(k, model_.pleTable(), B(state_), B(tokPle_), 0, n);
+    recordMatmul(k, model_.pleProjection(), B(x_), 0, H, B(pleProj_), 0, L * P, n);
     recordPleCombine(k, B(pleProj_), W(model_.pleProjectionNorm()), B(tokPle_),
-                     PleParams{P, 1.0f / std::sqrt(float(H)), std::sqrt(float(P)), eps}, L);
+                     PleParams{P, 1.0f / std::sqrt(float(H)), std::sqrt(float(P)), eps}, n * L);
     for (std::uint32_t li = 0; li < L; ++li) {
         const LayerSpec& spec = c.layers[li];
         const VulkanModel::Layer& lw = model_.layers()[li];
         const float scalar = model_.weights().layers()[li].scalar;
-        const std::uint32_t hd = u32(spec.headDim), F = u32(spec.ffnWidth);
+        const std::uint32_t hd = u32(spec.headDim), F = u32(spec.ffnWidth), qw = nh * hd, kvw = nkv * hd;
         const std::uint32_t rope = spec.kind == AttentionKind::Full ? ropeFullOffset_ : 0u;
-        // Attention block.
-        recordRmsNorm(k, B(x_), W(lw.inputNorm), B(a_), NormParams{H, 0, 0, H, 1, 0, eps, 1.0f, 1.0f}, 1);
-        recordMatvec(k, lw.q, B(a_), 0, B(q_), 0);
-        recordHeadNormRope(k, B(q_), W(lw.qNorm), B(state_), B(q_), HeadParams{hd, 1, rope, 0, 0, 0, 0, 0, eps}, nh);
+        // Attention block: every token's keys and values go into the cache before any query attends.
+        recordRmsNorm(k, B(x_), W(lw.inputNorm), B(a_), NormParams{H, 0, 0, H, 1, 0, eps, 1.0f, 1.0f}, n);
+        recordMatmul(k, lw.q, B(a_), 0, H, B(q_), 0, qw, n);
+        recordHeadNormRope(k, B(q_), W(lw.qNorm), B(state_), B(q_), HeadParams{hd, 1, rope, 0, 0, 0, 0, 0, eps, qw}, nh, n);
         if (spec.ownsKv) {
             const Cache& cache = caches_[li];
-            recordMatvec(k, lw.k, B(a_), 0, B(k_), 0);
-            recordMatvec(k, lw.v, B(a_), 0, B(v_), 0);
-            recordHeadNormRope(k, B(k_), W(lw.kNorm), B(state_), B(cache.k), HeadParams{hd, 1, rope, 1, cache.capacity, nkv * hd, 0, 0, eps}, nkv);
+            recordMatmul(k, lw.k, B(a_), 0, H, B(k_), 0, kvw, n);
+            recordMatmul(k, lw.v, B(a_), 0, H, B(v_), 0, kvw, n);
+            recordHeadNormRope(k, B(k_), W(lw.kNorm), B(state_), B(cache.k), HeadParams{hd, 1, rope, 1, cache.capacity, kvw, 0, 0, eps, kvw}, nkv, n);
             recordHeadNormRope(k, B(v_), vk::Buffer{}, B(state_), B(cache.v),
-                               HeadParams{hd, 0, WHITTLE_NO_ROPE, 1, cache.capacity, nkv * hd, 0, 0, eps}, nkv);
+                               HeadParams{hd, 0, WHITTLE_NO_ROPE, 1, cache.capacity, kvw, 0, 0, eps, kvw}, nkv, n);
         }
         const Cache& src = caches_[std::size_t(spec.kvSource)];
         const std::uint32_t window = spec.kind == AttentionKind::Sliding ? u32(c.slidingWindow) : 0u;
-        recordAttention(k, B(q_), B(src.k), B(src.v), B(scores_), B(attn_), B(state_),
-                        AttentionParams{hd, nkv, nh / nkv, src.capacity, window, u32(maxContext_)}, nh);
-        recordMatvec(k, lw.o, B(attn_), 0, B(o_), 0);
-        recordRmsNorm(k, B(o_), W(lw.postAttentionNorm), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, 1.0f}, 1);
+        recordAttention(k, B(q_), B(src.k), B(src.v), B(attn_), B(state_), AttentionParams{hd, nkv, nh / nkv, src.capacity, window, qw}, nh, n);
+        recordMatmul(k, lw.o, B(attn_), 0, qw, B(o_), 0, H, n);
+        addNormed(o_, lw.postAttentionNorm, 1.0f);
         // MLP block.
-        recordRmsNorm(k, B(x_), W(lw.preFeedforwardNorm), B(a_), NormParams{H, 0, 0, H, 1, 0, eps, 1.0f, 1.0f}, 1);
-        recordMatvec(k, lw.gate, B(a_), 0, B(gate_), 0);
-        recordMatvec(k, lw.up, B(a_), 0, B(up_), 0);
-        recordGeluMul(k, B(gate_), B(up_), GeluParams{F, 0, 0});
-        recordMatvec(k, lw.down, B(gate_), 0, B(o_), 0);
-        recordRmsNorm(k, B(o_), W(lw.postFeedforwardNorm), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, 1.0f}, 1);
-        // PLE block, then layer_scalar over the whole stream.
-        recordMatvec(k, lw.pleGate, B(x_), 0, B(g_), 0);
-        recordGeluMul(k, B(g_), B(pleProj_), GeluParams{P, 0, li * P});
-        recordMatvec(k, lw.pleProj, B(g_), 0, B(o_), 0);
-        recordRmsNorm(k, B(o_), W(lw.postPleNorm), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, scalar}, 1);
+        recordRmsNorm(k, B(x_), W(lw.preFeedforwardNorm), B(a_), NormParams{H, 0, 0, H, 1, 0, eps, 1.0f, 1.0f}, n);
+        recordMatmul(k, lw.gate, B(a_), 0, H, B(gate_), 0, F, n);
+        recordMatmul(k, lw.up, B(a_), 0, H, B(up_), 0, F, n);
+        recordGeluMul(k, B(gate_), B(up_), GeluParams{n * F, 0, 0, F, F});
+        recordMatmul(k, lw.down, B(gate_), 0, F, B(o_), 0, H, n);
+        addNormed(o_, lw.postFeedforwardNorm, 1.0f);
+        // PLE block (each token's gate against its own slice of layer li), then layer_scalar over the whole stream.
+        recordMatmul(k, lw.pleGate, B(x_), 0, H, B(g_), 0, P, n);
+        recordGeluMul(k, B(g_), B(pleProj_), GeluParams{n * P, 0, li * P, P, L * P});
+        recordMatmul(k, lw.pleProj, B(g_), 0, P, B(o_), 0, H, n);
+        addNormed(o_, lw.postPleNorm, scalar);
     }
-    if (withHead) {
-        // §3.5: final norm, the head over the (possibly pruned) vocabulary, softcap, and the device's argmax.
+    if (head != Head::None) {
+        // §3.5: final norm, the head over the (possibly pruned) vocabulary, softcap, and the device's argmax of
+        // the last token's logits.
         const std::uint32_t V = u32(model_.weights().vocabSize());
-        recordRmsNorm(k, B(x_), W(model_.finalNorm()), B(a_), NormParams{H, 0, 0, H, 1, 0, eps, 1.0f, 1.0f}, 1);
-        recordMatvec(k, model_.head(), B(a_), 0, B(logits_), 0);
-        if (c.finalLogitSoftcap) recordSoftcap(k, B(logits_), V, float(*c.finalLogitSoftcap));
-        recordArgmax(k, B(logits_), V, B(result_));
+        const std::uint32_t rows = head == Head::All ? n : 1u, firstRow = n - rows;
+        recordRmsNorm(k, B(x_), W(model_.finalNorm()), B(a_), NormParams{H, firstRow * H, 0, H, 1, 0, eps, 1.0f, 1.0f}, rows);
+        recordMatmul(k, model_.head(), B(a_), 0, H, B(logits_), 0, V, rows);
+        if (c.finalLogitSoftcap) recordSoftcap(k, B(logits_), rows * V, float(*c.finalLogitSoftcap));
+        recordArgmax(k, B(logits_), V, B(result_), (rows - 1) * V);
     }
     rec.end();
 }
 
-void VulkanSession::writeTokenState(int token, int position) {
+void VulkanSession::writeTokens(std::span<const int> tokens) {
     std::byte* s = arena_->mapped(state_);
-    const std::uint32_t head[4] = {std::uint32_t(position), std::uint32_t(token), 0, 0};
-    std::memcpy(s, head, 16);
-    float* rope = reinterpret_cast<float*>(s + 16);
-    fillRopeTable(invFreqSliding_, position, rope);
-    fillRopeTable(invFreqFull_, position, rope + ropeFullOffset_);
-    model_.weights().embedding().row(token, reinterpret_cast<float*>(arena_->mapped(x0_)));
-    if (!model_.options().pleInVram) model_.weights().pleTable().row(token, reinterpret_cast<float*>(arena_->mapped(tokPle_)));
+    const std::size_t H = std::size_t(c_.hiddenSize), LP = std::size_t(c_.numLayers) * std::size_t(c_.pleDim);
+    writeTokenStateHeader(s, u32(std::int64_t(tokens.size())), recordWords_);
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+        const int position = position_ + int(t), token = tokens[t];
+        float* rope = writeTokenRecord(s, u32(std::int64_t(t)), recordWords_, u32(position), u32(token));
+        fillRopeTable(invFreqSliding_, position, rope);
+        fillRopeTable(invFreqFull_, position, rope + ropeFullOffset_);
+        model_.weights().embedding().row(token, reinterpret_cast<float*>(arena_->mapped(x0_)) + t * H);
+        if (!model_.options().pleInVram) model_.weights().pleTable().row(token, reinterpret_cast<float*>(arena_->mapped(tokPle_)) + t * LP);
+    }
 }
 
 std::span<const float> VulkanSession::forward(std::span<const int> tokens, float* allLogits) {
@@ -233,18 +262,23 @@ std::span<const float> VulkanSession::forward(std::span<const int> tokens, float
     for (int t : tokens)
         if (t < 0 || t >= V) throw UsageError("token id " + std::to_string(t) + " is outside the vocabulary (" + std::to_string(V) + ")");
     const auto start = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const bool head = allLogits || i + 1 == tokens.size();
-        writeTokenState(tokens[i], position_);
-        Recorder& rec = head ? *stepWithHead_ : *step_;
+    const std::size_t chunk = std::size_t(allLogits ? logitRows_ : chunk_), rowBytes = std::size_t(V) * 4;
+    const float* logits = reinterpret_cast<const float*>(arena_->mapped(logits_));
+    std::size_t lastRow = 0;
+    for (std::size_t first = 0; first < tokens.size(); first += chunk) {
+        const std::size_t n = std::min(chunk, tokens.size() - first);
+        const Head head = allLogits ? Head::All : first + n == tokens.size() ? Head::Last : Head::None;
+        writeTokens(tokens.subspan(first, n));
+        Recorder& rec = step(int(n), head);
         model_.device().submitAndWait(rec.handle(), fence_);
         rec.collectTimes();
-        ++position_;
-        ++tokens_;
-        if (allLogits) std::memcpy(allLogits + i * std::size_t(V), arena_->mapped(logits_), std::size_t(V) * 4);
+        position_ += int(n);
+        tokens_ += std::int64_t(n);
+        if (allLogits) std::memcpy(allLogits + first * std::size_t(V), logits, n * rowBytes);
+        lastRow = head == Head::All ? n - 1 : 0;
     }
     deviceSeconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::memcpy(logitsHost_.data(), arena_->mapped(logits_), std::size_t(V) * 4);
+    std::memcpy(logitsHost_.data(), logits + lastRow * std::size_t(V), rowBytes);
     return logitsHost_;
 }
 
@@ -259,11 +293,12 @@ EngineStats VulkanSession::stats() const {
     for (int k = 0; k < kMemoryKinds; ++k)
         s.allocatedBytes[std::size_t(k)] = model_.memory().stats().allocated[std::size_t(k)] + arena_->stats().allocated[std::size_t(k)];
     for (auto b : s.allocatedBytes) s.totalAllocatedBytes += b;
-    s.dispatchesPerToken = stepWithHead_->dispatches();
+    s.dispatchesPerToken = steps_.at({1, Head::Last})->dispatches();
+    s.prefillChunk = chunk_;
     s.pipelines = model_.kernels().pipelinesCreated();
     s.tokens = tokens_;
     s.deviceSeconds = deviceSeconds_;
-    for (const Recorder* rec : {step_.get(), stepWithHead_.get()})
+    for (const auto& [key, rec] : steps_)
         for (const auto& [op, ns] : rec->opTimes()) s.opSeconds[op] += ns * 1e-9;
     return s;
 }

@@ -3,10 +3,12 @@
 // the binary residual, NVFP4, Q8_0/Q4_0 token tables, pruned vocabularies) on any Vulkan device.
 //
 // VulkanModel uploads the weights a ReferenceModel binds (the tensor table's roles, so the two engines read the
-// same tensors) into a few large device allocations. VulkanSession implements Session: one command buffer
-// recorded once and submitted per token, with the per-token state (position, token id, RoPE cos/sin) and the
-// token's embedding and PLE rows written by the host into small host-visible buffers before each submit, so
-// the PLE table stays in host memory by default. One host wait per token; nothing is allocated per token.
+// same tensors) into a few large device allocations. VulkanSession implements Session: command buffers recorded
+// once per (tokens per submit, head) and reused — decode submits one token, the prompt goes in chunks of up to
+// prefillChunk tokens through the matrix–matrix kernels — with the per-token state (position, token id, RoPE
+// cos/sin) and each token's embedding and PLE rows written by the host into small host-visible buffers before
+// each submit, so the PLE table stays in host memory by default. One host wait per submit; nothing is allocated
+// per token.
 #include <memory>
 #include <span>
 #include <vector>
@@ -25,6 +27,9 @@ struct EngineOptions {
     std::uint64_t maxBindingBytes = 0;  // 0: the device's maxStorageBufferRange; tests force smaller to split tensors
     bool stagingUploads = false;      // upload through a staging buffer even when device memory is host-visible
     std::uint64_t memoryLimitBytes = 0;  // 0: the device's heaps; else treat each heap as this small (tests of the refusal)
+    // Prompt tokens per submit (1: token by token, as decode). Scratch grows with it, and each sliding layer's KV
+    // ring holds window + prefillChunk − 1 slots so a chunk's own keys never overwrite ones its queries attend.
+    int prefillChunk = 32;
 };
 
 class VulkanModel {
@@ -69,6 +74,7 @@ struct EngineStats {
     std::array<std::uint64_t, kMemoryKinds> allocatedBytes{};  // by MemoryKind: model weights + this session
     std::uint64_t totalAllocatedBytes = 0;
     int dispatchesPerToken = 0;  // with the head
+    int prefillChunk = 1;        // prompt tokens per submit
     int pipelines = 0;
     long long tokens = 0;        // forwarded since creation
     double deviceSeconds = 0;    // wall time spent in submits (host waits included)
@@ -91,14 +97,21 @@ public:
     // The argmax of the last forward's logits as the device computed it (lowest id among equals).
     int deviceArgmax() const;
     EngineStats stats() const;
+    int prefillChunk() const { return chunk_; }
+    // KV cache slots of a layer that owns its cache (a sliding layer's ring is shorter than the context).
+    static int cacheSlots(const Gemma4Config& c, const LayerSpec& layer, int maxContext, int prefillChunk);
 
 private:
-    void record(Recorder& rec, bool head);
-    void writeTokenState(int token, int position);
+    enum class Head { None, Last, All };  // the head after a submit: none, on its last token, on every token
+    Recorder& step(int tokens, Head head);
+    void record(Recorder& rec, int tokens, Head head);
+    void writeTokens(std::span<const int> tokens);
 
     VulkanModel& model_;
     const Gemma4Config& c_;
     int maxContext_;
+    int chunk_, logitRows_;
+    std::uint32_t recordWords_ = 0;
     int position_ = 0;
     std::unique_ptr<MemoryArena> arena_;
     struct Cache {
@@ -107,8 +120,8 @@ private:
     };
     std::vector<Cache> caches_;
     BufferId state_, x0_, tokPle_, logits_, result_, unused_;
-    BufferId x_, a_, q_, k_, v_, attn_, o_, gate_, up_, g_, pleProj_, scores_;
-    std::unique_ptr<Recorder> step_, stepWithHead_;
+    BufferId x_, a_, q_, k_, v_, attn_, o_, gate_, up_, g_, pleProj_;
+    std::map<std::pair<int, Head>, std::unique_ptr<Recorder>> steps_;
     std::vector<float> invFreqSliding_, invFreqFull_, logitsHost_;
     std::uint32_t ropeFullOffset_ = 0;
     vk::raii::Fence fence_{nullptr};

@@ -1,6 +1,6 @@
 #version 450
-// Greedy sampling on the device: the index of the largest logit (the lowest index among equals), written to
-// result[0], so only the token id comes back to the host.
+// Greedy sampling on the device: the index of the largest logit of logits[offset … offset + n) (the lowest index
+// among equals), written to result[0], so only the token id comes back to the host.
 #include "shader_params.h"
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) readonly buffer Logits { float logits[]; };
@@ -14,7 +14,7 @@ void main() {
     float v = -3.4e38;
     uint idx = 0xFFFFFFFFu;
     for (uint i = t; i < p.n; i += 256u)
-        if (logits[i] > v) { v = logits[i]; idx = i; }
+        if (logits[p.offset + i] > v) { v = logits[p.offset + i]; idx = i; }
     bestV[t] = v;
     bestI[t] = idx;
     barrier();

@@ -1,5 +1,5 @@
 #version 450
-// Decodes the token's row of a table part (f32/f16/bf16 or Q8_0 blocks) into out: the PLE table when it lives
+// Decodes each token's row of a table part (one workgroup per token of the state) (f32/f16/bf16 or Q8_0 blocks) into out: the PLE table when it lives
 // in VRAM. Every part is dispatched; only the one holding the token writes, so the recorded command buffer
 // never changes with the token.
 #include "shader_params.h"
@@ -16,7 +16,7 @@ uint half2(uint off) { return (w[off >> 2] >> ((off & 2u) * 8u)) & 0xFFFFu; }
 uint byteAt(uint off) { return (w[off >> 2] >> ((off & 3u) * 8u)) & 255u; }
 
 void main() {
-    const uint tok = stateToken;
+    const uint tok = tokenId(gl_WorkGroupID.z), outBase = p.outOffset + gl_WorkGroupID.z * p.cols;
     if (tok < p.firstRow || tok >= p.firstRow + p.rows) return;
     const uint row = tok - p.firstRow, cols = p.cols;
     for (uint i = gl_LocalInvocationID.x; i < cols; i += 64u) {
@@ -28,6 +28,6 @@ void main() {
             const uint off = row * (cols / 32u) * 34u + (i / 32u) * 34u;
             v = f16Bits(half2(off)) * float(bitfieldExtract(int(byteAt(off + 2u + i % 32u)), 0, 8));
         }
-        dst[p.outOffset + i] = v;
+        dst[outBase + i] = v;
     }
 }

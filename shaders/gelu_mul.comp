@@ -1,5 +1,6 @@
 #version 450
-// gate ← GELU_tanh(gate) · up, element-wise (the gated MLP, and the PLE gate times the layer's per-layer input).
+// gate ← GELU_tanh(gate) · up, element-wise (GeluParams: the gated MLP, and the PLE gate times the layer's per-layer
+// input).
 #include "shader_params.h"
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) buffer Gate { float gate[]; };
@@ -9,5 +10,5 @@ layout(push_constant) uniform Push { GeluParams p; };
 
 void main() {
     const uint i = gl_GlobalInvocationID.x;
-    if (i < p.n) gate[p.gateOffset + i] = geluTanh(gate[p.gateOffset + i]) * up[p.upOffset + i];
+    if (i < p.n) gate[p.gateOffset + i] = geluTanh(gate[p.gateOffset + i]) * up[p.upOffset + (i / p.rowLen) * p.upStride + i % p.rowLen];
 }

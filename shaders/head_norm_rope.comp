@@ -1,5 +1,5 @@
 #version 450
-// One attention head per workgroup (HeadParams): RMSNorm over the head (q/k with their learned scale, v without),
+// One attention head of one token per workgroup (HeadParams): RMSNorm over the head (q/k with their learned scale, v without),
 // RoPE at the token's position with the cos/sin from the token state, then in place or into the KV cache slot.
 #include "shader_params.h"
 #define WG_SIZE 64
@@ -15,8 +15,8 @@ layout(push_constant) uniform Push { HeadParams p; };
 shared float head[512];
 
 void main() {
-    const uint t = gl_LocalInvocationID.x, h = gl_WorkGroupID.x, hd = p.headDim;
-    const uint inBase = p.inOffset + h * hd;
+    const uint t = gl_LocalInvocationID.x, h = gl_WorkGroupID.x, tok = gl_WorkGroupID.z, hd = p.headDim;
+    const uint inBase = p.inOffset + tok * p.tokenStride + h * hd;
     float ss = 0.0;
     for (uint i = t; i < hd; i += WG_SIZE) {
         const float v = src[inBase + i];
@@ -26,13 +26,13 @@ void main() {
     const float scale = inversesqrt(workgroupSum(ss) / float(hd) + p.eps);  // its barriers publish head[]
     for (uint i = t; i < hd; i += WG_SIZE) head[i] = p.hasWeight != 0u ? head[i] * scale * weight[i] : head[i] * scale;
     barrier();
-    const uint outBase = p.outOffset + (p.toCache != 0u ? (statePosition % p.capacity) * p.rowWidth : 0u) + h * hd;
+    const uint outBase = p.outOffset + (p.toCache != 0u ? (tokenPosition(tok) % p.capacity) * p.rowWidth : tok * p.tokenStride) + h * hd;
     if (p.ropeOffset == WHITTLE_NO_ROPE) {
         for (uint i = t; i < hd; i += WG_SIZE) dst[outBase + i] = head[i];
     } else {
         const uint half_ = hd / 2;
         for (uint i = t; i < half_; i += WG_SIZE) {
-            const float c = stateRope[p.ropeOffset + i], s = stateRope[p.ropeOffset + half_ + i];
+            const float c = tokenRope(tok, p.ropeOffset + i), s = tokenRope(tok, p.ropeOffset + half_ + i);
             const float a = head[i], b = head[i + half_];
             dst[outBase + i] = a * c - b * s;
             dst[outBase + i + half_] = b * c + a * s;

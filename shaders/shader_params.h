@@ -48,6 +48,24 @@ struct GptqParams {
     uint groupSize;  // g when g_idx[k] = k / g for every k and g is a multiple of 32 / bits (the fast path), else 0
 };
 
+// The prefill's matrix–matrix product: Y[t, yOffset + r] = scale · W[r, :] · X[t, xOffset …] for the `tokens` rows t
+// of X (xStride floats apart) and of Y (yStride apart), over the rows of one bound part of a row-format weight or
+// a whole GPTQ weight (groups, groupSize as GptqParams). Workgroup (gx, gy, gz) computes rows of gx + gy ·
+// gridWidth for the tokens of tile gz.
+struct MatmulParams {
+    uint rows;
+    uint cols;
+    uint gridWidth;
+    uint tokens;
+    uint xOffset;
+    uint xStride;
+    uint yOffset;
+    uint yStride;
+    float scale;
+    uint groups;
+    uint groupSize;
+};
+
 // One RMSNorm per workgroup over rows of n values at inOffset + row · stride (and outOffset + row · stride):
 // mode 0: out = norm(in · inScale) · w;  mode 1: out = (out + norm(in) · w) · scalar (the residual add).
 struct NormParams {
@@ -62,8 +80,9 @@ struct NormParams {
     float scalar;
 };
 
-// Per head (one workgroup each): RMSNorm (weight optional), then RoPE with the cos/sin the host wrote into the
-// token state at ropeOffset (none when ropeOffset is kNoRope); written in place, or into the KV cache slot
+// Per head and token (workgroup (head, 0, token)): RMSNorm (weight optional), then RoPE with the cos/sin the host
+// wrote into the token's state record at ropeOffset (none when ropeOffset is WHITTLE_NO_ROPE); the token's heads
+// start tokenStride floats after the previous token's. Written in place, or into the KV cache slot
 // (position % capacity) · rowWidth + head · headDim when toCache is 1.
 struct HeadParams {
     uint headDim;
@@ -75,24 +94,30 @@ struct HeadParams {
     uint inOffset;
     uint outOffset;
     float eps;
+    uint tokenStride;
 };
 #define WHITTLE_NO_ROPE 0xFFFFFFFFu
 
-// Decode attention of one query head per workgroup over the cache positions [first, position].
+// Attention of one query head of one token per workgroup (head, 0, token) over the cache positions
+// [first, position] of that token; queries and outputs of consecutive tokens lie tokenStride floats apart.
 struct AttentionParams {
     uint headDim;
     uint kvHeads;
-    uint group;         // query heads per KV head
-    uint capacity;      // cache slots; position p lives in slot p % capacity
-    uint window;        // sliding window, 0 on full layers
-    uint scoresStride;  // floats of scratch per head
+    uint group;        // query heads per KV head
+    uint capacity;     // cache slots; position p lives in slot p % capacity
+    uint window;       // sliding window, 0 on full layers
+    uint tokenStride;  // floats between consecutive tokens' queries (and outputs)
 };
 
-// gate[gateOffset + i] = GELU_tanh(gate[gateOffset + i]) · up[upOffset + i].
+// gate[gateOffset + i] = GELU_tanh(gate[gateOffset + i]) · up[upOffset + (i / rowLen) · upStride + i % rowLen]:
+// n values in rows of rowLen; the up rows lie upStride apart (the PLE gate of a chunk against one layer's slice
+// of each token's per-layer inputs), or rowLen apart when contiguous.
 struct GeluParams {
     uint n;
     uint gateOffset;
     uint upOffset;
+    uint rowLen;
+    uint upStride;
 };
 
 // The per-layer inputs (GEMMA4.md §3.1), one workgroup per layer slice of pleDim values.
@@ -108,8 +133,8 @@ struct SoftcapParams {
     float cap;
 };
 
-// Decodes row `token` (from the token state) of one bound part of a table, rows [firstRow, firstRow + rows),
-// into out[outOffset …]; parts that do not hold the token do nothing.
+// Decodes the row of each token of the state (workgroup (0, 0, token)) from one bound part of a table, rows
+// [firstRow, firstRow + rows), into out[outOffset + token · cols …]; parts that do not hold the token do nothing.
 struct GatherParams {
     uint cols;
     uint firstRow;
@@ -117,8 +142,10 @@ struct GatherParams {
     uint outOffset;
 };
 
+// The argmax of logits[offset … offset + n).
 struct ArgmaxParams {
     uint n;
+    uint offset;
 };
 
 struct CopyParams {

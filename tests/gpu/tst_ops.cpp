@@ -7,8 +7,9 @@
 // Bounds. Every kernel decodes weights exactly as the reference does and works in f32; only summation order
 // and the device's exp/tanh/inversesqrt differ, so the errors are a few f32 roundings per output:
 //   element-wise and norm ops: 1e-10 (measured ≈ 1e-14 … 1e-12)
-//   mat-vec, every format:     1e-9  (the 5e-4 is for kernels that quantize activations; these do not)
-//   attention:                 1e-9
+//   mat-vec and the prefill's matrix–matrix kernels, every format:
+//                              1e-9  (the 5e-4 is for kernels that quantize activations; these do not)
+//   attention (decode and prefill chunks, one online-softmax kernel): 1e-9
 // A deliberately broken variant (a GPTQ mat-vec that drops the tail group) must exceed its bound.
 //
 // The same suite runs under CTest with LP_NATIVE_VECTOR_WIDTH=128 (lavapipe's subgroup size 4), with every
@@ -280,6 +281,62 @@ private slots:
         QVERIFY2(e > 1e-3, "a mat-vec without its tail group passed the bound");
     }
 
+    // The prefill's matrix–matrix kernels: `tokens` inputs at a stride, each output row against ops::matvec of its
+    // token. Tile tails (tokens not a multiple of kMatmulTile), the row split past the grid and binding limits, and
+    // the shapes that fall back to mat-vecs (odd cols, unaligned stride) are all cases.
+    void matmul_data() {
+        QTest::addColumn<QString>("format");
+        QTest::addColumn<int>("rows");
+        QTest::addColumn<int>("cols");
+        QTest::addColumn<int>("tokens");
+        QTest::addColumn<int>("xStride");  // 0: cols + 4
+        for (const char* f : {"f32", "f16", "bf16", "q8_0", "q4_0", "nvfp4"}) {
+            QTest::addRow("%s 37x256 x3", f) << f << 37 << 256 << 3 << 0;
+            QTest::addRow("%s 70x96 x17 (tile tail)", f) << f << 70 << 96 << 17 << 0;
+        }
+        QTest::addRow("bf16 37x256 x8 unaligned stride (mat-vec fallback)") << "bf16" << 37 << 256 << 8 << 259;
+        QTest::addRow("f32 33x75 x5 odd (mat-vec fallback)") << "f32" << 33 << 75 << 5 << 0;
+        QTest::addRow("bf16 70000x64 x9 (grid and binding split)") << "bf16" << 70000 << 64 << 9 << 0;
+        for (const char* f : {"gptq4", "gptq8", "gptq2", "gptq3", "gptq4a", "gptq2r", "gptq4r", "gptq4s"})
+            QTest::addRow("%s 96x160 x11", f) << f << 96 << 160 << 11 << 0;
+        QTest::addRow("gptq4 104x64 x4 unaligned stride") << "gptq4" << 104 << 64 << 4 << 67;
+    }
+    void matmul() {
+        QFETCH(QString, format);
+        QFETCH(int, rows);
+        QFETCH(int, cols);
+        QFETCH(int, tokens);
+        QFETCH(int, xStride);
+        if (xStride == 0) xStride = cols + 4;
+        std::mt19937 rng(std::uint32_t(qHash(QString(QTest::currentDataTag()))));
+        TestWeight w;
+        makeWeight(w, format.toStdString(), rows, cols, rng);
+        const std::uint32_t xOff = 4, yStride = std::uint32_t(rows) + 5;
+        const std::vector<float> x = randomVector(std::size_t(xOff) + std::size_t(xStride) * std::size_t(tokens), rng);
+        std::vector<float> want(std::size_t(rows) * std::size_t(tokens));
+        for (int t = 0; t < tokens; ++t)
+            ops::matvec(w.view, x.data() + xOff + std::size_t(t) * std::size_t(xStride), want.data() + std::size_t(t) * std::size_t(rows));
+        OpRun run(*dev_, *kernels_, maxBinding_);
+        const DeviceWeight& dw = run.weight(w.view);
+        const std::size_t outN = std::size_t(yStride) * std::size_t(tokens);
+        const BufferId xb = run.input(x), yb = run.output(outN);
+        run.run([&](const KernelContext& k) {
+            std::fill(run.mapped(yb) + kGuard, run.mapped(yb) + kGuard + outN, kSentinel);
+            recordMatmul(k, dw, run.buf(xb), xOff, std::uint32_t(xStride), run.buf(yb), kGuard, yStride, std::uint32_t(tokens));
+        });
+        bool guards = false;
+        const auto all = run.read(yb, outN, &guards);
+        std::vector<float> got;
+        for (int t = 0; t < tokens; ++t) {
+            const auto row = all.begin() + std::ptrdiff_t(std::size_t(t) * yStride);
+            got.insert(got.end(), row, row + rows);
+            // The gap between a token's outputs and the next token's stays untouched.
+            for (auto it = row + rows; it != row + std::ptrdiff_t(yStride); ++it)
+                if (*it != kSentinel) QFAIL("matmul wrote between two tokens' outputs");
+        }
+        report(QTest::currentDataTag(), nmse(got, want), 1e-9, guards, got);
+    }
+
     void rmsNorm_data() {
         QTest::addColumn<int>("n");
         QTest::addColumn<int>("mode");
@@ -325,11 +382,14 @@ private slots:
         QTest::addColumn<bool>("full");
         QTest::addColumn<int>("position");
         QTest::addColumn<bool>("toCache");
-        QTest::addRow("sliding hd256 2 heads pos 0") << 256 << 2 << false << 0 << false;
-        QTest::addRow("sliding hd256 4 heads pos 300 → ring slot") << 256 << 4 << false << 300 << true;
-        QTest::addRow("full hd512 proportional pos 77") << 512 << 2 << true << 77 << false;
-        QTest::addRow("full hd512 1 head pos 5000 → cache") << 512 << 1 << true << 5000 << true;
-        QTest::addRow("no rope (values) hd256") << 256 << 2 << false << -1 << true;
+        QTest::addColumn<int>("tokens");  // consecutive positions from `position`
+        QTest::addRow("sliding hd256 2 heads pos 0") << 256 << 2 << false << 0 << false << 1;
+        QTest::addRow("sliding hd256 4 heads pos 300 → ring slot") << 256 << 4 << false << 300 << true << 1;
+        QTest::addRow("full hd512 proportional pos 77") << 512 << 2 << true << 77 << false << 1;
+        QTest::addRow("full hd512 1 head pos 5000 → cache") << 512 << 1 << true << 5000 << true << 1;
+        QTest::addRow("no rope (values) hd256") << 256 << 2 << false << -1 << true << 1;
+        QTest::addRow("sliding hd256 2 heads 5 tokens from 61 → ring wraps") << 256 << 2 << false << 61 << true << 5;
+        QTest::addRow("full hd512 2 heads 3 tokens in place") << 512 << 2 << true << 40 << false << 3;
     }
     void headNormRope() {
         QFETCH(int, headDim);
@@ -337,7 +397,8 @@ private slots:
         QFETCH(bool, full);
         QFETCH(int, position);
         QFETCH(bool, toCache);
-        std::mt19937 rng(std::uint32_t(headDim * 7 + heads + position));
+        QFETCH(int, tokens);
+        std::mt19937 rng(std::uint32_t(headDim * 7 + heads + position + tokens));
         const bool rope = position >= 0;
         const int pos = std::max(position, 0);
         RopeParams rp;
@@ -349,37 +410,51 @@ private slots:
         }
         const std::vector<float> invFreq = ropeInverseFrequencies(rp, headDim);
         const std::size_t hd = std::size_t(headDim);
-        const std::vector<float> in = randomVector(hd * std::size_t(heads), rng, 2.0f), w = randomVector(hd, rng);
-        const std::uint32_t capacity = 64, slot = std::uint32_t(pos) % capacity, rowWidth = std::uint32_t(hd * std::size_t(heads));
+        const std::uint32_t capacity = 64, rowWidth = std::uint32_t(hd * std::size_t(heads));
+        const std::vector<float> in = randomVector(std::size_t(rowWidth) * std::size_t(tokens), rng, 2.0f), w = randomVector(hd, rng);
         const std::size_t outN = toCache ? std::size_t(capacity) * rowWidth : in.size();
         std::vector<float> want(outN, kSentinel);
-        for (int h = 0; h < heads; ++h) {
-            std::vector<float> head(in.begin() + std::ptrdiff_t(h * hd), in.begin() + std::ptrdiff_t((h + 1) * hd));
-            ops::rmsNorm(head, rope ? w.data() : nullptr, 1e-6f);
-            if (rope) ops::rope(head, invFreq, pos);
-            std::copy(head.begin(), head.end(), want.begin() + std::ptrdiff_t((toCache ? slot * rowWidth : 0) + std::size_t(h) * hd));
+        std::vector<bool> written(capacity, false);
+        const std::uint32_t recordWords = tokenRecordWords(invFreq.size() * 2);
+        std::vector<std::byte> state(tokenStateBytes(std::uint32_t(tokens), recordWords));
+        writeTokenStateHeader(state.data(), std::uint32_t(tokens), recordWords);
+        for (int t = 0; t < tokens; ++t) {
+            const int tp = pos + t;
+            const std::uint32_t slot = std::uint32_t(tp) % capacity;
+            written[slot] = true;
+            for (int h = 0; h < heads; ++h) {
+                const std::size_t at = std::size_t(t) * rowWidth + std::size_t(h) * hd;
+                std::vector<float> head(in.begin() + std::ptrdiff_t(at), in.begin() + std::ptrdiff_t(at + hd));
+                ops::rmsNorm(head, rope ? w.data() : nullptr, 1e-6f);
+                if (rope) ops::rope(head, invFreq, tp);
+                std::copy(head.begin(), head.end(), want.begin() + std::ptrdiff_t(toCache ? slot * rowWidth + std::size_t(h) * hd : at));
+            }
+            fillRopeTable(invFreq, tp, writeTokenRecord(state.data(), std::uint32_t(t), recordWords, std::uint32_t(tp), 0));
         }
-        std::vector<std::uint8_t> state(16 + invFreq.size() * 8);
-        const std::uint32_t head4[4] = {std::uint32_t(pos), 0, 0, 0};
-        std::memcpy(state.data(), head4, 16);
-        fillRopeTable(invFreq, pos, reinterpret_cast<float*>(state.data() + 16));
         OpRun run(*dev_, *kernels_, maxBinding_);
         const BufferId ib = run.input(in), wb = run.input(w), sb = run.input(state.data(), state.size()), ob = run.output(outN);
         run.run([&](const KernelContext& k) {
             if (!toCache) std::fill(run.mapped(ob) + kGuard, run.mapped(ob) + kGuard + outN, 0.0f);
             recordHeadNormRope(k, run.buf(ib), rope ? run.buf(wb) : vk::Buffer{}, run.buf(sb), run.buf(ob),
                                HeadParams{std::uint32_t(headDim), rope ? 1u : 0u, rope ? 0u : WHITTLE_NO_ROPE, toCache ? 1u : 0u, capacity, rowWidth,
-                                          0, kGuard, 1e-6f},
-                               std::uint32_t(heads));
+                                          0, kGuard, 1e-6f, rowWidth},
+                               std::uint32_t(heads), std::uint32_t(tokens));
         });
         bool guards = false;
         auto got = run.read(ob, outN, &guards);
         if (toCache) {
-            // Only the token's slot may change; every other slot keeps the sentinel.
-            for (std::size_t i = 0; i < outN; ++i)
-                if ((i / rowWidth != slot) && got[i] != kSentinel) QFAIL("head_norm_rope wrote outside the token's cache slot");
-            got = std::vector<float>(got.begin() + std::ptrdiff_t(slot * rowWidth), got.begin() + std::ptrdiff_t((slot + 1) * rowWidth));
-            want = std::vector<float>(want.begin() + std::ptrdiff_t(slot * rowWidth), want.begin() + std::ptrdiff_t((slot + 1) * rowWidth));
+            // Only the tokens' slots may change; every other slot keeps the sentinel.
+            std::vector<float> gotSlots, wantSlots;
+            for (std::size_t i = 0; i < outN; ++i) {
+                if (!written[i / rowWidth]) {
+                    if (got[i] != kSentinel) QFAIL("head_norm_rope wrote outside the tokens' cache slots");
+                    continue;
+                }
+                gotSlots.push_back(got[i]);
+                wantSlots.push_back(want[i]);
+            }
+            got = gotSlots;
+            want = wantSlots;
         }
         report(QTest::currentDataTag(), nmse(got, want), 1e-10, guards, got);
     }
@@ -390,11 +465,16 @@ private slots:
         QTest::addColumn<int>("group");
         QTest::addColumn<int>("capacity");
         QTest::addColumn<int>("window");
-        QTest::addColumn<int>("position");
-        QTest::addRow("sliding hd256 MQA ring wrapped") << 256 << 1 << 2 << 16 << 16 << 40;
-        QTest::addRow("sliding hd256 GQA before the window fills") << 256 << 2 << 2 << 16 << 16 << 9;
-        QTest::addRow("full hd512 MQA 4 heads") << 512 << 1 << 4 << 128 << 0 << 100;
-        QTest::addRow("full hd512 first token") << 512 << 1 << 2 << 128 << 0 << 0;
+        QTest::addColumn<int>("position");  // of the last query token
+        QTest::addColumn<int>("tokens");    // query tokens at consecutive positions ending at `position`
+        QTest::addRow("sliding hd256 MQA ring wrapped") << 256 << 1 << 2 << 16 << 16 << 40 << 1;
+        QTest::addRow("sliding hd256 GQA before the window fills") << 256 << 2 << 2 << 16 << 16 << 9 << 1;
+        QTest::addRow("full hd512 MQA 4 heads") << 512 << 1 << 4 << 128 << 0 << 100 << 1;
+        QTest::addRow("full hd512 first token") << 512 << 1 << 2 << 128 << 0 << 0 << 1;
+        QTest::addRow("full hd256 300 positions (5 tiles)") << 256 << 1 << 2 << 512 << 0 << 299 << 1;
+        QTest::addRow("prefill chunk: sliding hd256 GQA 9 tokens, ring of window + 8") << 256 << 2 << 2 << 24 << 16 << 44 << 9;
+        QTest::addRow("prefill chunk: full hd512 from the first token, 7 tokens") << 512 << 1 << 2 << 128 << 0 << 6 << 7;
+        QTest::addRow("prefill chunk: full hd256 70 tokens (tile edges)") << 256 << 1 << 3 << 256 << 0 << 140 << 70;
     }
     void attention() {
         QFETCH(int, headDim);
@@ -403,26 +483,36 @@ private slots:
         QFETCH(int, capacity);
         QFETCH(int, window);
         QFETCH(int, position);
-        std::mt19937 rng(std::uint32_t(headDim + kvHeads * 3 + position));
+        QFETCH(int, tokens);
+        std::mt19937 rng(std::uint32_t(headDim + kvHeads * 3 + position + tokens));
         const int heads = kvHeads * group;
-        const std::size_t hd = std::size_t(headDim), cacheN = std::size_t(capacity) * std::size_t(kvHeads) * hd;
-        const std::vector<float> q = randomVector(hd * std::size_t(heads), rng, 0.2f), kc = randomVector(cacheN, rng, 0.2f),
+        const std::size_t hd = std::size_t(headDim), cacheN = std::size_t(capacity) * std::size_t(kvHeads) * hd, qw = hd * std::size_t(heads);
+        const std::vector<float> q = randomVector(qw * std::size_t(tokens), rng, 0.2f), kc = randomVector(cacheN, rng, 0.2f),
                                  vc = randomVector(cacheN, rng);
-        std::vector<float> want(hd * std::size_t(heads)), scores(std::size_t(capacity) + 1);
-        const int first = ops::firstAttendedPosition(position, window > 0, window);
+        std::vector<float> want(q.size()), scores(std::size_t(capacity) + 1);
         const ops::KvCacheView view{kc.data(), vc.data(), capacity, kvHeads, headDim};
-        for (int h = 0; h < heads; ++h) ops::attendHead(&q[std::size_t(h) * hd], view, h / group, first, position, scores.data(), &want[std::size_t(h) * hd]);
-        const std::uint32_t state[4] = {std::uint32_t(position), 0, 0, 0};
+        const std::uint32_t recordWords = tokenRecordWords(0);
+        std::vector<std::byte> state(tokenStateBytes(std::uint32_t(tokens), recordWords));
+        writeTokenStateHeader(state.data(), std::uint32_t(tokens), recordWords);
+        for (int t = 0; t < tokens; ++t) {
+            const int tp = position - tokens + 1 + t;
+            const int first = ops::firstAttendedPosition(tp, window > 0, window);
+            for (int h = 0; h < heads; ++h) {
+                const std::size_t at = std::size_t(t) * qw + std::size_t(h) * hd;
+                ops::attendHead(&q[at], view, h / group, first, tp, scores.data(), &want[at]);
+            }
+            writeTokenRecord(state.data(), std::uint32_t(t), recordWords, std::uint32_t(tp), 0);
+        }
         OpRun run(*dev_, *kernels_, maxBinding_);
-        const BufferId qb = run.input(q), kb = run.input(kc), vb = run.input(vc), sb = run.input(state, 16);
-        const BufferId scratch = run.output(std::size_t(heads * capacity)), ob = run.output(want.size());
+        const BufferId qb = run.input(q), kb = run.input(kc), vb = run.input(vc), sb = run.input(state.data(), state.size());
+        const BufferId ob = run.output(want.size());
         run.run([&](const KernelContext& k) {
-            // The kernel writes from the start of its output and scores buffers; the harness's leading guard is
-            // skipped by binding offset 0 and reading past kGuard, so place the data there instead.
-            recordAttention(k, run.buf(qb), run.buf(kb), run.buf(vb), run.buf(scratch), run.buf(ob), run.buf(sb),
+            // The kernel writes from the start of its output buffer; the harness's leading guard is skipped by
+            // binding offset 0, so the output is compared there and only the trailing guard is checked.
+            recordAttention(k, run.buf(qb), run.buf(kb), run.buf(vb), run.buf(ob), run.buf(sb),
                             AttentionParams{std::uint32_t(headDim), std::uint32_t(kvHeads), std::uint32_t(group), std::uint32_t(capacity),
-                                            std::uint32_t(window), std::uint32_t(capacity)},
-                            std::uint32_t(heads));
+                                            std::uint32_t(window), std::uint32_t(qw)},
+                            std::uint32_t(heads), std::uint32_t(tokens));
         });
         // Attention writes at offset 0 of its output: compare those values; the trailing words must be untouched.
         const float* m = run.mapped(ob);
@@ -434,7 +524,7 @@ private slots:
 
     void elementwise_data() {
         QTest::addColumn<QString>("op");
-        for (const char* op : {"gelu_mul", "softcap", "scale", "ple_combine"}) QTest::newRow(op) << op;
+        for (const char* op : {"gelu_mul", "gelu_mul strided", "softcap", "scale", "ple_combine"}) QTest::newRow(op) << op;
     }
     void elementwise() {
         QFETCH(QString, op);
@@ -452,10 +542,24 @@ private slots:
             const BufferId gb = run.output(gate.size()), ub = run.input(up);
             run.run([&](const KernelContext& k) {
                 std::memcpy(run.mapped(gb) + kGuard, gate.data(), gate.size() * 4);
-                recordGeluMul(k, run.buf(gb), run.buf(ub), GeluParams{std::uint32_t(gate.size()), kGuard, 7});
+                recordGeluMul(k, run.buf(gb), run.buf(ub), GeluParams{std::uint32_t(gate.size()), kGuard, 7, std::uint32_t(gate.size()), 0});
             });
             const auto got = run.read(gb, gate.size(), &guards);
             report("gelu_mul", nmse(got, want), 1e-10, guards, got);
+        } else if (op == "gelu_mul strided") {
+            // A chunk's PLE gates (3 tokens × 40) against slice 2 of each token's per-layer inputs (rows of 5 × 40).
+            const std::uint32_t rows = 3, len = 40, upStride = 200, upOff = 80;
+            const std::vector<float> gate = randomVector(rows * len, rng, 3.0f), up = randomVector(rows * upStride, rng);
+            std::vector<float> want(gate);
+            for (std::uint32_t r = 0; r < rows; ++r)
+                ops::gatedGelu(std::span<float>(want.data() + r * len, len), std::span<const float>(up.data() + upOff + r * upStride, len));
+            const BufferId gb = run.output(gate.size()), ub = run.input(up);
+            run.run([&](const KernelContext& k) {
+                std::memcpy(run.mapped(gb) + kGuard, gate.data(), gate.size() * 4);
+                recordGeluMul(k, run.buf(gb), run.buf(ub), GeluParams{rows * len, kGuard, upOff, len, upStride});
+            });
+            const auto got = run.read(gb, gate.size(), &guards);
+            report("gelu_mul strided", nmse(got, want), 1e-10, guards, got);
         } else if (op == "softcap") {
             std::vector<float> logits = randomVector(70001, rng, 40.0f);
             logits[5] = 1e30f;
@@ -511,6 +615,7 @@ private slots:
         QTest::newRow("262144, unique max") << 262144 << -1;
         QTest::newRow("1000, tie resolves to the lower id") << 1000 << 3;
         QTest::newRow("7") << 7 << -1;
+        QTest::newRow("1000 at offset 3000 (a chunk's last row)") << 1000 << -2;
     }
     void argmax() {
         QFETCH(int, n);
@@ -523,9 +628,13 @@ private slots:
             logits[std::size_t(n - 1)] = 100.0f;
             want = tieAt;
         }
+        // tieAt −2: the logits are the fourth row of four, and the earlier rows hold larger values to ignore.
+        const std::uint32_t offset = tieAt == -2 ? 3u * std::uint32_t(n) : 0u;
+        std::vector<float> rows(offset, 1e9f);
+        rows.insert(rows.end(), logits.begin(), logits.end());
         OpRun run(*dev_, *kernels_, maxBinding_);
-        const BufferId lb = run.input(logits), rb = run.output(4);
-        run.run([&](const KernelContext& k) { recordArgmax(k, run.buf(lb), std::uint32_t(n), run.buf(rb)); });
+        const BufferId lb = run.input(rows), rb = run.output(4);
+        run.run([&](const KernelContext& k) { recordArgmax(k, run.buf(lb), std::uint32_t(n), run.buf(rb), offset); });
         std::uint32_t got;
         std::memcpy(&got, run.mapped(rb), 4);
         QCOMPARE(int(got), want);
@@ -546,13 +655,18 @@ private slots:
         std::mt19937 rng{std::uint32_t(token) + 5u};
         TestWeight w;
         makeWeight(w, format.toStdString(), 5000, 256, rng);
-        std::vector<float> want(256);
-        w.view.row(token, want.data());
-        const std::uint32_t state[4] = {0, std::uint32_t(token), 0, 0};
+        // Two tokens, as a prefill chunk gathers them: the case's token and one from another part of the table.
+        const int tokens[2] = {token, (token + 2600) % 5000};
+        std::vector<float> want(512);
+        for (int t = 0; t < 2; ++t) w.view.row(tokens[t], want.data() + 256 * t);
+        const std::uint32_t recordWords = tokenRecordWords(0);
+        std::vector<std::byte> state(tokenStateBytes(2, recordWords));
+        writeTokenStateHeader(state.data(), 2, recordWords);
+        for (int t = 0; t < 2; ++t) writeTokenRecord(state.data(), std::uint32_t(t), recordWords, std::uint32_t(t), std::uint32_t(tokens[t]));
         OpRun run(*dev_, *kernels_, maxBinding_);
         const DeviceWeight& dw = run.weight(w.view);
-        const BufferId sb = run.input(state, 16), ob = run.output(want.size());
-        run.run([&](const KernelContext& k) { recordGatherRow(k, dw, run.buf(sb), run.buf(ob), kGuard); });
+        const BufferId sb = run.input(state.data(), state.size()), ob = run.output(want.size());
+        run.run([&](const KernelContext& k) { recordGatherRow(k, dw, run.buf(sb), run.buf(ob), kGuard, 2); });
         bool guards = false;
         const auto got = run.read(ob, want.size(), &guards);
         if (maxBinding_ <= (1u << 20)) QVERIFY(dw.parts.size() > 1);

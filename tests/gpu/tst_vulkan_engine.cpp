@@ -7,7 +7,9 @@
 //            top-2 margin there is below 1e-3 · max|logit| (the guide's tie rule; the logits bound above is the
 //            teacher-forced comparison it then asks for).
 // When the argmax agrees at every step the Vulkan engine's own greedy continuation is the reference's, token
-// for token.
+// for token. Then the same 209 tokens go in as one prompt, as generate and eval send them: in prefill chunks of
+// 32 through the matrix–matrix kernels (the rings wrapping inside a chunk), once with every token's logits (eval;
+// each row under the same bound) and once with the last token's only (generate; its logits and device argmax).
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -99,6 +101,7 @@ private slots:
         const std::size_t V = std::size_t(ref.vocabSize());
         double worst = 0;
         int ties = 0, steps = 0;
+        std::vector<int> sequence = prompt;
         auto refLogits = cpu.forward(prompt);
         auto gpuLogits = gpu.forward(prompt);
         for (int i = 0; i <= generated; ++i) {
@@ -129,6 +132,7 @@ private slots:
             }
             ++steps;
             if (i == generated) break;
+            sequence.push_back(best);
             refLogits = cpu.forward(std::span<const int>(&best, 1));
             gpuLogits = gpu.forward(std::span<const int>(&best, 1));
         }
@@ -138,16 +142,50 @@ private slots:
               qPrintable(variant), steps, worst, ties, st.dispatchesPerToken, double(st.tokens) / st.deviceSeconds, toJson(st).dump().c_str());
         QCOMPARE(ties, 0);
         // Every byte by kind: the weights' allocation holds the uploaded tensors (alignment slack only), the KV
-        // cache holds exactly the owning layers' rings.
+        // cache holds exactly the owning layers' rings (a sliding ring: window + prefill chunk − 1 slots).
+        QCOMPARE(gpu.prefillChunk(), 32);
         std::uint64_t kv = 0;
         for (const auto& l : ref.config().layers)
             if (l.ownsKv)
-                kv += 2ull * std::uint64_t(l.kind == AttentionKind::Sliding ? std::min(context, ref.config().slidingWindow) : context) *
+                kv += 2ull * std::uint64_t(l.kind == AttentionKind::Sliding ? std::min(context, ref.config().slidingWindow + 32 - 1) : context) *
                       std::uint64_t(ref.config().numKvHeads) * std::uint64_t(l.headDim) * 4;
         QVERIFY(st.allocatedBytes[std::size_t(MemoryKind::KvCache)] >= kv);
         QVERIFY(st.allocatedBytes[std::size_t(MemoryKind::KvCache)] <= kv + 64 * 1024);
         QVERIFY(st.allocatedBytes[std::size_t(MemoryKind::Weights)] >= vm.memory().plannedBytes());
         QVERIFY(st.allocatedBytes[std::size_t(MemoryKind::Weights)] <= vm.memory().plannedBytes() + 64 * 1024);
+
+        // The whole sequence as one prompt, every token's logits (eval's call).
+        const std::size_t n = sequence.size();
+        std::vector<float> refAll(n * V), gpuAll(n * V);
+        cpu.reset();
+        gpu.reset();
+        cpu.forward(sequence, refAll.data());
+        gpu.forward(sequence, gpuAll.data());
+        double worstPrefill = 0;
+        for (std::size_t t = 0; t < n; ++t) {
+            double maxRef = 0, maxDelta = 0;
+            for (std::size_t v = 0; v < V; ++v) {
+                maxRef = std::max(maxRef, std::fabs(double(refAll[t * V + v])));
+                maxDelta = std::max(maxDelta, std::fabs(double(refAll[t * V + v]) - double(gpuAll[t * V + v])));
+            }
+            worstPrefill = std::max(worstPrefill, maxDelta / maxRef);
+            if (!(maxDelta / maxRef <= 1e-3)) QFAIL(qPrintable(QString("prefill row %1: logits differ by %2 of max|ref|").arg(t).arg(maxDelta / maxRef)));
+        }
+        // The same prompt with the last token's logits only (generate's call): chunks without the head, then one with it.
+        gpu.reset();
+        const auto lastLogits = gpu.forward(sequence);
+        double maxRef = 0, maxDelta = 0;
+        int hostArgmax = 0;
+        for (std::size_t v = 0; v < V; ++v) {
+            maxRef = std::max(maxRef, std::fabs(double(refAll[(n - 1) * V + v])));
+            maxDelta = std::max(maxDelta, std::fabs(double(refAll[(n - 1) * V + v]) - double(lastLogits[v])));
+            if (lastLogits[v] > lastLogits[std::size_t(hostArgmax)]) hostArgmax = int(v);
+        }
+        QVERIFY2(maxDelta / maxRef <= 1e-3, qPrintable(QString("prompt's last logits differ by %1 of max|ref|").arg(maxDelta / maxRef)));
+        QCOMPARE(gpu.deviceArgmax(), hostArgmax);
+        QCOMPARE(gpu.position(), int(n));
+        qInfo("%s: prefill of %zu tokens in chunks of %d: worst max|Δ|/max|ref| %.3g (every row), %.3g (last only)", qPrintable(variant), n,
+              gpu.prefillChunk(), worstPrefill, maxDelta / maxRef);
         QCOMPARE(instance_->validationErrors(), 0);
     }
 
