@@ -133,6 +133,9 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     if (!model.options().pleInVram) tokPle_ = a.add(MemoryKind::Host, C * LP * 4, "token PLE rows");
     logits_ = a.add(MemoryKind::Host, std::uint64_t(logitRows_) * V * 4, "logits");
     result_ = a.add(MemoryKind::Host, 16, "sampled token");
+    sampleState_ = a.add(MemoryKind::Host, sampleStateBytes(), "sampling state");
+    suppressedBits_ = a.add(MemoryKind::Host, (V + 31) / 32 * 4, "suppressed ids");
+    sampleWork_ = a.add(MemoryKind::Scratch, V * 4, "sampling logits");
     unused_ = a.add(MemoryKind::Scratch, 16, "unused binding");
     x_ = a.add(MemoryKind::Scratch, C * H * 4, "residual stream");
     a_ = a.add(MemoryKind::Scratch, C * H * 4, "normed stream");
@@ -234,7 +237,10 @@ void VulkanSession::record(Recorder& rec, int tokens, Head head) {
         recordRmsNorm(k, B(x_), W(model_.finalNorm()), B(a_), NormParams{H, firstRow * H, 0, H, 1, 0, eps, 1.0f, 1.0f}, rows);
         recordMatmul(k, model_.head(), B(a_), 0, H, B(logits_), 0, V, rows);
         if (c.finalLogitSoftcap) recordSoftcap(k, B(logits_), rows * V, float(*c.finalLogitSoftcap));
-        recordArgmax(k, B(logits_), V, B(result_), (rows - 1) * V);
+        if (head == Head::Pick)
+            recordSample(k, B(logits_), V, 0, B(suppressedBits_), B(sampleState_), B(sampleWork_), B(result_));
+        else
+            recordArgmax(k, B(logits_), V, B(result_), (rows - 1) * V);
     }
     rec.end();
 }
@@ -253,7 +259,32 @@ void VulkanSession::writeTokens(std::span<const int> tokens) {
     }
 }
 
+bool VulkanSession::setSampler(const SamplingParams& params, const std::vector<bool>& suppressed) {
+    validate(params);
+    const int V = vocabSize();
+    if (!deviceCanSample(params, V)) return false;
+    sampling_ = params;
+    const std::vector<std::uint32_t> bits = suppressedBits(suppressed, V);
+    std::memcpy(arena_->mapped(suppressedBits_), bits.data(), bits.size() * 4);
+    return true;
+}
+
+int VulkanSession::forwardAndPick(std::span<const int> tokens, std::span<const int> history, double uniform) {
+    writeSampleState(arena_->mapped(sampleState_), sampling_, history, uniform);
+    run(tokens, nullptr, true);
+    return deviceArgmax();
+}
+
 std::span<const float> VulkanSession::forward(std::span<const int> tokens, float* allLogits) {
+    run(tokens, allLogits, false);
+    const int V = vocabSize();
+    const float* logits = reinterpret_cast<const float*>(arena_->mapped(logits_));
+    const std::size_t lastRow = allLogits ? (tokens.size() - 1) % std::size_t(logitRows_) : 0;
+    std::memcpy(logitsHost_.data(), logits + lastRow * std::size_t(V), std::size_t(V) * 4);
+    return logitsHost_;
+}
+
+void VulkanSession::run(std::span<const int> tokens, float* allLogits, bool pick) {
     if (tokens.empty()) throw UsageError("nothing to evaluate: the token list is empty");
     if (position_ + std::int64_t(tokens.size()) > maxContext_)
         throw UsageError("the sequence needs " + std::to_string(position_ + tokens.size()) + " positions but the context holds " +
@@ -264,10 +295,9 @@ std::span<const float> VulkanSession::forward(std::span<const int> tokens, float
     const auto start = std::chrono::steady_clock::now();
     const std::size_t chunk = std::size_t(allLogits ? logitRows_ : chunk_), rowBytes = std::size_t(V) * 4;
     const float* logits = reinterpret_cast<const float*>(arena_->mapped(logits_));
-    std::size_t lastRow = 0;
     for (std::size_t first = 0; first < tokens.size(); first += chunk) {
         const std::size_t n = std::min(chunk, tokens.size() - first);
-        const Head head = allLogits ? Head::All : first + n == tokens.size() ? Head::Last : Head::None;
+        const Head head = allLogits ? Head::All : first + n < tokens.size() ? Head::None : pick ? Head::Pick : Head::Last;
         writeTokens(tokens.subspan(first, n));
         Recorder& rec = step(int(n), head);
         model_.device().submitAndWait(rec.handle(), fence_);
@@ -275,11 +305,8 @@ std::span<const float> VulkanSession::forward(std::span<const int> tokens, float
         position_ += int(n);
         tokens_ += std::int64_t(n);
         if (allLogits) std::memcpy(allLogits + first * std::size_t(V), logits, n * rowBytes);
-        lastRow = head == Head::All ? n - 1 : 0;
     }
     deviceSeconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::memcpy(logitsHost_.data(), logits + lastRow * std::size_t(V), rowBytes);
-    return logitsHost_;
 }
 
 int VulkanSession::deviceArgmax() const {

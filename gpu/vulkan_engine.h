@@ -17,6 +17,7 @@
 #include "core/io/json_file.h"
 #include "core/reference/reference_model.h"
 #include "gpu/compute_device.h"
+#include "gpu/device_sampling.h"
 #include "gpu/kernels.h"
 #include "gpu/memory.h"
 
@@ -93,6 +94,9 @@ public:
     int position() const override { return position_; }
     void reset() override { position_ = 0; }
     std::span<const float> forward(std::span<const int> tokens, float* allLogits = nullptr) override;
+    // Sampling on the device (shaders/sample.comp): greedy always; otherwise up to 256 candidates (top-k).
+    bool setSampler(const SamplingParams& params, const std::vector<bool>& suppressed) override;
+    int forwardAndPick(std::span<const int> tokens, std::span<const int> history, double uniform) override;
 
     // The argmax of the last forward's logits as the device computed it (lowest id among equals).
     int deviceArgmax() const;
@@ -102,7 +106,10 @@ public:
     static int cacheSlots(const Gemma4Config& c, const LayerSpec& layer, int maxContext, int prefillChunk);
 
 private:
-    enum class Head { None, Last, All };  // the head after a submit: none, on its last token, on every token
+    // The head after a submit: none, on its last token (logits and argmax), on every token, or on the last token
+    // with the device's pick (sample.comp) instead of the argmax.
+    enum class Head { None, Last, All, Pick };
+    void run(std::span<const int> tokens, float* allLogits, bool pick);
     Recorder& step(int tokens, Head head);
     void record(Recorder& rec, int tokens, Head head);
     void writeTokens(std::span<const int> tokens);
@@ -119,7 +126,9 @@ private:
         std::uint32_t capacity = 0;
     };
     std::vector<Cache> caches_;
-    BufferId state_, x0_, tokPle_, logits_, result_, unused_;
+    BufferId state_, x0_, tokPle_, logits_, result_, unused_, sampleState_, suppressedBits_, sampleWork_;
+    SamplingParams sampling_;
+    bool hasSuppressed_ = false;
     BufferId x_, a_, q_, k_, v_, attn_, o_, gate_, up_, g_, pleProj_;
     std::map<std::pair<int, Head>, std::unique_ptr<Recorder>> steps_;
     std::vector<float> invFreqSliding_, invFreqFull_, logitsHost_;

@@ -148,6 +148,25 @@ struct ArgmaxParams {
     uint offset;
 };
 
+// Device sampling (sample.comp) of logits[offset … offset + n): push constants fixed at recording ...
+struct SampleParams {
+    uint n;
+    uint offset;
+    uint hasSuppressed;  // 1: bit i of the suppressed buffer marks id i as never picked
+};
+// ... and the sampling state the host writes before each submit, followed by penaltyCount distinct ids.
+#define WHITTLE_SAMPLE_MAX_K 256u
+struct SampleState {
+    float temperature;  // 0: greedy
+    uint topK;          // 0: off (then the vocabulary must be at most WHITTLE_SAMPLE_MAX_K)
+    float topP;
+    float minP;
+    float penalty;      // repetition penalty on the ids that follow
+    uint penaltyCount;
+    float draw;         // the host's uniform draw in [0, 1)
+    uint pad;
+};
+
 struct CopyParams {
     uint words;
 };

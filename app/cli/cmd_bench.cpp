@@ -35,16 +35,22 @@ int runBench(const std::vector<std::string>& argv) {
     std::vector<float> work(static_cast<std::size_t>(V));
     std::vector<int> history = prompt;
     history.reserve(history.size() + std::size_t(decodeTokens) + 1);
+    // Greedy, as generate() runs it: picked by the backend when it can (only the id comes back), else here.
+    const bool backendPicks = session.setSampler(SamplingParams{}, std::vector<bool>(std::size_t(V), false));
+    const auto feed = [&](std::span<const int> tokens) {
+        if (backendPicks) return session.forwardAndPick(tokens, history, 0.0);
+        const auto logits = session.forward(tokens);
+        std::copy(logits.begin(), logits.end(), work.begin());
+        return sampler.sample(work, history);
+    };
 
     const auto p0 = Clock::now();
-    auto logits = session.forward(prompt);
+    int next = feed(prompt);
     const double prefill = std::chrono::duration<double>(Clock::now() - p0).count();
     // First decode step outside the measurement: it sizes the worker threads' row buffers.
     auto step = [&] {
-        std::copy(logits.begin(), logits.end(), work.begin());
-        const int id = sampler.sample(work, history);
-        history.push_back(id);
-        logits = session.forward(std::span<const int>(&history.back(), 1));
+        history.push_back(next);
+        next = feed(std::span<const int>(&history.back(), 1));
     };
     step();
     const std::uint64_t allocBefore = allocationCount();
@@ -66,6 +72,7 @@ int runBench(const std::vector<std::string>& argv) {
                     {"allocations_per_decoded_token", measured > 0 ? double(allocs) / measured : 0.0},
                     {"peak_rss_bytes", std::uint64_t(ru.ru_maxrss) * 1024},
                     {"device", backend.deviceName()},
+                    {"backend_picks_tokens", backendPicks},
                     {"engine", backend.sessionStats(session)}};
     if (a.flag("json")) {
         std::cout << j.dump(2) << "\n";

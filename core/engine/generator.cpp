@@ -72,21 +72,31 @@ GenerateResult generate(Session& session, const Tokenizer& tok, std::span<const 
         r.stopReason = "cancelled";
         return r;
     }
+    // The next token after feeding `tokens`: picked by the backend when it can (only the id comes back), else
+    // sampled here from its logits. Both take the same draws from a generator seeded alike.
+    const int V = session.vocabSize();
+    const std::vector<bool> suppressed = suppressedIds(tok, V);
+    const bool backendPicks = session.setSampler(o.sampling, suppressed);
+    Sampler sampler(V, o.sampling);
+    sampler.setSuppressed(suppressed);
+    std::mt19937_64 draws(o.sampling.seed);
+    std::vector<float> work(backendPicks ? 0 : std::size_t(V));
+    const auto next = [&](std::span<const int> tokens) {
+        if (backendPicks) return session.forwardAndPick(tokens, history, o.sampling.greedy() ? 0.0 : samplingDraw(draws));
+        const std::span<const float> logits = session.forward(tokens);
+        std::copy(logits.begin(), logits.end(), work.begin());
+        return sampler.sample(work, history);
+    };
     const auto t0 = Clock::now();
-    std::span<const float> logits = session.forward(prompt);
+    int id = next(prompt);
     const auto t1 = Clock::now();
     r.prefillSeconds = std::chrono::duration<double>(t1 - t0).count();
-    Sampler sampler(int(logits.size()), o.sampling);
-    sampler.setSuppressed(suppressedIds(tok, int(logits.size())));
-    std::vector<float> work(logits.size());
     std::size_t emitted = 0;
     for (int i = 0; i < o.maxTokens; ++i) {
         if (cancel.cancelled()) {
             r.stopReason = "cancelled";
             break;
         }
-        std::copy(logits.begin(), logits.end(), work.begin());
-        const int id = sampler.sample(work, history);
         if (std::find(o.stopIds.begin(), o.stopIds.end(), id) != o.stopIds.end()) {
             r.stopReason = "stop";
             break;
@@ -106,7 +116,8 @@ GenerateResult generate(Session& session, const Tokenizer& tok, std::span<const 
             r.stopReason = "context";
             break;
         }
-        logits = session.forward(std::span<const int>(&id, 1));
+        const int fed = id;
+        id = next(std::span<const int>(&fed, 1));
     }
     if (r.stopReason.empty()) r.stopReason = "length";
     r.text = tok.decode(r.tokens, true);

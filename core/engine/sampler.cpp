@@ -18,6 +18,8 @@ void validate(const SamplingParams& p) {
     if (p.repetitionWindow < 0) bad("repetition window must not be negative");
 }
 
+double samplingDraw(std::mt19937_64& rng) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+
 Sampler::Sampler(int vocab, const SamplingParams& params)
     : params_(params), rng_(params.seed), order_(std::size_t(vocab)), probs_(std::size_t(vocab)) {
     validate(params);
@@ -79,7 +81,7 @@ int Sampler::sample(std::span<float> logits, std::span<const int> history) {
     double kept = 0;
     for (int i = 0; i < keep; ++i) kept += probs_[std::size_t(i)];
     if (!(kept > 0)) return order_[0];  // everything suppressed or -inf: fall back to the top token
-    const double u = std::uniform_real_distribution<double>(0.0, kept)(rng_);
+    const double u = samplingDraw(rng_) * kept;
     double acc = 0;
     for (int i = 0; i < keep; ++i) {
         acc += probs_[std::size_t(i)];

@@ -22,6 +22,11 @@ struct SamplingParams {
 // Throws UsageError naming the parameter when a value is out of range.
 void validate(const SamplingParams& p);
 
+// The one uniform number in [0, 1) a sampled (non-greedy) pick takes from the generator; the pick scales it by
+// the kept probability mass. Backends that sample themselves get this draw from the caller, so a seed gives the
+// same tokens everywhere.
+double samplingDraw(std::mt19937_64& rng);
+
 class Sampler {
 public:
     Sampler(int vocab, const SamplingParams& params);

@@ -21,6 +21,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <set>
 
 #include "core/error.h"
 #include "core/io/dtype.h"
@@ -30,6 +31,8 @@
 #include "core/quant/int_quant.h"
 #include "core/quant/nvfp4.h"
 #include "core/reference/ops.h"
+#include "core/engine/sampler.h"
+#include "gpu/device_sampling.h"
 #include "gpu/kernels.h"
 #include "gpu_test_support.h"
 #include "test_support.h"
@@ -94,6 +97,10 @@ public:
         rec_.begin();
         fill(KernelContext{kernels_, rec_, arena_, arena_.buffer(unused_)});
         rec_.end();
+        again();
+    }
+    // Submits the recorded work once more (after the test changed its inputs in place).
+    void again() {
         vk::raii::Fence fence(dev_.device(), vk::FenceCreateInfo());
         dev_.submitAndWait(rec_.handle(), fence);
     }
@@ -638,6 +645,90 @@ private slots:
         std::uint32_t got;
         std::memcpy(&got, run.mapped(rb), 4);
         QCOMPARE(int(got), want);
+    }
+
+    // Sampling on the device against core's Sampler on the same logits, history and suppressed ids, with the same
+    // seeded draws: every draw must pick the host's token (f32 against f64 probabilities could differ only for a
+    // draw within ~1e-6 of a cumulative boundary; none of these does). Ties in the logits (few distinct values)
+    // check the lowest-id order of the top-k.
+    void sample_data() {
+        QTest::addColumn<int>("vocab");
+        QTest::addColumn<float>("temperature");
+        QTest::addColumn<int>("topK");
+        QTest::addColumn<float>("topP");
+        QTest::addColumn<float>("minP");
+        QTest::addColumn<float>("penalty");
+        QTest::addColumn<bool>("ties");
+        QTest::addColumn<int>("draws");
+        QTest::newRow("greedy, penalty, suppressed ids") << 5000 << 0.0f << 0 << 1.0f << 0.0f << 1.3f << false << 5;
+        QTest::newRow("greedy over ties") << 3000 << 0.0f << 0 << 1.0f << 0.0f << 1.0f << true << 3;
+        QTest::newRow("gemma defaults: T 1, top-k 64, top-p 0.95") << 8192 << 1.0f << 64 << 0.95f << 0.0f << 1.0f << false << 60;
+        QTest::newRow("T 0.7, top-k 40, min-p 0.05, penalty 1.2") << 5000 << 0.7f << 40 << 1.0f << 0.05f << 1.2f << false << 60;
+        QTest::newRow("top-k 256 over ties") << 4000 << 1.5f << 256 << 1.0f << 0.0f << 1.0f << true << 60;
+        QTest::newRow("whole vocabulary of 200, top-p 0.9") << 200 << 0.8f << 0 << 0.9f << 0.0f << 1.0f << false << 60;
+        QTest::newRow("262144 logits, top-k 64") << 262144 << 1.0f << 64 << 0.95f << 0.0f << 1.1f << false << 8;
+    }
+    void sample() {
+        QFETCH(int, vocab);
+        QFETCH(float, temperature);
+        QFETCH(int, topK);
+        QFETCH(float, topP);
+        QFETCH(float, minP);
+        QFETCH(float, penalty);
+        QFETCH(bool, ties);
+        QFETCH(int, draws);
+        std::mt19937 rng(std::uint32_t(qHash(QString(QTest::currentDataTag()))));
+        std::vector<float> logits = randomVector(std::size_t(vocab), rng, 3.0f);
+        if (ties)
+            for (float& l : logits) l = std::round(l);  // a handful of distinct values
+        std::vector<bool> suppressed(std::size_t(vocab), false);
+        for (int i = 0; i < vocab; i += 97) suppressed[std::size_t(i)] = true;
+        const int top = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        suppressed[std::size_t(top)] = true;  // the largest logit is suppressed: the pick must skip it
+        std::vector<int> history;
+        for (int i = 0; i < 80; ++i) history.push_back(int(rng() % std::uint32_t(vocab)));
+        SamplingParams sp;
+        sp.temperature = temperature;
+        sp.topK = topK;
+        sp.topP = topP;
+        sp.minP = minP;
+        sp.repetitionPenalty = penalty;
+        sp.seed = 1234;
+        QVERIFY(deviceCanSample(sp, vocab));
+        Sampler host(vocab, sp);
+        host.setSuppressed(suppressed);
+        std::mt19937_64 draws64(sp.seed);
+        const std::vector<std::uint32_t> bits = suppressedBits(suppressed, vocab);
+        std::vector<std::byte> state(sampleStateBytes());
+        OpRun run(*dev_, *kernels_, maxBinding_);
+        const BufferId lb = run.input(logits), bb = run.input(bits.data(), bits.size() * 4), sb = run.input(state.data(), state.size());
+        const BufferId work = run.output(std::size_t(vocab)), rb = run.output(4);
+        int agree = 0;
+        std::set<int> distinct;
+        for (int d = 0; d < draws; ++d) {
+            const double u = sp.greedy() ? 0.0 : samplingDraw(draws64);
+            const auto writeState = [&] { writeSampleState(reinterpret_cast<std::byte*>(run.mapped(sb)), sp, history, u); };
+            if (d == 0) {
+                run.run([&](const KernelContext& k) {
+                    writeState();  // after run() uploaded the inputs
+                    recordSample(k, run.buf(lb), std::uint32_t(vocab), 0, run.buf(bb), run.buf(sb), run.buf(work), run.buf(rb));
+                });
+            } else {
+                writeState();
+                run.again();
+            }
+            std::uint32_t got;
+            std::memcpy(&got, run.mapped(rb), 4);
+            std::vector<float> hostLogits(logits);
+            const int want = host.sample(hostLogits, history);
+            if (int(got) != want) QFAIL(qPrintable(QString("draw %1: device picked %2, host %3").arg(d).arg(got).arg(want)));
+            QVERIFY(!suppressed[got]);
+            ++agree;
+            distinct.insert(want);
+            history.push_back(want);
+        }
+        qInfo("%s: %d of %d draws identical, %zu distinct tokens", QTest::currentDataTag(), agree, draws, distinct.size());
+        if (!sp.greedy() && draws >= 60) QVERIFY2(distinct.size() > 3, "the draws did not sample");
     }
 
     // The PLE table on the device: the token's row, from whichever part holds it.

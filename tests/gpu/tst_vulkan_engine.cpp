@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/engine/generator.h"
 #include "core/error.h"
 #include "core/model/checkpoint.h"
 #include "core/reference/reference_session.h"
@@ -189,6 +190,45 @@ private slots:
         QCOMPARE(instance_->validationErrors(), 0);
     }
 
+    // The device picks tokens for greedy and top-k ≤ 256 settings and declines the rest, which generate() then
+    // samples on the host; both give the CPU reference's tokens for the same seed (the CLI test compares texts).
+    void deviceSampling() {
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        const ReferenceModel ref(ck, {});
+        VulkanModel vm(*dev_, ref);
+        VulkanSession gpu(vm, 128);
+        ReferenceSession cpu(ref, 128);
+        const Tokenizer tok = Tokenizer::fromModelOrFile(bundledModelDir());
+        std::vector<int> prompt = tok.encode("The old house on the hill");
+        prompt.insert(prompt.begin(), ck.specialTokens().bos >= 0 ? ck.specialTokens().bos : 2);
+        const std::vector<bool> suppressed = suppressedIds(tok, gpu.vocabSize());
+        SamplingParams sp;
+        QVERIFY(gpu.setSampler(sp, suppressed));  // greedy
+        sp.temperature = 1.0f;
+        sp.topK = 64;
+        sp.topP = 0.95f;
+        QVERIFY(gpu.setSampler(sp, suppressed));
+        sp.topK = 0;
+        QVERIFY(!gpu.setSampler(sp, suppressed));  // 8,192 candidates
+        QVERIFY(!cpu.setSampler(sp, suppressed));
+        for (const int topK : {64, 0}) {
+            GenerateOptions o;
+            o.maxTokens = 40;
+            o.sampling.temperature = 1.0f;
+            o.sampling.topK = topK;
+            o.sampling.topP = 0.95f;
+            o.sampling.repetitionPenalty = 1.2f;
+            o.sampling.seed = 99;
+            gpu.reset();
+            cpu.reset();
+            const GenerateResult g = generate(gpu, tok, prompt, o, nullptr, CancelToken());
+            const GenerateResult c = generate(cpu, tok, prompt, o, nullptr, CancelToken());
+            QCOMPARE(g.tokens, c.tokens);
+            QCOMPARE(int(g.tokens.size()), 40);
+        }
+        QCOMPARE(instance_->validationErrors(), 0);
+    }
+
     // Refusals: weights or a session that do not fit get the sizes in the message before anything is allocated;
     // bad tokens and overflowing sequences are usage errors.
     void refusals() {
@@ -218,6 +258,17 @@ private slots:
         QCOMPARE(cpu.exitCode, 0);
         QCOMPARE(gpu.exitCode, 0);
         QCOMPARE(gpu.out, cpu.out);
+        // Sampled: the device picks the tokens (top-k 40 fits sample.comp) with the host's seeded draws, so the
+        // text is the CPU backend's; top-k off over the 8,192-token vocabulary is sampled on the host instead.
+        for (const char* topK : {"40", "0"}) {
+            const QStringList sampled = {"generate", model, "--prompt", "Once upon a time", "--temperature", "0.9", "--top-k", topK, "--top-p", "0.95",
+                                         "--repeat-penalty", "1.1", "--seed", "7", "--max-tokens", "48"};
+            const CliResult sCpu = runCli(sampled), sGpu = runCli(QStringList(sampled) << "--backend" << "vulkan");
+            QCOMPARE(sCpu.exitCode, 0);
+            QCOMPARE(sGpu.exitCode, 0);
+            QCOMPARE(sGpu.out, sCpu.out);
+            QVERIFY2(sCpu.out != cpu.out, "the sampled text equals the greedy one: the settings did not sample");
+        }
         const CliResult bench = runCli({"bench", model, "--backend", "vulkan", "--prompt-tokens", "8", "--decode-tokens", "8", "--json"});
         QCOMPARE(bench.exitCode, 0);
         const Json j = Json::parse(bench.out.toStdString());
