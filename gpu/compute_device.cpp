@@ -1,5 +1,6 @@
 #include "gpu/compute_device.h"
 
+#include <cstdio>
 #include <fstream>
 
 #include "core/error.h"
@@ -125,6 +126,14 @@ void ComputeDevice::savePipelineCache() const {
     }
 }
 
+namespace {
+std::string formatSeconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, s >= 1 ? "%.0f s" : "%.3g s", s);
+    return buf;
+}
+}  // namespace
+
 void ComputeDevice::submitAndWait(const vk::CommandBuffer& cb, const vk::raii::Fence& fence, double timeoutSeconds) const {
     try {
         device_.resetFences(*fence);
@@ -132,8 +141,8 @@ void ComputeDevice::submitAndWait(const vk::CommandBuffer& cb, const vk::raii::F
         const auto ns = std::uint64_t(timeoutSeconds * 1e9);
         const vk::Result r = device_.waitForFences(*fence, VK_TRUE, ns);
         if (r == vk::Result::eTimeout)
-            throw Error("the Vulkan device '" + caps_.name + "' did not finish its work within " + std::to_string(int(timeoutSeconds)) +
-                        " s; the session is ended");
+            throw Error("the Vulkan device '" + caps_.name + "' did not finish its work within " + formatSeconds(timeoutSeconds) +
+                        "; the session is ended");
     } catch (const vk::DeviceLostError&) {
         throw Error("the Vulkan device '" + caps_.name + "' was lost (VK_ERROR_DEVICE_LOST: a driver reset or a hung kernel); the session is ended");
     } catch (const vk::SystemError& e) {

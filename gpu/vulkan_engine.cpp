@@ -158,7 +158,15 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     step(1, Head::Last);
 }
 
-VulkanSession::~VulkanSession() = default;
+VulkanSession::~VulkanSession() {
+    // A submit that timed out may still be running: its buffers must outlive it. A lost device returns at once.
+    if (!ended_.empty()) {
+        try {
+            (void)model_.device().device().waitForFences(*fence_, VK_TRUE, UINT64_MAX);
+        } catch (const vk::SystemError&) {
+        }
+    }
+}
 
 int VulkanSession::vocabSize() const { return model_.weights().vocabSize(); }
 
@@ -285,6 +293,7 @@ std::span<const float> VulkanSession::forward(std::span<const int> tokens, float
 }
 
 void VulkanSession::run(std::span<const int> tokens, float* allLogits, bool pick) {
+    if (!ended_.empty()) throw Error("the Vulkan session has ended: " + ended_);
     if (tokens.empty()) throw UsageError("nothing to evaluate: the token list is empty");
     if (position_ + std::int64_t(tokens.size()) > maxContext_)
         throw UsageError("the sequence needs " + std::to_string(position_ + tokens.size()) + " positions but the context holds " +
@@ -300,7 +309,12 @@ void VulkanSession::run(std::span<const int> tokens, float* allLogits, bool pick
         const Head head = allLogits ? Head::All : first + n < tokens.size() ? Head::None : pick ? Head::Pick : Head::Last;
         writeTokens(tokens.subspan(first, n));
         Recorder& rec = step(int(n), head);
-        model_.device().submitAndWait(rec.handle(), fence_);
+        try {
+            model_.device().submitAndWait(rec.handle(), fence_, model_.options().submitTimeoutSeconds);
+        } catch (const Error& e) {
+            ended_ = e.what();  // the caches may be half written: no later forward can be trusted
+            throw;
+        }
         rec.collectTimes();
         position_ += int(n);
         tokens_ += std::int64_t(n);

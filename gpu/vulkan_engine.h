@@ -31,6 +31,9 @@ struct EngineOptions {
     // Prompt tokens per submit (1: token by token, as decode). Scratch grows with it, and each sliding layer's KV
     // ring holds window + prefillChunk − 1 slots so a chunk's own keys never overwrite ones its queries attend.
     int prefillChunk = 32;
+    // A submit that has not finished after this long ends the session with an error (a hung kernel or driver);
+    // tests force it tiny.
+    double submitTimeoutSeconds = 120;
 };
 
 class VulkanModel {
@@ -134,6 +137,7 @@ private:
     std::vector<float> invFreqSliding_, invFreqFull_, logitsHost_;
     std::uint32_t ropeFullOffset_ = 0;
     vk::raii::Fence fence_{nullptr};
+    std::string ended_;  // why the session ended (a lost device, a timeout); empty while it runs
     long long tokens_ = 0;
     double deviceSeconds_ = 0;
 };

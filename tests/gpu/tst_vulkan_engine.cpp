@@ -248,6 +248,28 @@ private slots:
         QCOMPARE(s.position(), 0);
     }
 
+    // A submit that does not finish in time (a hung kernel; a lost device takes the same path with its own
+    // message) ends the session with an error instead of a hang, and every later call says it has ended. The
+    // timeout is forced to 1 µs: no 32-token prefill finishes that fast. The session still waits for the
+    // running work before freeing its buffers (validation stays silent).
+    void hungSubmitEndsSession() {
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        const ReferenceModel ref(ck, {});
+        EngineOptions eo;
+        eo.submitTimeoutSeconds = 1e-6;
+        VulkanModel vm(*dev_, ref, eo);
+        {
+            VulkanSession s(vm, 64);
+            std::vector<int> prompt(32, 300);
+            prompt[0] = 2;
+            WHITTLE_EXPECT_ERROR(s.forward(prompt), Error, "did not finish its work within 1e-06 s", "the session is ended");
+            s.reset();
+            WHITTLE_EXPECT_ERROR(s.forward(prompt), Error, "the Vulkan session has ended");
+            WHITTLE_EXPECT_ERROR(s.forwardAndPick(prompt, prompt, 0.0), Error, "the Vulkan session has ended");
+        }
+        QCOMPARE(instance_->validationErrors(), 0);
+    }
+
     // generate --backend vulkan prints the CPU backend's greedy text, eval gives the same perplexity, and bench
     // reports the engine's figures.
     void cli() {
