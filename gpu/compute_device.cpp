@@ -1,6 +1,7 @@
 #include "gpu/compute_device.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "core/error.h"
@@ -133,6 +134,16 @@ std::string formatSeconds(double s) {
     return buf;
 }
 }  // namespace
+
+std::filesystem::path defaultPipelineCacheFile(const DeviceCaps& caps) {
+    std::filesystem::path dir;
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = x;
+    else if (const char* h = std::getenv("HOME"); h && *h) dir = std::filesystem::path(h) / ".cache";
+    else return {};
+    char id[32];
+    std::snprintf(id, sizeof id, "%04x-%04x", caps.vendorId, caps.deviceId);
+    return dir / "whittle" / ("pipelines-" + std::string(id) + ".bin");
+}
 
 void ComputeDevice::submitAndWait(const vk::CommandBuffer& cb, const vk::raii::Fence& fence, double timeoutSeconds) const {
     try {

@@ -61,7 +61,7 @@ public:
                             std::span<const std::uint32_t> specialization = {});
     // Seeds the pipeline cache from `file` (ignored when missing or written by another driver) and remembers it;
     // savePipelineCache() writes it back (through a temporary file and a rename).
-    void loadPipelineCache(const std::filesystem::path& file);
+    void loadPipelineCache(const std::filesystem::path& file);  // an empty path: no cache on disk
     void savePipelineCache() const;
 
     const vk::raii::Device& device() const { return device_; }
@@ -94,5 +94,9 @@ private:
     vk::raii::PipelineCache pipelineCache_{nullptr};
     std::filesystem::path pipelineCacheFile_;
 };
+
+// Where compiled pipelines are kept between runs, per device: $XDG_CACHE_HOME/whittle, else ~/.cache/whittle
+// (empty when neither is set). whittle-cli and the Chat page share it.
+std::filesystem::path defaultPipelineCacheFile(const DeviceCaps& caps);
 
 }  // namespace whittle::gpu

@@ -1,7 +1,5 @@
 #include "app/cli/backend.h"
 
-#include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -10,19 +8,6 @@
 #include "gpu/vulkan_instance.h"
 
 namespace whittle::cli {
-
-namespace {
-// Where compiled pipelines are kept between runs: $XDG_CACHE_HOME/whittle, else ~/.cache/whittle.
-std::filesystem::path pipelineCacheFile(const gpu::DeviceCaps& caps) {
-    std::filesystem::path dir;
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = x;
-    else if (const char* h = std::getenv("HOME"); h && *h) dir = std::filesystem::path(h) / ".cache";
-    else return {};
-    char id[32];
-    std::snprintf(id, sizeof id, "%04x-%04x", caps.vendorId, caps.deviceId);
-    return dir / "whittle" / ("pipelines-" + std::string(id) + ".bin");
-}
-}  // namespace
 
 Backend::Backend(const std::filesystem::path& model, const Args& a, bool checkFinite) : name_(a.value("backend").value_or("cpu")) {
     if (name_ != "cpu" && name_ != "vulkan") throw UsageError("--backend " + name_ + ": the backends are cpu and vulkan");
@@ -38,7 +23,7 @@ Backend::Backend(const std::filesystem::path& model, const Args& a, bool checkFi
         const int index = gpu::pickDevice(caps, a.value("device").value_or(""));
         if (index < 0) throw UsageError("no Vulkan device to run on (see whittle-cli devices)");
         device_ = std::make_unique<gpu::ComputeDevice>(*instance_, std::uint32_t(index));
-        device_->loadPipelineCache(pipelineCacheFile(device_->caps()));
+        device_->loadPipelineCache(gpu::defaultPipelineCacheFile(device_->caps()));
         gpu::EngineOptions eo;
         eo.pleInVram = a.flag("ple-vram");
         vulkan_ = std::make_unique<gpu::VulkanModel>(*device_, *reference_, eo);

@@ -31,6 +31,7 @@ struct EngineState {
         conversation.reset();
         session.reset();
         vulkan.reset();
+        if (device) device->savePipelineCache();
         device.reset();
         reference.reset();
         tokenizer.reset();
@@ -100,8 +101,10 @@ void ChatEngine::loadModel(const QString& dir, int device, int context) {
             if (device >= 0) {
                 if (!s.ensureInstance()) throw Error(s.instanceError.toStdString());
                 s.device = std::make_unique<gpu::ComputeDevice>(*s.instance, std::uint32_t(device));
+                s.device->loadPipelineCache(gpu::defaultPipelineCacheFile(s.device->caps()));
                 s.vulkan = std::make_unique<gpu::VulkanModel>(*s.device, *s.reference);
                 s.session = std::make_unique<gpu::VulkanSession>(*s.vulkan, context);
+                s.device->savePipelineCache();  // the decode pipelines, now; the rest when the model is unloaded
                 s.deviceName = QString::fromStdString(s.device->caps().name);
             } else {
                 s.session = std::make_unique<ReferenceSession>(*s.reference, context);

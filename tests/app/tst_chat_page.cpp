@@ -5,6 +5,7 @@
 // a 10 ms timer keeps firing while tokens are generated (the event loop never waits on the engine);
 // regenerate and edit-and-resend keep branches with a switcher; the conversation with its tok/s figures saves and
 // reopens; a malformed conversation file is refused by name.
+#include <QDir>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
@@ -28,6 +29,7 @@ class TestChatPage : public QObject {
     Q_OBJECT
     QTemporaryDir dir_;
     ChatPage* page_ = nullptr;
+    QString cacheHome_;
 
     // Sends `text` and waits for the answer; returns it.
     QString ask(const QString& text, int timeoutMs = 120000) {
@@ -51,6 +53,11 @@ private slots:
     void initTestCase() {
         QVERIFY(dir_.isValid());
         qputenv("WHITTLE_VK_VALIDATION", "1");
+        // A pipeline cache folder of this test's own (under CTest's cache folder in the build tree), emptied.
+        const QString base = qEnvironmentVariableIsEmpty("XDG_CACHE_HOME") ? dir_.path() : qEnvironmentVariable("XDG_CACHE_HOME");
+        cacheHome_ = base + "/chat-page";
+        QDir(cacheHome_).removeRecursively();
+        qputenv("XDG_CACHE_HOME", cacheHome_.toUtf8());
         page_ = new ChatPage;
         page_->resize(1000, 700);
         page_->show();
@@ -79,6 +86,8 @@ private slots:
         page_->loadSelected();
         QVERIFY(ready.wait(60000));
         QVERIFY2(ready.first().first().toBool(), qPrintable(ready.first().at(1).toString()));
+        // The compiled pipelines went into the on-disk cache whittle-cli shares.
+        QVERIFY2(!QDir(cacheHome_ + "/whittle").entryList({"pipelines-*.bin"}, QDir::Files).isEmpty(), "no pipeline cache file was written");
         // Sampling defaults come from the model's generation_config.json.
         QCOMPARE(page_->topKBox()->value(), 40);
         QCOMPARE(page_->topPBox()->value(), 0.95);
