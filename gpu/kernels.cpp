@@ -327,9 +327,11 @@ void recordMatmul(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, s
     }
 }
 
-void recordRmsNorm(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer out, const NormParams& p, std::uint32_t rows) {
-    const Pipeline& pl = k.kernels.pipeline(k.kernels.subgroups() ? ShaderId::RmsNormSubgroup : ShaderId::RmsNorm, 3, sizeof(NormParams));
-    k.rec.dispatch(pl, {in, weight ? weight : k.unused, out}, &p, rows);
+void recordRmsNorm(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer out, const NormParams& p, std::uint32_t rows,
+                   vk::Buffer bias) {
+    if (p.hasBias && !bias) throw Error("internal: rms_norm told to add a bias it was not given");
+    const Pipeline& pl = k.kernels.pipeline(k.kernels.subgroups() ? ShaderId::RmsNormSubgroup : ShaderId::RmsNorm, 4, sizeof(NormParams));
+    k.rec.dispatch(pl, {in, weight ? weight : k.unused, out, bias ? bias : k.unused}, &p, rows);
 }
 
 void recordHeadNormRope(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer state, vk::Buffer out, const HeadParams& p,

@@ -118,8 +118,9 @@ void recordMatvec(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, s
 constexpr std::uint32_t kMatmulTile = 8;
 void recordMatmul(const KernelContext& k, const DeviceWeight& w, vk::Buffer x, std::uint32_t xOff, std::uint32_t xStride, vk::Buffer y,
                   std::uint32_t yOff, std::uint32_t yStride, std::uint32_t tokens);
-// RMSNorm of `rows` rows (NormParams); weight null for none.
-void recordRmsNorm(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer out, const shader::NormParams& p, std::uint32_t rows);
+// RMSNorm of `rows` rows (NormParams); weight null for none; bias (when p.hasBias) added to each input row first.
+void recordRmsNorm(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer out, const shader::NormParams& p, std::uint32_t rows,
+                   vk::Buffer bias = {});
 // Heads × tokens of the state (HeadParams.tokenStride apart).
 void recordHeadNormRope(const KernelContext& k, vk::Buffer in, vk::Buffer weight, vk::Buffer state, vk::Buffer out,
                         const shader::HeadParams& p, std::uint32_t heads, std::uint32_t tokens = 1);

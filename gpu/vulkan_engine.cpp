@@ -61,6 +61,7 @@ VulkanModel::VulkanModel(ComputeDevice& device, const ReferenceModel& weights, c
         vector(l.qNorm, r.qNorm, pre + "q_norm");
         vector(l.kNorm, r.kNorm, pre + "k_norm");
         vector(l.postPleNorm, r.postPleNorm, pre + "post_per_layer_input_norm");
+        if (!r.downBias.empty()) vector(l.downBias, r.downBias, pre + "down_proj.bias");
     }
     weight(head_, weights.head());
     weight(pleProj_, weights.pleModelProjection());
@@ -230,7 +231,10 @@ void VulkanSession::record(Recorder& rec, int tokens, Head head) {
         recordMatmul(k, lw.up, B(a_), 0, H, B(up_), 0, F, n);
         recordGeluMul(k, B(gate_), B(up_), GeluParams{n * F, 0, 0, F, F});
         recordMatmul(k, lw.down, B(gate_), 0, F, B(o_), 0, H, n);
-        addNormed(o_, lw.postFeedforwardNorm, 1.0f);
+        if (lw.downBias.valid())  // FLAP's compensation joins the FFN output before its norm
+            recordRmsNorm(k, B(o_), W(lw.postFeedforwardNorm), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, 1.0f, 1}, n, W(lw.downBias));
+        else
+            addNormed(o_, lw.postFeedforwardNorm, 1.0f);
         // PLE block (each token's gate against its own slice of layer li), then layer_scalar over the whole stream.
         recordMatmul(k, lw.pleGate, B(x_), 0, H, B(g_), 0, P, n);
         recordGeluMul(k, B(g_), B(pleProj_), GeluParams{n * P, 0, li * P, P, L * P});

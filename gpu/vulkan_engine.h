@@ -54,6 +54,7 @@ public:
     struct Layer {
         DeviceWeight q, k, v, o, gate, up, down, pleGate, pleProj;
         BufferId inputNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm, qNorm, kNorm, postPleNorm;
+        BufferId downBias;  // FLAP's bias compensation; invalid when the model has none
     };
     const std::vector<Layer>& layers() const { return layers_; }
     const DeviceWeight& head() const { return head_; }

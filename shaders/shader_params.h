@@ -68,6 +68,7 @@ struct MatmulParams {
 
 // One RMSNorm per workgroup over rows of n values at inOffset + row · stride (and outOffset + row · stride):
 // mode 0: out = norm(in · inScale) · w;  mode 1: out = (out + norm(in) · w) · scalar (the residual add).
+// With hasBias, in + bias is normed (FLAP's down_proj bias, added before the post-FFN norm).
 struct NormParams {
     uint n;
     uint inOffset;
@@ -78,6 +79,7 @@ struct NormParams {
     float eps;
     float inScale;
     float scalar;
+    uint hasBias;
 };
 
 // Per head and token (workgroup (head, 0, token)): RMSNorm (weight optional), then RoPE with the cos/sin the host

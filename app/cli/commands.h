@@ -20,6 +20,7 @@ int runEval(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
 int runBuckets(const std::vector<std::string>& args);
 int runPruneVocab(const std::vector<std::string>& args);
+int runFlap(const std::vector<std::string>& args);
 int runQuantize(const std::vector<std::string>& args);
 int runExport(const std::vector<std::string>& args);
 

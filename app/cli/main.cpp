@@ -22,6 +22,8 @@ const Command kCommands[] = {
      whittle::cli::runBuckets},
     {"prune-vocab", "MODEL OUT --preset P | --buckets B,… | --recipe FILE   keep part of the vocabulary",
      whittle::cli::runPruneVocab},
+    {"flap", "MODEL OUT --ratio R [--no-compensation] [--metric wifv|random] [--calib FILES]   FLAP structured FFN pruning",
+     whittle::cli::runFlap},
     {"quantize", "MODEL OUT (--recipe FILE | --method rtn|gptq|nvfp4 --group N [--asym] [--act-order] [--calib FILES] [--exclude GLOBS] [--format F])   INT4 (GPTQ v1) or NVFP4 weights",
      whittle::cli::runQuantize},
     {"export", "MODEL OUT --format gguf-f32|gguf-f16|gguf-q8_0|gguf-q4_0|gguf-nvfp4 [--force]   write the model in another format (GGUF for llama.cpp)",

@@ -188,6 +188,10 @@ void addTokenizer(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, 
 void checkLlamaCppCompatible(const Checkpoint& ck) {
     const Gemma4Config& c = ck.config();
     const std::string cfg = (ck.dir() / "config.json").string();
+    if (c.downProjBias)
+        throw FormatError(cfg, {}, "this model carries FLAP's down_proj bias (bias compensation), which llama.cpp's gemma4 has no "
+                                   "tensor for, and it cannot be folded into the weights (a norm follows the FFN); it runs in "
+                                   "Whittle only. Prune without bias compensation to export it");
     if (c.vocabSizePerLayerInput != c.vocabSize)
         throw FormatError(cfg, {}, "vocab_size_per_layer_input (" + std::to_string(c.vocabSizePerLayerInput) +
                                        ") differs from vocab_size (" + std::to_string(c.vocabSize) +

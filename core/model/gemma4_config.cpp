@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -89,7 +90,23 @@ Gemma4Config Gemma4Config::parse(const Json& root, const std::string& file) {
     const Json& t = *tc;
     c.hiddenSize = requireInt(t, "hidden_size", file, w);
     c.numLayers = requireInt(t, "num_hidden_layers", file, w);
-    c.intermediateSize = requireInt(t, "intermediate_size", file, w);
+    if (const auto is = t.find("intermediate_size"); is != t.end() && is->is_array()) {
+        if (int(is->size()) != c.numLayers)
+            throw FormatError(file, {}, "intermediate_size lists " + std::to_string(is->size()) + " widths but num_hidden_layers is " +
+                                            std::to_string(c.numLayers));
+        for (const Json& v : *is) {
+            if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > (1 << 24))
+                throw FormatError(file, {}, "intermediate_size lists " + v.dump() + ", not a positive width");
+            c.ffnWidths.push_back(v.get<int>());
+        }
+        c.intermediateSize = *std::max_element(c.ffnWidths.begin(), c.ffnWidths.end());
+    } else {
+        c.intermediateSize = requireInt(t, "intermediate_size", file, w);
+    }
+    if (const auto flap = t.find("flap"); flap != t.end()) {
+        if (!flap->is_object()) throw FormatError(file, {}, "'flap' must be an object");
+        c.downProjBias = optionalBool(*flap, "bias_compensation", false, file, w + ".flap");
+    }
     c.numHeads = requireInt(t, "num_attention_heads", file, w);
     c.numKvHeads = requireInt(t, "num_key_value_heads", file, w);
     c.headDim = requireInt(t, "head_dim", file, w);
@@ -162,7 +179,7 @@ Gemma4Config Gemma4Config::parse(const Json& root, const std::string& file) {
                                              ", expected \"sliding_attention\" or \"full_attention\"");
         L.headDim = L.kind == AttentionKind::Full ? c.globalHeadDim : c.headDim;
         L.ownsKv = i < firstShared;
-        L.ffnWidth = (c.doubleWideMlp && !L.ownsKv) ? 2 * c.intermediateSize : c.intermediateSize;
+        L.ffnWidth = !c.ffnWidths.empty() ? c.ffnWidths[std::size_t(i)] : (c.doubleWideMlp && !L.ownsKv) ? 2 * c.intermediateSize : c.intermediateSize;
         L.kvSource = i;
         if (!L.ownsKv) {
             // The last KV-owning layer of the same type (the general rule; GEMMA4.md §3.3).

@@ -41,7 +41,12 @@ struct Gemma4Config {
     std::string architecture;  // architectures[0], informative only
     int hiddenSize = 0;
     int numLayers = 0;
-    int intermediateSize = 0;
+    int intermediateSize = 0;  // the base width (the largest, when FLAP left per-layer widths)
+    // FLAP's output (core/recipes/flap.h): `intermediate_size` as a per-layer list (each layer's actual width,
+    // as Gemma 3n's config and llama.cpp's per-layer feed_forward_length), and a down_proj bias per layer when
+    // its "flap" block says bias_compensation — Whittle-only: stock transformers has neither.
+    std::vector<int> ffnWidths;  // empty: intermediate_size with use_double_wide_mlp
+    bool downProjBias = false;
     int numHeads = 0;
     int numKvHeads = 0;
     int headDim = 0;        // sliding layers

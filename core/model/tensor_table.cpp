@@ -39,6 +39,8 @@ constexpr Rule kRules[] = {
     {TensorRole::GateProj,            "mlp.gate_proj.weight",              "ffn_gate.weight",             Shape::F_H,         Part::Mlp,           true},
     {TensorRole::UpProj,              "mlp.up_proj.weight",                "ffn_up.weight",               Shape::F_H,         Part::Mlp,           true},
     {TensorRole::DownProj,            "mlp.down_proj.weight",              "ffn_down.weight",             Shape::H_F,         Part::Mlp,           true},
+    // FLAP's bias compensation only (config flap.bias_compensation): Whittle-only, no GGUF or transformers peer.
+    {TensorRole::DownProjBias,        "mlp.down_proj.bias",                "ffn_down.bias",               Shape::H,           Part::Mlp,           true},
     {TensorRole::PostFeedforwardNorm, "post_feedforward_layernorm.weight", "post_ffw_norm.weight",        Shape::H,           Part::Norms,         true},
     {TensorRole::PleInputGate,        "per_layer_input_gate.weight",       "inp_gate.weight",             Shape::P_H,         Part::PleProjection, true},
     {TensorRole::PleProjection,       "per_layer_projection.weight",       "proj.weight",                 Shape::H_P,         Part::PleProjection, true},
@@ -160,7 +162,7 @@ std::vector<ExpectedTensor> textTensorTable(const Gemma4Config& c) {
         if (!r.perLayer && r.role != TensorRole::FinalNorm && r.role != TensorRole::LmHead) t.push_back(expected(r, c, nullptr));
     for (const LayerSpec& l : c.layers)
         for (const Rule& r : kRules)
-            if (r.perLayer) t.push_back(expected(r, c, &l));
+            if (r.perLayer && (r.role != TensorRole::DownProjBias || c.downProjBias)) t.push_back(expected(r, c, &l));
     t.push_back(expected(rule(TensorRole::FinalNorm), c, nullptr));
     t.push_back(expected(rule(TensorRole::LmHead), c, nullptr));
     return t;

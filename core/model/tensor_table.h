@@ -42,6 +42,7 @@ enum class TensorRole {
     GateProj,
     UpProj,
     DownProj,
+    DownProjBias,  // [H], only in FLAP outputs with bias compensation (Gemma4Config::downProjBias)
     PostFeedforwardNorm,
     PleInputGate,
     PleProjection,

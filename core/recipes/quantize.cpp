@@ -43,7 +43,7 @@ Json toJson(const QuantizeRecipe& q) {
     if (q.method == "gptq" || q.method == "budget") {
         j["act_order"] = q.actOrder;
         j["damp"] = q.damp;
-        j["calibration"] = {{"files", q.calibration.files}, {"samples", q.calibration.samples}, {"length", q.calibration.length}};
+        j["calibration"] = toJson(q.calibration);
     }
     return j;
 }
@@ -98,17 +98,7 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
             throw FormatError(src, {}, "'quantization.damp' must be a number between 0 and 1 (the published recipe: 0.01)");
         q.damp = j["damp"].get<double>();
     }
-    if (j.contains("calibration")) {
-        const Json& c = j["calibration"];
-        if (!c.is_object()) throw FormatError(src, {}, "'quantization.calibration' must be an object");
-        onlyKeys(c, {"files", "samples", "length"}, "quantization.calibration", src);
-        if (c.contains("files")) q.calibration.files = strings(c["files"], "quantization.calibration.files", src);
-        if (c.contains("samples")) q.calibration.samples = positiveInt(c["samples"], "quantization.calibration.samples", src);
-        if (c.contains("length")) {
-            q.calibration.length = positiveInt(c["length"], "quantization.calibration.length", src);
-            if (q.calibration.length < 2) throw FormatError(src, {}, "'quantization.calibration.length' must be at least 2 tokens");
-        }
-    }
+    if (j.contains("calibration")) parseCalibrationText(j["calibration"], "quantization.calibration", src, q.calibration);
     if (j.contains("group_size")) {
         const Json& g = j["group_size"];
         if (!g.is_number_integer() || g.get<std::int64_t>() < 0 || g.get<std::int64_t>() > 1 << 20)
@@ -278,15 +268,7 @@ Json compressedTensorsConfig(const std::vector<std::string>& excluded) {
 }
 
 // The recipe's calibration windows: its text files, or the model folder's heldout.txt.
-std::vector<std::vector<int>> recipeWindows(const Checkpoint& ck, const QuantizeRecipe& q) {
-    std::vector<fs::path> files(q.calibration.files.begin(), q.calibration.files.end());
-    if (files.empty()) {
-        if (!fs::exists(ck.dir() / "heldout.txt"))
-            throw UsageError(ck.dir().string(), {}, "has no heldout.txt: " + q.method + " needs calibration text files");
-        files.push_back(ck.dir() / "heldout.txt");
-    }
-    return calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, q.calibration.samples, q.calibration.length);
-}
+std::vector<std::vector<int>> recipeWindows(const Checkpoint& ck, const QuantizeRecipe& q) { return calibrationTextWindows(ck, q.calibration, q.method); }
 
 GptqOptions recipeGptqOptions(const QuantizeRecipe& q, const fs::path& scratchDir) {
     GptqOptions go;

@@ -24,6 +24,7 @@
 #include "core/quant/gptq.h"
 #include "core/quant/int_quant.h"
 #include "core/recipes/bit_budget.h"
+#include "core/recipes/calibration_text.h"
 
 namespace whittle {
 
@@ -51,11 +52,7 @@ struct QuantizeRecipe {
     // GPTQ and budget (which quantizes its formats by GPTQ).
     bool actOrder = false;  // visit inputs by decreasing activity (static groups: g_idx stays k / g)
     double damp = 0.01;     // fraction of the Hessian's mean diagonal added to it
-    struct Calibration {
-        std::vector<std::string> files;  // text files; empty: the model folder's heldout.txt (the bundled model ships one)
-        int samples = 256;               // windows (the published recipe: 256 × 2048)
-        int length = 2048;               // tokens per window, BOS included
-    } calibration;
+    CalibrationText calibration{{}, 256, 2048};  // the published recipe: 256 windows × 2048 tokens
 
     static std::vector<std::string> defaultExclusions();
 };

@@ -2,13 +2,14 @@
 // A Recipe says what to do to a checkpoint: plain data with a versioned JSON form ("whittle_recipe": 1),
 // so every GUI action has a CLI equivalent and a file you can diff. Unknown keys are refused by name.
 // Each recipe owns its options struct and its JSON section in its own file (vocab_prune.h: "vocabulary",
-// quantize.h: "quantization");
+// flap.h: "flap", quantize.h: "quantization");
 // this aggregate only lists the sections.
 #include <filesystem>
 #include <optional>
 #include <string>
 
 #include "core/io/json_file.h"
+#include "core/recipes/flap.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/vocab_prune.h"
 
@@ -17,6 +18,7 @@ namespace whittle {
 struct Recipe {
     static constexpr int kVersion = 1;
     std::optional<VocabularyRecipe> vocabulary;
+    std::optional<FlapRecipe> flap;
     std::optional<QuantizeRecipe> quantization;
 };
 

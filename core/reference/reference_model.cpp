@@ -139,6 +139,7 @@ void ReferenceModel::assemble(const Binder& bind, const std::string& configFile)
         L.gate = bind(R::GateProj, i);
         L.up = bind(R::UpProj, i);
         L.down = bind(R::DownProj, i);
+        if (config_.downProjBias) L.downBias = vec(R::DownProjBias, i);
         L.postFeedforwardNorm = vec(R::PostFeedforwardNorm, i);
         L.pleGate = bind(R::PleInputGate, i);
         L.pleProj = bind(R::PleProjection, i);

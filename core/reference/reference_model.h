@@ -46,6 +46,7 @@ public:
     struct Layer {
         WeightView q, k, v, o, gate, up, down, pleGate, pleProj;  // k, v empty on KV-shared layers
         std::vector<float> inputNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm, qNorm, kNorm, postPleNorm;
+        std::vector<float> downBias;  // FLAP's bias compensation; empty when the model has none
         float scalar = 1.0f;
     };
     const std::vector<Layer>& layers() const { return layers_; }

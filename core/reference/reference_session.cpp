@@ -52,9 +52,13 @@ void ReferenceSession::reset() { position_ = 0; }
 
 // True when the chunk ends here: this is the last tapped site, and the observer has seen its input.
 bool ReferenceSession::tapped(int layer, LinearSite site, const float* x, int T, std::size_t width) {
-    if (!tap_ || tap_->layer != layer || std::find(tap_->sites.begin(), tap_->sites.end(), site) == tap_->sites.end()) return false;
-    tap_->observe(site, x, T, int(width));
+    const bool every = tap_ && tap_->layer == LinearTap::kEveryLayer;
+    if (!tap_ || (!every && tap_->layer != layer) || std::find(tap_->sites.begin(), tap_->sites.end(), site) == tap_->sites.end())
+        return false;
+    if (every) tap_->observeLayer(layer, site, x, T, int(width));
+    else tap_->observe(site, x, T, int(width));
     if (site != *std::max_element(tap_->sites.begin(), tap_->sites.end())) return false;  // sites are in decoder order
+    if (every && layer + 1 < c_.numLayers) return false;  // every layer: stop after the last one's
     position_ += T;
     return true;
 }
@@ -207,6 +211,8 @@ bool ReferenceSession::forwardLayerChunk(int li, float* xs, const float* ple, st
     ops::matmul(pool, w.down, gate_.data(), T, std::int64_t(F), ffn_.data(), std::int64_t(H));
     for (int t = 0; t < T; ++t) {
         const std::span<float> f = row(ffn_, t, H), x = std::span<float>(xs + std::size_t(t) * H, H);
+        if (!w.downBias.empty())
+            for (std::size_t i = 0; i < H; ++i) f[i] += w.downBias[i];
         ops::rmsNorm(f, w.postFeedforwardNorm.data(), eps);
         for (std::size_t i = 0; i < H; ++i) x[i] += f[i];
         dump("ffn_out", li, t, f.data(), H);

@@ -17,12 +17,15 @@ namespace whittle {
 using DebugHook = std::function<void(const char* name, int layer, int position, std::span<const float> values)>;
 
 
-// Observes the inputs of some sites of one layer (GPTQ calibration). While a tap is set, forward() stops
-// each chunk right after the last tapped site — the rest of the model is not needed — and returns no logits.
+// Observes the inputs of some sites of one layer (GPTQ calibration), or of every layer (kEveryLayer: FLAP's
+// channel statistics; observe then gets the layer too). While a tap is set, forward() stops each chunk right
+// after the last tapped site — the rest of the model is not needed — and returns no logits.
 struct LinearTap {
+    static constexpr int kEveryLayer = -2;
     int layer = -1;
     std::vector<LinearSite> sites;
     std::function<void(LinearSite site, const float* x, int T, int width)> observe;  // x: [T, width], row-major
+    std::function<void(int layer, LinearSite site, const float* x, int T, int width)> observeLayer;  // kEveryLayer
 };
 
 // One sequence being decoded: the KV cache (a ring of window + chunk − 1 positions on sliding layers,

@@ -105,6 +105,20 @@ private slots:
         QCOMPARE(c.tensorPrefix(), std::string("model."));
     }
 
+    // FLAP's output: every layer's width listed (double-wide no longer applies), and the bias flag.
+    void flapWidths() {
+        Json t = e2bText();
+        Json widths = Json::array();
+        for (int i = 0; i < 35; ++i) widths.push_back(i < 15 ? 4608 : 9216 - 128 * (i % 3));
+        t["intermediate_size"] = widths;
+        t["flap"] = {{"ratio", 0.25}, {"bias_compensation", true}};
+        const Gemma4Config c = Gemma4Config::parse(wrap(t), "config.json");
+        for (int i = 0; i < 35; ++i) QCOMPARE(c.layers[std::size_t(i)].ffnWidth, widths[std::size_t(i)].get<int>());
+        QCOMPARE(c.intermediateSize, 9216);
+        QVERIFY(c.downProjBias);
+        QVERIFY(!Gemma4Config::parse(wrap(e2bText()), "config.json").downProjBias);
+    }
+
     void nullSoftcap() {
         Json t = e2bText();
         t["final_logit_softcapping"] = nullptr;
@@ -130,6 +144,9 @@ private slots:
         QTest::newRow("moe") << "moe" << "MoE";
         QTest::newRow("activation") << "activation" << "hidden_activation";
         QTest::newRow("rope") << "rope" << "rope_parameters";
+        QTest::newRow("widths list length") << "short_widths" << "intermediate_size lists 3 widths but num_hidden_layers is 35";
+        QTest::newRow("width not positive") << "zero_width" << "intermediate_size lists 0";
+        QTest::newRow("flap not an object") << "flap_string" << "'flap' must be an object";
     }
     void refusals() {
         QFETCH(QString, mutation);
@@ -155,6 +172,12 @@ private slots:
         if (m == "moe") tc["enable_moe_block"] = true;
         if (m == "activation") tc["hidden_activation"] = "relu";
         if (m == "rope") tc.erase("rope_parameters");
+        if (m == "short_widths") tc["intermediate_size"] = Json::array({1, 2, 3});
+        if (m == "zero_width") {
+            tc["intermediate_size"] = Json::array();
+            for (int i = 0; i < 35; ++i) tc["intermediate_size"].push_back(i == 7 ? 0 : 6144);
+        }
+        if (m == "flap_string") tc["flap"] = "yes";
         const QByteArray want = expect.toUtf8();
         WHITTLE_EXPECT_ERROR(Gemma4Config::parse(root, "some/config.json"), FormatError, "some/config.json",
                              want.constData());

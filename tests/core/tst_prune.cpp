@@ -119,8 +119,11 @@ private slots:
         bad["vocabulary"]["keep_emoji"] = true;
         WHITTLE_EXPECT_ERROR(parseRecipe(bad, "r.json"), Error, "r.json", "keep_emoji");
         bad = j;
-        bad["flap"] = Json::object();
-        WHITTLE_EXPECT_ERROR(parseRecipe(bad, "r.json"), Error, "flap");
+        bad["sparsity"] = Json::object();  // not a recipe section
+        WHITTLE_EXPECT_ERROR(parseRecipe(bad, "r.json"), Error, "unknown key 'sparsity'");
+        bad = j;
+        bad["flap"] = Json{{"ratio", 2}};
+        WHITTLE_EXPECT_ERROR(parseRecipe(bad, "r.json"), Error, "r.json", "'flap.ratio'");
         bad = j;
         bad["whittle_recipe"] = 2;
         WHITTLE_EXPECT_ERROR(parseRecipe(bad, "r.json"), Error, "r.json", "version 2");

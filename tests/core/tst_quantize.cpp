@@ -22,30 +22,12 @@
 #include "core/recipes/recipe.h"
 #include "core/reference/reference_session.h"
 #include "core/tokenizer/tokenizer.h"
+#include "eval_support.h"
 #include "test_support.h"
 
 using namespace whittle;
 using namespace whittle::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-// eval over the bundled model's first 2,048 held-out tokens in windows of 256, with the original bundled
-// model as the reference when asked.
-EvalReport evalHeldout(const fs::path& model, bool againstOriginal) {
-    const Checkpoint qc = Checkpoint::open(model), oc = Checkpoint::open(bundledModelDir());
-    const ReferenceModel qm(qc, {}), om(oc, {});
-    const Tokenizer tok = Tokenizer::fromModelOrFile(model);
-    EvalOptions eo;
-    eo.ctx = 256;
-    eo.stride = 256;
-    eo.maxTokens = 2048;
-    ReferenceSession a(qm, eo.ctx), b(om, eo.ctx);
-    NullProgress np;
-    return evaluate(a, tok, readBytes(bundledModelDir() / "heldout.txt"), eo, againstOriginal ? &b : nullptr, {}, np, CancelToken{});
-}
-
-}  // namespace
 
 class TestQuantize : public QObject {
     Q_OBJECT

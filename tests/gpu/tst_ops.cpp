@@ -348,35 +348,40 @@ private slots:
         QTest::addColumn<int>("n");
         QTest::addColumn<int>("mode");
         QTest::addColumn<bool>("weight");
-        QTest::addRow("norm 256 weighted") << 256 << 0 << true;
-        QTest::addRow("norm 1000 odd, no weight") << 1000 << 0 << false;
-        QTest::addRow("residual add 256, scalar") << 256 << 1 << true;
-        QTest::addRow("residual add 77") << 77 << 1 << true;
+        QTest::addColumn<bool>("bias");
+        QTest::addRow("norm 256 weighted") << 256 << 0 << true << false;
+        QTest::addRow("norm 1000 odd, no weight") << 1000 << 0 << false << false;
+        QTest::addRow("residual add 256, scalar") << 256 << 1 << true << false;
+        QTest::addRow("residual add 77") << 77 << 1 << true << false;
+        QTest::addRow("residual add 256 with FLAP's down_proj bias") << 256 << 1 << true << true;
     }
     void rmsNorm() {
         QFETCH(int, n);
         QFETCH(int, mode);
         QFETCH(bool, weight);
-        std::mt19937 rng(11 + std::uint32_t(n) + std::uint32_t(mode));
+        QFETCH(bool, bias);
+        std::mt19937 rng(11 + std::uint32_t(n) + std::uint32_t(mode) + (bias ? 5u : 0u));
         const int rows = 3;
         const std::vector<float> in = randomVector(std::size_t(n * rows), rng, 3.0f), w = randomVector(std::size_t(n), rng);
+        const std::vector<float> b = randomVector(std::size_t(n), rng, 2.0f);
         std::vector<float> base = randomVector(std::size_t(n * rows), rng);
         const float eps = 1e-6f, inScale = mode == 0 ? 0.37f : 1.0f, scalar = mode == 1 ? 0.8f : 1.0f;
         std::vector<float> want(std::size_t(n * rows));
         for (int r = 0; r < rows; ++r) {
             std::vector<float> row(in.begin() + r * n, in.begin() + (r + 1) * n);
-            for (float& v : row) v *= inScale;
+            for (int i = 0; i < n; ++i) row[std::size_t(i)] = (row[std::size_t(i)] + (bias ? b[std::size_t(i)] : 0.0f)) * inScale;
             ops::rmsNorm(row, weight ? w.data() : nullptr, eps);
             for (int i = 0; i < n; ++i)
                 want[std::size_t(r * n + i)] = mode == 0 ? row[std::size_t(i)] : (base[std::size_t(r * n + i)] + row[std::size_t(i)]) * scalar;
         }
         OpRun run(*dev_, *kernels_, maxBinding_);
-        const BufferId ib = run.input(in), wb = run.input(w), ob = run.output(want.size());
+        const BufferId ib = run.input(in), wb = run.input(w), bb = run.input(b), ob = run.output(want.size());
         run.run([&](const KernelContext& k) {
             if (mode == 1) std::memcpy(run.mapped(ob) + kGuard, base.data(), base.size() * 4);
             recordRmsNorm(k, run.buf(ib), weight ? run.buf(wb) : vk::Buffer{}, run.buf(ob),
-                          NormParams{std::uint32_t(n), 0, kGuard, std::uint32_t(n), weight ? 1u : 0u, std::uint32_t(mode), eps, inScale, scalar},
-                          std::uint32_t(rows));
+                          NormParams{std::uint32_t(n), 0, kGuard, std::uint32_t(n), weight ? 1u : 0u, std::uint32_t(mode), eps, inScale, scalar,
+                                     bias ? 1u : 0u},
+                          std::uint32_t(rows), bias ? run.buf(bb) : vk::Buffer{});
         });
         bool guards = false;
         const auto got = run.read(ob, want.size(), &guards);

@@ -52,6 +52,8 @@ class TestVulkanEngine : public QObject {
             args = {"quantize", src, QString::fromStdString(out.string()), "--method", "rtn", "--embeddings", "q8_0"};
         else if (variant == "int4 gptq")
             args = {"quantize", src, QString::fromStdString(out.string()), "--method", "gptq", "--act-order", "--calib-samples", "4", "--calib-length", "64"};
+        else if (variant == "flap 0.2")
+            args = {"flap", src, QString::fromStdString(out.string()), "--ratio", "0.2", "--calib-samples", "8", "--calib-length", "128"};
         else if (variant == "nvfp4") args = {"quantize", src, QString::fromStdString(out.string()), "--method", "nvfp4"};
         else if (variant == "budget 3.6 bpw")
             args = {"quantize", src, QString::fromStdString(out.string()), "--method", "budget", "--bpw", "3.6", "--calib-samples", "4", "--calib-length", "64"};
@@ -72,7 +74,7 @@ private slots:
     void matchesReference_data() {
         QTest::addColumn<QString>("variant");
         for (const char* v : {"bf16", "bf16 ple-vram", "bf16 staged 1MiB", "int4 rtn", "int4 rtn q8_0 tables", "int4 gptq", "nvfp4", "budget 3.6 bpw",
-                              "english"})
+                              "english", "flap 0.2"})
             QTest::newRow(v) << v;
     }
     void matchesReference() {
@@ -90,6 +92,10 @@ private slots:
             eo.maxBindingBytes = 1u << 20;
         }
         VulkanModel vm(*dev_, ref, eo);
+        if (variant.startsWith("flap")) {  // per-layer widths and FLAP's down_proj bias reach both engines
+            QVERIFY(ref.config().downProjBias);
+            QVERIFY(vm.layers().front().downBias.valid());
+        }
         if (variant.contains("1MiB")) QVERIFY2(vm.head().parts.size() > 1, "the 1 MiB binding range did not split the token table");
         const int context = 256;
         VulkanSession gpu(vm, context);
