@@ -39,6 +39,7 @@
 #include "core/model/tensor_table.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nvfp4.h"
+#include "core/recipes/flap.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
@@ -124,7 +125,8 @@ class TestGgufQuant : public QObject {
     QTemporaryDir dir_;
     fs::path english_;  // the English prune of the bundled model, made once per process
     fs::path gptq_;     // GPTQ g128 act-order of the bundled model (8 × 128 calibration tokens), made once per process
-    std::map<std::tuple<bool, GgmlType, bool>, fs::path> ggufs_;
+    std::map<std::tuple<bool, GgmlType, std::string>, fs::path> ggufs_;
+    fs::path flap_;
 
     fs::path modelDir(bool english) {
         if (!english) return kBundled;
@@ -157,16 +159,37 @@ class TestGgufQuant : public QObject {
         return gptq_;
     }
 
-    // The GGUF of `type` from the bundled model, its English prune, or (gptq) the GPTQ checkpoint's codes.
-    fs::path gguf(bool english, GgmlType type, bool fromGptq = false) {
-        fs::path& p = ggufs_[{english, type, fromGptq}];
+    // FLAP at 20 % without bias compensation (the form llama.cpp can load: per-layer FFN widths, no bias).
+    fs::path flapModel() {
+        if (flap_.empty()) {
+            flap_ = tempPath(dir_, "flap");
+            Recipe r;
+            r.flap = FlapRecipe{};
+            r.flap->biasCompensation = false;
+            r.flap->calibration.samples = 8;
+            r.flap->calibration.length = 128;
+            NullProgress progress;
+            flapPrune(Checkpoint::open(kBundled), r, flap_, false, progress, CancelToken{});
+        }
+        return flap_;
+    }
+
+    // The checkpoint a row starts from: the bundled model, its English prune, the GPTQ checkpoint or the FLAP one.
+    fs::path sourceModel(bool english, const std::string& source) {
+        return source == "gptq" ? gptqModel() : source == "flap" ? flapModel() : modelDir(english);
+    }
+
+    // The GGUF of `type` from a row's source (gptq: the GPTQ checkpoint's codes).
+    fs::path gguf(bool english, GgmlType type, const std::string& source = {}) {
+        fs::path& p = ggufs_[{english, type, source}];
         if (p.empty()) {
-            p = tempPath(dir_, (std::string(fromGptq ? "gptq-" : english ? "english-" : "bundled-") + std::string(ggmlTypeTraits(type).name) + ".gguf").c_str());
+            p = tempPath(dir_, ((source.empty() ? std::string(english ? "english" : "bundled") : source) + "-" + std::string(ggmlTypeTraits(type).name) + ".gguf").c_str());
             GgufExportOptions o;
             o.weightType = type;
             NullProgress progress;
-            const GgufExportReport rep = exportGguf(Checkpoint::open(fromGptq ? gptqModel() : modelDir(english)), p, o, progress, CancelToken{});
-            qInfo("%s %s: %d tensors, %llu bytes (%.2f MB), %zu fallbacks, in %.2f s", english ? "English prune" : "bundled",
+            const GgufExportReport rep = exportGguf(Checkpoint::open(sourceModel(english, source)), p, o, progress, CancelToken{});
+            qInfo("%s %s: %d tensors, %llu bytes (%.2f MB), %zu fallbacks, in %.2f s",
+                  source.empty() ? (english ? "English prune" : "bundled") : source.c_str(),
                   rep.weightType.c_str(), rep.tensors, static_cast<unsigned long long>(rep.fileBytes), double(rep.fileBytes) / 1e6,
                   rep.fallbacks.size(), rep.seconds);
         }
@@ -176,14 +199,16 @@ class TestGgufQuant : public QObject {
     static void addRows() {
         QTest::addColumn<bool>("english");
         QTest::addColumn<QString>("format");
-        QTest::addColumn<bool>("fromGptq");
+        QTest::addColumn<QString>("source");  // empty: the bundled model or its English prune
         for (bool english : {false, true})
             for (const QString f : {"Q8_0", "Q4_0", "NVFP4"})
-                QTest::newRow(qPrintable(QString(english ? "english " : "bundled ") + f)) << english << f << false;
+                QTest::newRow(qPrintable(QString(english ? "english " : "bundled ") + f)) << english << f << QString();
         // The same code path on an F32 GGUF, where llama.cpp computes in F32 too: the binding by GGUF name is right.
-        QTest::newRow("bundled F32") << false << "F32" << false;
+        QTest::newRow("bundled F32") << false << "F32" << QString();
         // GPTQ's codes repacked as Q4_0 (f): llama.cpp runs GPTQ's weights.
-        QTest::newRow("gptq Q4_0") << false << "Q4_0" << true;
+        QTest::newRow("gptq Q4_0") << false << "Q4_0" << QString("gptq");
+        // FLAP without compensation: llama.cpp reads the per-layer FFN widths (feed_forward_length per layer).
+        QTest::newRow("flap F32") << false << "F32" << QString("flap");
     }
 
 private slots:
@@ -194,10 +219,11 @@ private slots:
     void parity() {
         QFETCH(bool, english);
         QFETCH(QString, format);
-        QFETCH(bool, fromGptq);
+        QFETCH(QString, source);
         WHITTLE_REQUIRE_OR_SKIP(haveNode(), "node is not on PATH (NodeSource nodejs >= 20)");
         WHITTLE_REQUIRE_OR_SKIP(haveLlamaPeer(), "node-llama-cpp peer missing: run bash tests/peers/install.sh build/default");
-        const fs::path model = modelDir(english), file = gguf(english, kFormats.at(format), fromGptq);
+        // GPTQ keeps the bundled model's shapes; FLAP's checkpoint carries its own widths.
+        const fs::path model = source == "flap" ? flapModel() : modelDir(english), file = gguf(english, kFormats.at(format), source.toStdString());
         const Checkpoint ck = Checkpoint::open(model);
         ReferenceOptions ro;
         ro.threads = 2;
