@@ -21,6 +21,8 @@ int runBench(const std::vector<std::string>& args);
 int runBuckets(const std::vector<std::string>& args);
 int runPruneVocab(const std::vector<std::string>& args);
 int runFlap(const std::vector<std::string>& args);
+int runTextOnly(const std::vector<std::string>& args);
+int runSlim(const std::vector<std::string>& args);
 int runQuantize(const std::vector<std::string>& args);
 int runExport(const std::vector<std::string>& args);
 

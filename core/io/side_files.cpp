@@ -11,14 +11,15 @@ namespace fs = std::filesystem;
 namespace whittle {
 
 void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& info, SafetensorsWriter& writer, std::vector<char>& buf, StageMeter& meter,
-                     const CancelToken& cancel) {
+                     const CancelToken& cancel, const std::string& as) {
+    const std::string& name = as.empty() ? info.name : as;
     constexpr std::uint64_t kChunk = 4u << 20;
     if (buf.size() < kChunk) buf.resize(kChunk);
     for (std::uint64_t off = 0; off < info.nbytes; off += kChunk) {
         cancel.throwIfCancelled();
         const std::uint64_t n = std::min(kChunk, info.nbytes - off);
         file.read(info, buf.data(), off, n);
-        writer.write(info.name, buf.data(), n);
+        writer.write(name, buf.data(), n);
         meter.advance(n);
     }
 }

@@ -16,9 +16,10 @@ class StageMeter;
 class CancelToken;
 struct TensorInfo;
 
-// Streams one tensor's bytes unchanged from a checkpoint into a writer, in chunks through `buffer`.
+// Streams one tensor's bytes unchanged from a checkpoint into a writer, in chunks through `buffer`, under its
+// own name or `as`.
 void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& tensor, SafetensorsWriter& writer, std::vector<char>& buffer,
-                     StageMeter& meter, const CancelToken& cancel);
+                     StageMeter& meter, const CancelToken& cancel, const std::string& as = {});
 
 // True for the tensor files (*.safetensors, model.safetensors.index.json) and Whittle's own report.
 bool isTensorOrReportFile(const std::string& name);

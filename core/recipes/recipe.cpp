@@ -11,6 +11,7 @@ Json toJson(const Recipe& r) {
     Json j = {{"whittle_recipe", Recipe::kVersion}};
     if (r.vocabulary) j["vocabulary"] = toJson(*r.vocabulary);
     if (r.flap) j["flap"] = toJson(*r.flap);
+    if (r.textOnly) j["text_only"] = true;
     if (r.quantization) j["quantization"] = toJson(*r.quantization);
     return j;
 }
@@ -20,10 +21,14 @@ Recipe parseRecipe(const Json& j, const std::string& src) {
     if (!j.contains("whittle_recipe")) throw FormatError(src, {}, "not a Whittle recipe: missing \"whittle_recipe\": 1");
     if (!j["whittle_recipe"].is_number_integer() || j["whittle_recipe"].get<int>() != Recipe::kVersion)
         throw FormatError(src, {}, "recipe version " + j["whittle_recipe"].dump() + " is not supported (this Whittle reads version 1)");
-    recipe_json::onlyKeys(j, {"whittle_recipe", "vocabulary", "flap", "quantization"}, "", src);
+    recipe_json::onlyKeys(j, {"whittle_recipe", "vocabulary", "text_only", "flap", "quantization"}, "", src);
     Recipe r;
     if (j.contains("vocabulary")) r.vocabulary = parseVocabularyRecipe(j["vocabulary"], src);
     if (j.contains("flap")) r.flap = parseFlapRecipe(j["flap"], src);
+    if (j.contains("text_only")) {
+        if (!j["text_only"].is_boolean()) throw FormatError(src, {}, "'text_only' must be true or false");
+        r.textOnly = j["text_only"].get<bool>();
+    }
     if (j.contains("quantization")) r.quantization = parseQuantizeRecipe(j["quantization"], src);
     return r;
 }

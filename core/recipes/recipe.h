@@ -2,7 +2,7 @@
 // A Recipe says what to do to a checkpoint: plain data with a versioned JSON form ("whittle_recipe": 1),
 // so every GUI action has a CLI equivalent and a file you can diff. Unknown keys are refused by name.
 // Each recipe owns its options struct and its JSON section in its own file (vocab_prune.h: "vocabulary",
-// flap.h: "flap", quantize.h: "quantization");
+// flap.h: "flap", quantize.h: "quantization"; text_only.h reads the "text_only" flag);
 // this aggregate only lists the sections.
 #include <filesystem>
 #include <optional>
@@ -19,6 +19,7 @@ struct Recipe {
     static constexpr int kVersion = 1;
     std::optional<VocabularyRecipe> vocabulary;
     std::optional<FlapRecipe> flap;
+    bool textOnly = false;  // "text_only": drop the vision and audio towers (text_only.h)
     std::optional<QuantizeRecipe> quantization;
 };
 

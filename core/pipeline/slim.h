@@ -1,0 +1,37 @@
+#pragma once
+// One slimming run from one recipe: every section it has, in the one order they compose — text-only repack,
+// vocabulary pruning, FLAP, quantization — each stage reading the previous one's output, so FLAP and GPTQ
+// calibrate on the already-pruned model. Stages are passes today: each streams tensor by tensor into a folder
+// inside the run's own partial output (<dest>.partial-…, removed if the run fails, is cancelled, or — on the
+// next run — was killed), the previous stage's folder is deleted once the next one is written, and the last
+// stage's files become <dest> by one rename. The output's whittle.json holds the recipe and every stage's report.
+// (A fused single pass over the tensors, and several sink formats from one pass, are the next step.)
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/io/json_file.h"
+#include "core/model/checkpoint.h"
+#include "core/progress.h"
+
+namespace whittle {
+
+struct Recipe;
+
+// The stages a recipe runs, in order: "text_only", "vocabulary", "flap", "quantization".
+std::vector<std::string> slimStages(const Recipe& recipe);
+
+struct SlimReport {
+    std::vector<std::string> stages;
+    std::vector<Json> stageReports;  // each stage's own report, in order
+    std::uint64_t bytesWritten = 0;  // the output folder's files
+    double seconds = 0;
+};
+Json toJson(const SlimReport& r);
+
+// Throws UsageError for an empty recipe or a section the pipeline cannot write in this form (GGUF formats:
+// export the output instead).
+SlimReport slim(const Checkpoint& checkpoint, const Recipe& recipe, const std::filesystem::path& dest, bool force, Progress& progress,
+                const CancelToken& cancel);
+
+}  // namespace whittle
