@@ -152,10 +152,12 @@ VulkanSession::VulkanSession(VulkanModel& model, int maxContext) : model_(model)
     if (model.options().pleInVram) tokPle_ = a.add(MemoryKind::Scratch, C * LP * 4, "token PLE rows");
     a.allocate("a session of " + std::to_string(maxContext) + " positions (KV cache and scratch)", model.memory().stats().totalAllocated(), model.options().memoryLimitBytes);
     a.fill(unused_, 0);
+    a.fill(suppressedBits_, 0);
+    writeSampleState(a.mapped(sampleState_), sampling_, {}, 0.0);
     fence_ = vk::raii::Fence(dev.device(), vk::FenceCreateInfo());
     logitsHost_.resize(V);
-    // Decode's two command buffers now (pipelines are created while recording); prefill's on first use.
-    step(1, Head::None);
+    // Decode's command buffer now (its pipelines are created while recording; stats() reads its dispatches);
+    // prefill's and the device pick's on first use.
     step(1, Head::Last);
 }
 
@@ -191,9 +193,11 @@ void VulkanSession::record(Recorder& rec, int tokens, Head head) {
     const std::uint32_t H = u32(c.hiddenSize), P = u32(c.pleDim), L = u32(c.numLayers);
     const std::uint32_t nh = u32(c.numHeads), nkv = u32(c.numKvHeads);
     const float eps = float(c.rmsNormEps);
-    // The residual adds: rows of H values, one per token.
-    const auto addNormed = [&](BufferId in, BufferId weight, float scalar) {
-        recordRmsNorm(k, B(in), W(weight), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, scalar}, n);
+    // The residual adds: rows of H values, one per token (with FLAP's down_proj bias joining the FFN output
+    // before its norm when the model has one).
+    const auto addNormed = [&](BufferId in, BufferId weight, float scalar, BufferId bias = {}) {
+        recordRmsNorm(k, B(in), W(weight), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, scalar, bias.valid() ? 1u : 0u}, n,
+                      bias.valid() ? W(bias) : vk::Buffer{});
     };
     rec.begin();
     // §3.1: x0 = E[t]·√H (the rows gathered on the host); per-layer inputs from W_proj·x0 and the tokens' PLE rows.
@@ -231,10 +235,7 @@ void VulkanSession::record(Recorder& rec, int tokens, Head head) {
         recordMatmul(k, lw.up, B(a_), 0, H, B(up_), 0, F, n);
         recordGeluMul(k, B(gate_), B(up_), GeluParams{n * F, 0, 0, F, F});
         recordMatmul(k, lw.down, B(gate_), 0, F, B(o_), 0, H, n);
-        if (lw.downBias.valid())  // FLAP's compensation joins the FFN output before its norm
-            recordRmsNorm(k, B(o_), W(lw.postFeedforwardNorm), B(x_), NormParams{H, 0, 0, H, 1, 1, eps, 1.0f, 1.0f, 1}, n, W(lw.downBias));
-        else
-            addNormed(o_, lw.postFeedforwardNorm, 1.0f);
+        addNormed(o_, lw.postFeedforwardNorm, 1.0f, lw.downBias);
         // PLE block (each token's gate against its own slice of layer li), then layer_scalar over the whole stream.
         recordMatmul(k, lw.pleGate, B(x_), 0, H, B(g_), 0, P, n);
         recordGeluMul(k, B(g_), B(pleProj_), GeluParams{n * P, 0, li * P, P, L * P});
@@ -284,7 +285,7 @@ bool VulkanSession::setSampler(const SamplingParams& params, const std::vector<b
 int VulkanSession::forwardAndPick(std::span<const int> tokens, std::span<const int> history, double uniform) {
     writeSampleState(arena_->mapped(sampleState_), sampling_, history, uniform);
     run(tokens, nullptr, true);
-    return deviceArgmax();
+    return resultToken();
 }
 
 std::span<const float> VulkanSession::forward(std::span<const int> tokens, float* allLogits) {
@@ -327,7 +328,9 @@ void VulkanSession::run(std::span<const int> tokens, float* allLogits, bool pick
     deviceSeconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int VulkanSession::deviceArgmax() const {
+int VulkanSession::deviceArgmax() const { return resultToken(); }
+
+int VulkanSession::resultToken() const {
     std::uint32_t id;
     std::memcpy(&id, arena_->mapped(result_), 4);
     return int(id);

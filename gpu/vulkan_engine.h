@@ -117,6 +117,7 @@ private:
     Recorder& step(int tokens, Head head);
     void record(Recorder& rec, int tokens, Head head);
     void writeTokens(std::span<const int> tokens);
+    int resultToken() const;  // what the last submit's argmax or pick wrote
 
     VulkanModel& model_;
     const Gemma4Config& c_;
@@ -131,8 +132,7 @@ private:
     };
     std::vector<Cache> caches_;
     BufferId state_, x0_, tokPle_, logits_, result_, unused_, sampleState_, suppressedBits_, sampleWork_;
-    SamplingParams sampling_;
-    bool hasSuppressed_ = false;
+    SamplingParams sampling_;  // greedy with nothing suppressed until setSampler
     BufferId x_, a_, q_, k_, v_, attn_, o_, gate_, up_, g_, pleProj_;
     std::map<std::pair<int, Head>, std::unique_ptr<Recorder>> steps_;
     std::vector<float> invFreqSliding_, invFreqFull_, logitsHost_;

@@ -152,10 +152,9 @@ std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<doubl
     return kept;
 }
 
-std::vector<ChannelStats> collectFlapStatistics(const Checkpoint& ck, const std::vector<std::vector<int>>& windows, Progress& progress,
+std::vector<ChannelStats> collectFlapStatistics(const ReferenceModel& model, const std::vector<std::vector<int>>& windows, Progress& progress,
                                                 const CancelToken& cancel) {
     if (windows.empty()) throw UsageError("FLAP needs at least one calibration window");
-    const ReferenceModel model(ck, {});
     std::vector<ChannelStats> stats;
     for (const LayerSpec& l : model.config().layers) stats.emplace_back(l.ffnWidth);
     std::size_t maxLen = 0;
@@ -221,18 +220,10 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     rep.biasCompensation = f.biasCompensation;
 
     // The MLP weights must be plain tensors: FLAP runs before quantization.
-    std::map<std::string, const ExpectedTensor*> byName;
-    for (const ExpectedTensor& e : ck.table()) byName[e.name] = &e;
-    std::map<std::pair<TensorRole, int>, const CheckpointTensor*> mlp;
-    for (const CheckpointTensor& t : ck.tensors()) {
-        const auto it = byName.find(t.entry->info->name);
-        if (it == byName.end()) continue;
-        const TensorRole r = it->second->role;
-        if (r == TensorRole::GateProj || r == TensorRole::UpProj || r == TensorRole::DownProj) mlp[{r, it->second->layer}] = &t;
-    }
+    const ReferenceModel model(ck, {});
     for (const LayerSpec& l : c.layers)
         for (TensorRole r : {TensorRole::GateProj, TensorRole::UpProj, TensorRole::DownProj})
-            if (!mlp.count({r, l.index}))
+            if (model.linearWeight(r, l.index).format != WeightFormat::Dense)
                 throw UsageError(src.string(), tensorName(c, r, l.index),
                                  "is not stored as a plain tensor (quantized?): FLAP prunes the original model, before quantization");
 
@@ -240,10 +231,9 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     const auto windows = calibrationTextWindows(ck, f.calibration, "FLAP");
     rep.calibrationWindows = int(windows.size());
     for (const auto& w : windows) rep.calibrationTokens += std::int64_t(w.size());
-    const std::vector<ChannelStats> stats = collectFlapStatistics(ck, windows, progress, cancel);
+    const std::vector<ChannelStats> stats = collectFlapStatistics(model, windows, progress, cancel);
 
     // 2–3. Scores and the channels each layer keeps.
-    const ReferenceModel model(ck, {});
     std::vector<std::vector<double>> scores;
     std::mt19937_64 rng(f.seed);
     for (const LayerSpec& l : c.layers) {
@@ -315,6 +305,8 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     });
 
     // Tensors: gate/up rows and down columns of the kept channels, a bias after each down_proj, the rest as is.
+    std::map<std::string, const ExpectedTensor*> byName;
+    for (const ExpectedTensor& e : ck.table()) byName[e.name] = &e;
     std::vector<TensorSpec> plan;
     std::uint64_t total = 0;
     std::map<std::string, std::pair<TensorRole, int>> roles;

@@ -59,8 +59,9 @@ std::vector<double> wifvScores(const ChannelStats& stats, const WeightView& down
 // layer keeps its best-scoring channels.
 std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<double>>& scores, double ratio, double minKeep, int multiple);
 
+class ReferenceModel;
 // Runs the windows through the CPU reference and returns every layer's statistics.
-std::vector<ChannelStats> collectFlapStatistics(const Checkpoint& checkpoint, const std::vector<std::vector<int>>& windows,
+std::vector<ChannelStats> collectFlapStatistics(const ReferenceModel& model, const std::vector<std::vector<int>>& windows,
                                                 Progress& progress, const CancelToken& cancel);
 
 struct FlapReport {
