@@ -12,6 +12,7 @@
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
 #include "core/tokenizer/buckets.h"
+#include "core/model/checkpoint_files.h"
 
 namespace whittle::cli {
 
@@ -39,7 +40,7 @@ int runBuckets(const std::vector<std::string>& argv) {
     // With a model folder, the cost of each token: its rows in the tensors with one row per token id.
     std::optional<TokenRowCost> cost;
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec) && std::filesystem::exists(path / "config.json", ec))
+    if (std::filesystem::is_directory(path, ec) && std::filesystem::exists(path / files::kConfig, ec))
         cost = tokenRowCost(makeInventory(Checkpoint::open(path)));
 
     Json presets = Json::object();

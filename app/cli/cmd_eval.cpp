@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/io/file.h"
 #include "core/engine/evaluate.h"
+#include "core/model/checkpoint_files.h"
 
 namespace whittle::cli {
 
@@ -37,8 +38,8 @@ int runEval(const std::vector<std::string>& argv) {
     VocabMapping mapping;
     if (auto m = a.value("mapping")) mapping = loadVocabMapping(*m);
     // A pruned checkpoint carries its own mapping; use it when the vocabularies differ.
-    else if (ref && ref->vocabSize() != session->vocabSize() && std::filesystem::exists(ck.dir() / "vocab_mapping.json"))
-        mapping = loadVocabMapping(ck.dir() / "vocab_mapping.json");
+    else if (ref && ref->vocabSize() != session->vocabSize() && std::filesystem::exists(ck.dir() / files::kVocabMapping))
+        mapping = loadVocabMapping(ck.dir() / files::kVocabMapping);
     ProgressPrinter progress;
     CancelToken cancel;
     const EvalReport r = evaluate(*session, tok, text, o, ref.get(), mapping, progress, cancel);

@@ -28,17 +28,18 @@ Json numberFlag(const Args& a, const char* flag) {
 }  // namespace
 
 int runSlim(const std::vector<std::string>& argv) {
-    const Args a(argv, {"force", "json", "text-only", "no-compensation", "act-order"},
-                 {"recipe", "vocab", "flap", "quantize", "group", "calib-samples", "calib-length"});
+    const Args a(argv, {"force", "json", "text-only", "no-compensation", "act-order", "eval"},
+                 {"recipe", "vocab", "flap", "quantize", "group", "calib-samples", "calib-length", "eval-text", "eval-tokens", "eval-ctx"});
     if (a.positional().size() != 2)
         throw UsageError("usage: whittle-cli slim MODEL OUT (--recipe FILE.json | [--text-only] [--vocab english|latin|european|cjk] "
                          "[--flap RATIO [--no-compensation]] [--quantize rtn|gptq|nvfp4 [--group N] [--act-order]] "
-                         "[--calib-samples N] [--calib-length N]) [--force] [--json]");
+                         "[--calib-samples N] [--calib-length N]) [--eval [--eval-text FILE] [--eval-tokens N] [--eval-ctx N]] [--force] [--json]");
     Recipe recipe;
     const bool flags = a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
     if (const auto file = a.value("recipe")) {
         if (flags) throw UsageError("give either --recipe or the recipe flags, not both");
         recipe = loadRecipe(*file);
+        if (a.flag("eval") && !recipe.evaluation) recipe.evaluation = EvaluationRecipe{};
     } else {
         // The flags become a recipe, checked by the same rules as a file (errors name the field).
         Json j{{"whittle_recipe", Recipe::kVersion}};
@@ -58,12 +59,21 @@ int runSlim(const std::vector<std::string>& argv) {
             if (a.flag("act-order")) j["quantization"]["act_order"] = true;
             if (!calib.empty() && (*q == "gptq" || *q == "budget")) j["quantization"]["calibration"] = calib;
         }
+        if (a.flag("eval")) j["evaluation"] = Json::object();
         try {
             recipe = parseRecipe(j, "the command line");
         } catch (const FormatError& e) {
             throw UsageError(e.reason());
         }
     }
+    // --eval-* refine the evaluation (of a recipe file too): the quality report measured into whittle.json.
+    const bool evalFlags = a.value("eval-text") || a.value("eval-tokens") || a.value("eval-ctx");
+    if (evalFlags && !recipe.evaluation) throw UsageError("--eval-text, --eval-tokens and --eval-ctx go with --eval");
+    if (const auto t = a.value("eval-text")) recipe.evaluation->files = {*t};
+    if (a.value("eval-tokens")) recipe.evaluation->maxTokens = int(a.uintValue("eval-tokens", 0));
+    if (a.value("eval-ctx")) recipe.evaluation->ctx = int(a.uintValue("eval-ctx", 0));
+    if (recipe.evaluation && (recipe.evaluation->maxTokens < 1 || recipe.evaluation->ctx < 2))
+        throw UsageError("--eval-tokens must be at least 1 and --eval-ctx at least 2");
     const Checkpoint ck = Checkpoint::open(a.positional()[0]);
     ProgressPrinter progress;
     CancelToken cancel;
@@ -75,6 +85,9 @@ int runSlim(const std::vector<std::string>& argv) {
     std::printf("stages:");
     for (const auto& s : r.stages) std::printf(" %s", s.c_str());
     std::printf("; wrote %s (%.1f MB) in %.1f s\n", a.positional()[1].c_str(), double(r.bytesWritten) / 1e6, r.seconds);
+    if (r.quality)
+        std::printf("quality vs input on %d held-out tokens: perplexity %.4f (input %.4f), KL divergence mean %.6f, p99 %.6f, top-1 %.2f %%\n",
+                    r.quality->tokens, r.quality->ppl, *r.quality->refPpl, *r.quality->kldMean, *r.quality->kldP99, 100.0 * *r.quality->top1);
     return 0;
 }
 

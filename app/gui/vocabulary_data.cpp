@@ -3,6 +3,7 @@
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
 #include "core/recipes/vocab_prune.h"
+#include "core/model/checkpoint_files.h"
 
 namespace whittle::gui {
 
@@ -11,7 +12,7 @@ namespace fs = std::filesystem;
 std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path) {
     auto d = std::make_shared<VocabularyData>();
     d->source = path;
-    if (fs::is_directory(path) && fs::exists(path / "config.json")) {
+    if (fs::is_directory(path) && fs::exists(path / whittle::files::kConfig)) {
         d->modelDir = path;
         const Checkpoint ck = Checkpoint::open(path);
         const Inventory inv = makeInventory(ck);

@@ -30,6 +30,7 @@
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
 #include "core/recipes/vocab_prune.h"
+#include "core/model/checkpoint_files.h"
 
 namespace whittle::gui {
 
@@ -92,7 +93,7 @@ TryResult computeTry(std::shared_ptr<const VocabularyData> d, std::shared_ptr<co
         r.beforeCount = int(before.size());
         r.beforeHtml = chipsHtml(tok, before, false);
         if (!json) {
-            const fs::path file = d->modelDir.empty() ? d->source : d->modelDir / "tokenizer.json";
+            const fs::path file = d->modelDir.empty() ? d->source : d->modelDir / whittle::files::kTokenizer;
             json = std::make_shared<const Json>(readJsonFile(file, 512ull << 20));
         }
         r.tokenizerJson = json;

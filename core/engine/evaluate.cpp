@@ -90,7 +90,7 @@ EvalReport evaluate(Session& session, const Tokenizer& tok, const std::string& t
     std::vector<float> logits(std::size_t(kChunk) * V), refLogits(std::size_t(kChunk) * RV);
     std::vector<double> lp, rlp;
     std::vector<double> klds;
-    double nll = 0;
+    double nll = 0, refNll = 0;
     int scored = 0, agree = 0, windows = 0;
     StageMeter meter(progress, "evaluating", tokens.size());
     for (std::size_t start = 0; start < tokens.size(); start += std::size_t(o.stride)) {
@@ -121,6 +121,7 @@ EvalReport evaluate(Session& session, const Tokenizer& tok, const std::string& t
                 ++scored;
                 if (!refSession) continue;
                 logSoftmax(std::span<const float>(&refLogits[i * RV], RV), rlp);
+                refNll -= rlp[std::size_t(toRefInput(target))];
                 const PositionAgreement pa = comparePosition(lp, rlp, mapping);
                 klds.push_back(pa.kld);
                 agree += pa.top1;
@@ -144,6 +145,7 @@ EvalReport evaluate(Session& session, const Tokenizer& tok, const std::string& t
         std::sort(sorted.begin(), sorted.end());
         r.kldP99 = sorted[std::min(sorted.size() - 1, std::size_t(std::ceil(0.99 * double(sorted.size()))) - 1)];
         r.top1 = double(agree) / double(scored);
+        r.refPpl = std::exp(refNll / scored);
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
@@ -154,6 +156,7 @@ Json toJson(const EvalReport& r) {
     j["kld_mean"] = r.kldMean ? Json(*r.kldMean) : Json(nullptr);
     j["kld_p99"] = r.kldP99 ? Json(*r.kldP99) : Json(nullptr);
     j["top1"] = r.top1 ? Json(*r.top1) : Json(nullptr);
+    j["reference_ppl"] = r.refPpl ? Json(*r.refPpl) : Json(nullptr);
     return j;
 }
 

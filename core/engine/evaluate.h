@@ -29,6 +29,7 @@ struct EvalReport {
     int tokens = 0;  // scored positions
     int windows = 0;
     std::optional<double> kldMean, kldP99, top1;
+    std::optional<double> refPpl;  // the reference's perplexity on the same positions
     double seconds = 0;
 };
 

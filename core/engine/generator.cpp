@@ -10,13 +10,14 @@
 #include "core/model/checkpoint.h"
 #include "core/tokenizer/buckets.h"
 #include "core/utf8.h"
+#include "core/model/checkpoint_files.h"
 
 namespace whittle {
 
 SamplingParams generationConfigDefaults(const Checkpoint& ck) {
     SamplingParams s;
     if (!ck.hasGenerationConfig()) return s;
-    const Json g = readJsonFile(ck.dir() / "generation_config.json");
+    const Json g = readJsonFile(ck.dir() / files::kGenerationConfig);
     if (!g.value("do_sample", false)) return s;
     s.temperature = g.value("temperature", 1.0f);
     s.topK = g.value("top_k", 0);

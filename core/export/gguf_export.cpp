@@ -20,6 +20,7 @@
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/nvfp4.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -62,7 +63,7 @@ struct TokenizerFiles {
 TokenizerFiles readTokenizerFiles(const fs::path& dir) {
     TokenizerFiles t;
     std::error_code ec;
-    const fs::path cfg = dir / "tokenizer_config.json";
+    const fs::path cfg = dir / files::kTokenizerConfig;
     t.configPath = cfg.string();
     if (fs::exists(cfg, ec)) {
         t.config = readJsonFile(cfg, 256ull << 20);
@@ -71,7 +72,7 @@ TokenizerFiles readTokenizerFiles(const fs::path& dir) {
     // Like gguf-py's SpecialVocab: chat_template.jinja, unless tokenizer_config.json holds a template.
     if (const auto it = t.config.find("chat_template"); it != t.config.end() && it->is_string())
         t.chatTemplate = it->get<std::string>();
-    else if (const fs::path j = dir / "chat_template.jinja"; fs::exists(j, ec))
+    else if (const fs::path j = dir / files::kChatTemplate; fs::exists(j, ec))
         t.chatTemplate = readTextFile(j);
     return t;
 }
@@ -151,7 +152,7 @@ void addSpecialIds(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok,
 
 void addTokenizer(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, int rows, std::vector<std::string>& notes) {
     const TokenizerFiles tf = readTokenizerFiles(ck.dir());
-    const std::string tokPath = (ck.dir() / "tokenizer.json").string();
+    const std::string tokPath = (ck.dir() / files::kTokenizer).string();
     if (tok.size() > rows)
         throw FormatError(tokPath, {}, "the tokenizer has " + std::to_string(tok.size()) + " tokens but the embedding has " +
                                            std::to_string(rows) + " rows");
@@ -187,7 +188,7 @@ void addTokenizer(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, 
 
 void checkLlamaCppCompatible(const Checkpoint& ck) {
     const Gemma4Config& c = ck.config();
-    const std::string cfg = (ck.dir() / "config.json").string();
+    const std::string cfg = (ck.dir() / files::kConfig).string();
     if (c.downProjBias)
         throw FormatError(cfg, {}, "this model carries FLAP's down_proj bias (bias compensation), which llama.cpp's gemma4 has no "
                                    "tensor for, and it cannot be folded into the weights (a norm follows the FFN); it runs in "

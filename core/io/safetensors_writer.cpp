@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/io/json_file.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -161,7 +162,7 @@ void SafetensorsWriter::finish() {
         std::sort(entries.begin(), entries.end());
         for (const auto& [n, f] : entries) map[n] = f;
         idx["weight_map"] = map;
-        writeTextFile(dir_ / "model.safetensors.index.json", idx.dump(2) + "\n");
+        writeTextFile(dir_ / files::kSafetensorsIndex, idx.dump(2) + "\n");
     }
     finished_ = true;
 }
@@ -169,7 +170,7 @@ void SafetensorsWriter::finish() {
 std::vector<std::string> SafetensorsWriter::fileNames() const {
     std::vector<std::string> v;
     for (const auto& s : shards_) v.push_back(s.fileName);
-    if (shards_.size() > 1) v.push_back("model.safetensors.index.json");
+    if (shards_.size() > 1) v.push_back(files::kSafetensorsIndex);
     return v;
 }
 

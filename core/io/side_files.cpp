@@ -5,6 +5,7 @@
 #include "core/io/safetensors_reader.h"
 #include "core/io/safetensors_writer.h"
 #include "core/progress.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -25,7 +26,7 @@ void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& info, Safete
 }
 
 bool isTensorOrReportFile(const std::string& name) {
-    return fs::path(name).extension() == ".safetensors" || name == "model.safetensors.index.json" || name == "whittle.json";
+    return fs::path(name).extension() == ".safetensors" || name == files::kSafetensorsIndex || name == files::kWhittleReport;
 }
 
 void copySideFiles(const fs::path& src, const fs::path& dst, const std::function<bool(const std::string&, const fs::path&)>& rewrite) {

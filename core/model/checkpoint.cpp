@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/io/gptq_layout.h"
 #include "core/quant/ggml_blocks.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -124,7 +125,7 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     std::error_code ec;
     if (!fs::exists(dirIn, ec)) throw IoError(dirIn.string(), {}, "checkpoint folder does not exist");
     if (!fs::is_directory(dirIn, ec)) throw FormatError(dirIn.string(), {}, "is not a folder (expected a checkpoint folder)");
-    const fs::path cfgPath = dirIn / "config.json";
+    const fs::path cfgPath = dirIn / files::kConfig;
     if (!fs::exists(cfgPath, ec) && !ec) throw IoError(cfgPath.string(), {}, "missing: a checkpoint folder needs config.json");
     ck.config_ = Gemma4Config::load(cfgPath);
     const Gemma4Config& c = ck.config_;
@@ -136,7 +137,7 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     ck.special_.pad = optionalId(text, "pad_token_id", cfgPath.string());
     ck.special_.eos = idList(cfgJson, "eos_token_id", cfgPath.string());
     if (ck.special_.eos.empty()) ck.special_.eos = idList(text, "eos_token_id", cfgPath.string());
-    const fs::path genPath = dirIn / "generation_config.json";
+    const fs::path genPath = dirIn / files::kGenerationConfig;
     if (fs::exists(genPath, ec)) {
         ck.hasGenerationConfig_ = true;
         const Json g = readJsonFile(genPath, 1ull << 20);

@@ -1,16 +1,21 @@
 #include "core/pipeline/slim.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/io/atomic_output.h"
+#include "core/model/checkpoint_files.h"
+#include "core/model/inventory.h"
+#include "core/pipeline/quality.h"
 #include "core/recipes/flap.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/text_only.h"
 #include "core/recipes/vocab_prune.h"
+#include "core/util/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -22,13 +27,17 @@ std::vector<std::string> slimStages(const Recipe& r) {
     if (r.vocabulary) s.push_back("vocabulary");
     if (r.flap) s.push_back("flap");
     if (r.quantization) s.push_back("quantization");
+    if (r.evaluation) s.push_back("evaluation");
     return s;
 }
 
 Json toJson(const SlimReport& r) {
     Json stages = Json::array();
-    for (std::size_t i = 0; i < r.stages.size(); ++i) stages.push_back(Json{{"stage", r.stages[i]}, {"report", r.stageReports[i]}});
-    return Json{{"stages", stages}, {"bytes_written", r.bytesWritten}, {"seconds", r.seconds}};
+    for (std::size_t i = 0; i < r.stages.size(); ++i)
+        stages.push_back(Json{{"stage", r.stages[i]}, {"report", r.stageReports[i]}, {"seconds", r.stageSeconds[i]}});
+    Json j{{"stages", stages}, {"bytes_written", r.bytesWritten}, {"seconds", r.seconds}};
+    if (r.quality) j["quality"] = toJson(*r.quality);
+    return j;
 }
 
 namespace {
@@ -48,20 +57,58 @@ private:
     std::string prefix_;
 };
 
+double secondsSince(std::chrono::steady_clock::time_point t) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count(); }
+
+// Each regular file of the input folder: name, bytes, SHA-256 (so a variant names exactly what it was made from).
+Json inputHashes(const fs::path& dir, Progress& progress, const CancelToken& cancel) {
+    std::vector<fs::path> names;
+    std::uint64_t total = 0;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_regular_file()) {
+            names.push_back(e.path());
+            total += e.file_size();
+        }
+    std::sort(names.begin(), names.end());
+    StageMeter meter(progress, "input: hashing", total);
+    Json files = Json::array();
+    for (const auto& f : names) {
+        const std::uint64_t size = fs::file_size(f);
+        files.push_back(Json{{"name", f.filename().string()}, {"bytes", size}, {"sha256", sha256File(f, cancel)}});
+        meter.advance(size);
+    }
+    meter.finish();
+    return files;
+}
+
+// Parameters and bytes by part, from the headers.
+Json partsOf(const Checkpoint& ck) {
+    const Json inv = toJson(makeInventory(ck));
+    return Json{{"total", inv["total"]}, {"parts", inv["parts"]}, {"file_bytes", inv["file_bytes"]}};
+}
+
 }  // namespace
 
 SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress, const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
     SlimReport rep;
     rep.stages = slimStages(recipe);
-    if (rep.stages.empty()) throw UsageError("the recipe has nothing to do: give text_only, vocabulary, flap or quantization");
+    const std::size_t transforms = rep.stages.size() - (recipe.evaluation ? 1 : 0);  // evaluation only measures
+    if (transforms == 0) throw UsageError("the recipe has nothing to do: give text_only, vocabulary, flap or quantization");
     if (recipe.quantization && recipe.quantization->format.rfind("gguf-", 0) == 0)
         throw UsageError("quantization.format " + recipe.quantization->format +
                          ": slim writes safetensors formats; export its output with whittle-cli export");
+    if (recipe.evaluation) {  // checked up front: an evaluation without text would fail only after the work
+        for (const auto& f : recipe.evaluation->files)
+            if (!fs::is_regular_file(f)) throw UsageError(f, {}, "evaluation.files: no such file");
+        if (recipe.evaluation->files.empty() && !fs::exists(ck.dir() / files::kHeldoutText))
+            throw UsageError(ck.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give evaluation.files (held-out text files)");
+    }
     AtomicOutputDir out(dest, force, {ck.dir()});
+    const Json hashes = inputHashes(ck.dir(), progress, cancel);
     fs::path input = ck.dir();
-    for (std::size_t i = 0; i < rep.stages.size(); ++i) {
+    for (std::size_t i = 0; i < transforms; ++i) {
         cancel.throwIfCancelled();
+        const auto ts = std::chrono::steady_clock::now();
         const std::string& stage = rep.stages[i];
         const fs::path stageDir = out.path() / ("stage-" + std::to_string(i + 1) + "-" + stage);
         StageProgress sp(progress, std::to_string(i + 1) + "/" + std::to_string(rep.stages.size()) + " " + stage + ": ");
@@ -82,18 +129,29 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
             report = toJson(quantizeCheckpoint(in, one, stageDir, false, sp, cancel));
         }
         rep.stageReports.push_back(report);
+        rep.stageSeconds.push_back(secondsSince(ts));
         if (input != ck.dir()) fs::remove_all(input);  // the previous stage's folder: no longer needed
         input = stageDir;
     }
     // The last stage's files become the output folder's (its own whittle.json gives way to the run's).
     for (const auto& e : fs::directory_iterator(input))
-        if (e.path().filename() != "whittle.json") fs::rename(e.path(), out.path() / e.path().filename());
+        if (e.path().filename() != files::kWhittleReport) fs::rename(e.path(), out.path() / e.path().filename());
     fs::remove_all(input);
-    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const Checkpoint result = Checkpoint::open(out.path());  // the result must open before it replaces anything
+    if (recipe.evaluation) {
+        const auto ts = std::chrono::steady_clock::now();
+        const std::string n = std::to_string(rep.stages.size());
+        StageProgress sp(progress, n + "/" + n + " evaluation: ");
+        rep.quality = evaluateAgainstOriginal(result, ck, *recipe.evaluation, sp, cancel);
+        rep.stageReports.push_back(toJson(*rep.quality));
+        rep.stageSeconds.push_back(secondsSince(ts));
+    }
+    rep.seconds = secondsSince(t0);
     for (const auto& e : fs::directory_iterator(out.path()))
         if (e.is_regular_file()) rep.bytesWritten += e.file_size();
-    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"slim", toJson(rep)}});
-    (void)Checkpoint::open(out.path());  // the result must open before it replaces anything
+    Json record{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"input", hashes}, {"slim", toJson(rep)},
+                {"before", partsOf(ck)}, {"after", partsOf(result)}};
+    writeJsonFile(out.path() / files::kWhittleReport, record);
     out.commit();
     return rep;
 }

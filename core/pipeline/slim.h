@@ -4,12 +4,17 @@
 // calibrate on the already-pruned model. Stages are passes today: each streams tensor by tensor into a folder
 // inside the run's own partial output (<dest>.partial-…, removed if the run fails, is cancelled, or — on the
 // next run — was killed), the previous stage's folder is deleted once the next one is written, and the last
-// stage's files become <dest> by one rename. The output's whittle.json holds the recipe and every stage's report.
+// stage's files become <dest> by one rename. The output's whittle.json holds the recipe, the input files' SHA-256,
+// every stage's report and time, parameters and bytes by part before and after, and — when the recipe has an
+// "evaluation" section — the quality report (PPL, KLD, top-1 against the input, quality.h), measured before
+// the rename so a run that cannot evaluate leaves no output.
 // (A fused single pass over the tensors, and several sink formats from one pass, are the next step.)
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/engine/evaluate.h"
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
@@ -18,12 +23,14 @@ namespace whittle {
 
 struct Recipe;
 
-// The stages a recipe runs, in order: "text_only", "vocabulary", "flap", "quantization".
+// The stages a recipe runs, in order: "text_only", "vocabulary", "flap", "quantization", "evaluation".
 std::vector<std::string> slimStages(const Recipe& recipe);
 
 struct SlimReport {
     std::vector<std::string> stages;
     std::vector<Json> stageReports;  // each stage's own report, in order
+    std::vector<double> stageSeconds;
+    std::optional<EvalReport> quality;  // the recipe's "evaluation": the output against the input
     std::uint64_t bytesWritten = 0;  // the output folder's files
     double seconds = 0;
 };

@@ -6,6 +6,7 @@
 #include "core/recipes/gptq_calibration.h"
 #include "core/recipes/recipe_json.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -28,8 +29,8 @@ void parseCalibrationText(const Json& c, const std::string& where, const std::st
 std::vector<std::vector<int>> calibrationTextWindows(const Checkpoint& ck, const CalibrationText& c, const std::string& who) {
     std::vector<fs::path> files(c.files.begin(), c.files.end());
     if (files.empty()) {
-        if (!fs::exists(ck.dir() / "heldout.txt")) throw UsageError(ck.dir().string(), {}, "has no heldout.txt: " + who + " needs calibration text files");
-        files.push_back(ck.dir() / "heldout.txt");
+        if (!fs::exists(ck.dir() / files::kHeldoutText)) throw UsageError(ck.dir().string(), {}, "has no heldout.txt: " + who + " needs calibration text files");
+        files.push_back(ck.dir() / files::kHeldoutText);
     }
     return calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, c.samples, c.length);
 }

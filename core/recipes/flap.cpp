@@ -18,6 +18,7 @@
 #include "core/recipes/recipe_json.h"
 #include "core/reference/reference_model.h"
 #include "core/reference/reference_session.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -213,7 +214,7 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     const FlapRecipe& f = *recipe.flap;
     const Gemma4Config& c = ck.config();
     const fs::path src = ck.dir();
-    const std::string cfgFile = (src / "config.json").string();
+    const std::string cfgFile = (src / files::kConfig).string();
     FlapReport rep;
     rep.ratioRequested = f.ratio;
     rep.metric = f.metric;
@@ -285,7 +286,7 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     AtomicOutputDir out(dest, force, {src});
     // config.json: each layer's width, and what FLAP did.
     copySideFiles(src, out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name != "config.json") return false;
+        if (name != files::kConfig) return false;
         Json j = readJsonFile(file);
         Json& t = j.contains("text_config") ? j["text_config"] : j;
         t["intermediate_size"] = rep.widthsAfter;
@@ -383,7 +384,7 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     meter.finish();
     rep.bytesWritten = writer.totalBytes();
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"flap", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"flap", toJson(rep)}});
     out.commit();
     return rep;
 }

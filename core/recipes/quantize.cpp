@@ -21,6 +21,7 @@
 #include "core/recipes/gptq_calibration.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/recipe_json.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -466,8 +467,8 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     const std::vector<std::string> untouched = unquantizedModules(ck, q);
     const Json config = !nvfp4 ? gptqConfig(ck, q, formats) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
     copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name == "quantize_config.json" || name == "hf_quant_config.json") return true;  // written below for the format that has it
-        if (name != "config.json" || dequantized) return false;  // a dequantized checkpoint is a plain one
+        if (name == files::kGptqQuantizeConfig || name == files::kModelOptQuantConfig) return true;  // written below for the format that has it
+        if (name != files::kConfig || dequantized) return false;  // a dequantized checkpoint is a plain one
         Json j = readJsonFile(file);
         j["quantization_config"] = config;
         writeJsonFile(out.path() / name, j);
@@ -476,9 +477,9 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     if (dequantized) {
         // a plain checkpoint: no quantization config
     } else if (!nvfp4) {
-        writeJsonFile(out.path() / "quantize_config.json", config);
+        writeJsonFile(out.path() / files::kGptqQuantizeConfig, config);
     } else if (layout == Nvfp4Layout::ModelOpt) {
-        writeJsonFile(out.path() / "hf_quant_config.json", modelOptHfQuantConfig(untouched));
+        writeJsonFile(out.path() / files::kModelOptQuantConfig, modelOptHfQuantConfig(untouched));
     }
 
     SafetensorsWriter writer(out.path(), plan.tensors);
@@ -577,7 +578,7 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     meter.finish();
     rep.bytesWritten = writer.totalBytes();
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"quantization", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"quantization", toJson(rep)}});
     out.commit();
     return rep;
 }

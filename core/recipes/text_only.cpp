@@ -10,6 +10,7 @@
 #include "core/io/side_files.h"
 #include "core/model/tensor_table.h"
 #include "core/recipes/recipe.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -18,7 +19,7 @@ namespace whittle {
 namespace {
 // The towers' input processors: meaningless without them.
 bool isProcessorConfig(const std::string& name) {
-    return name == "processor_config.json" || name == "preprocessor_config.json" || name == "video_preprocessor_config.json";
+    return name == files::kProcessorConfig || name == files::kPreprocessorConfig || name == files::kVideoPreprocessorConfig;
 }
 }  // namespace
 
@@ -55,12 +56,12 @@ TextOnlyReport textOnlyRepack(const Checkpoint& ck, const Recipe& recipe, const 
     const auto t0 = std::chrono::steady_clock::now();
     if (!recipe.textOnly) throw UsageError("the recipe does not ask for a text-only model");
     const fs::path src = ck.dir();
-    const Json text = textOnlyConfig(readJsonFile(src / "config.json"), (src / "config.json").string());
+    const Json text = textOnlyConfig(readJsonFile(src / files::kConfig), (src / files::kConfig).string());
     TextOnlyReport rep;
 
     AtomicOutputDir out(dest, force, {src});
     copySideFiles(src, out.path(), [&](const std::string& name, const fs::path&) {
-        if (name == "config.json") {
+        if (name == files::kConfig) {
             writeJsonFile(out.path() / name, text);
             return true;
         }
@@ -96,7 +97,7 @@ TextOnlyReport textOnlyRepack(const Checkpoint& ck, const Recipe& recipe, const 
     meter.finish();
     rep.bytesWritten = writer.totalBytes();
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"text_only", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"text_only", toJson(rep)}});
     // The output must open as the text model it claims to be, before it replaces anything.
     (void)Checkpoint::open(out.path());
     out.commit();

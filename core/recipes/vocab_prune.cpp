@@ -14,6 +14,7 @@
 #include "core/io/file.h"
 #include "core/io/safetensors_writer.h"
 #include "core/io/side_files.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -219,12 +220,12 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
                              "is stored as rows of blocks; prune the vocabulary of the original first, then quantize its token tables");
     const fs::path src = ck.dir();
     const Gemma4Config& c = ck.config();
-    const fs::path tokPath = src / "tokenizer.json";
+    const fs::path tokPath = src / files::kTokenizer;
     const Json tokJson = readJsonFile(tokPath, 512ull << 20);
     const Tokenizer tok = Tokenizer::fromJson(tokJson, tokPath.string());
     const int rows = c.vocabSize;
     if (c.vocabSizePerLayerInput != rows)
-        throw FormatError((src / "config.json").string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
+        throw FormatError((src / files::kConfig).string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
     VocabPruneReport rep;
     rep.tokensBefore = rows;
     const FittedSelection fit = fitSelection(tok, recipeSelection(tok, *recipe.vocabulary).keep, rows, recipe.vocabulary->padMultiple);
@@ -247,13 +248,13 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
     // Tokenizer, configs and every other small file.
     const Json newTok = prunedTokenizerJson(tokJson, tok, oldToNew, extra);
     rep.mergesKept = int(newTok["model"]["merges"].size());
-    writeTextFile(out.path() / "tokenizer.json", newTok.dump(2) + "\n");
+    writeTextFile(out.path() / files::kTokenizer, newTok.dump(2) + "\n");
     copySideFiles(src, out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name == "tokenizer.json" || name == "vocab_mapping.json") return true;  // written above / below
-        if (name == "config.json" || name == "generation_config.json" || name == "processor_config.json") {
+        if (name == files::kTokenizer || name == files::kVocabMapping) return true;  // written above / below
+        if (name == files::kConfig || name == files::kGenerationConfig || name == files::kProcessorConfig) {
             Json j = readJsonFile(file);
             remapIds(j, oldToNew, file.string());
-            if (name == "config.json") {
+            if (name == files::kConfig) {
                 Json& t = j.contains("text_config") ? j["text_config"] : j;
                 t["vocab_size"] = V;
                 t["vocab_size_per_layer_input"] = V;
@@ -261,7 +262,7 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
             writeJsonFile(out.path() / name, j);
             return true;
         }
-        if (name == "tokenizer_config.json") {
+        if (name == files::kTokenizerConfig) {
             Json j = readJsonFile(file, 256ull << 20);
             if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
                 Json dec = Json::object();
@@ -278,7 +279,7 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
     });
     std::vector<int> newToOldPadded = newToOld;
     newToOldPadded.resize(std::size_t(V), -1);  // appended placeholders have no original id
-    writeJsonFile(out.path() / "vocab_mapping.json",
+    writeJsonFile(out.path() / files::kVocabMapping,
                   Json{{"old_to_new", oldToNew}, {"new_to_old", newToOldPadded}, {"padding_copies_row_of", extra ? padSource : -1}});
 
     // Tensors: the rows of every tensor with one row per token id sliced, the rest passed through.
@@ -334,7 +335,7 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
     meter.finish();
     rep.bytesWritten = writer.totalBytes();
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / "whittle.json", Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"vocabulary", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"vocabulary", toJson(rep)}});
     out.commit();
     return rep;
 }

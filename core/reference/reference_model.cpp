@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/io/gguf_reader.h"
+#include "core/model/checkpoint_files.h"
 
 namespace whittle {
 
@@ -100,7 +101,7 @@ ReferenceModel::ReferenceModel(const Checkpoint& ck, const ReferenceOptions& opt
         const auto& s = e->info->shape;
         return WeightView{WeightFormat::Dense, e->info->dtype, data, s.size() > 1 ? s[0] : 1, s.empty() ? 1 : s.back(), e->info->name, {}};
     };
-    assemble(bind, (ck.dir() / "config.json").string());
+    assemble(bind, (ck.dir() / files::kConfig).string());
 }
 
 void ReferenceModel::assemble(const Binder& bind, const std::string& configFile) {

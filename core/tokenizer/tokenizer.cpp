@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/tokenizer/tokenizer_impl.h"
 #include "core/utf8.h"
+#include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 
@@ -348,7 +349,7 @@ Tokenizer Tokenizer::fromFile(const fs::path& p) {
 Tokenizer Tokenizer::fromModelOrFile(const fs::path& p) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
-        const fs::path t = p / "tokenizer.json";
+        const fs::path t = p / files::kTokenizer;
         if (!fs::exists(t, ec) && !ec) throw IoError(t.string(), {}, "missing: the model folder has no tokenizer.json");
         return fromFile(t);
     }

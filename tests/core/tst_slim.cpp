@@ -6,12 +6,16 @@
 #include <map>
 #include <set>
 
+#include <QCryptographicHash>
+#include <QFile>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/pipeline/slim.h"
 #include "core/recipes/recipe.h"
 #include "core/reference/reference_session.h"
+#include "core/util/sha256.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -25,7 +29,8 @@ Json fullRecipe() {
                 {"text_only", true},
                 {"vocabulary", {{"preset", "english"}}},
                 {"flap", {{"ratio", 0.2}, {"calibration", {{"samples", 8}, {"length", 128}}}}},
-                {"quantization", {{"method", "gptq"}, {"group_size", 128}, {"calibration", {{"samples", 8}, {"length", 128}}}}}};
+                {"quantization", {{"method", "gptq"}, {"group_size", 128}, {"calibration", {{"samples", 8}, {"length", 128}}}}},
+                {"evaluation", {{"ctx", 256}, {"max_tokens", 1024}}}};
 }
 
 std::map<std::string, std::string> folderBytes(const fs::path& dir) {
@@ -73,13 +78,14 @@ private slots:
     void endToEnd() {
         const auto before = folderBytes(bundledModelDir());
         const Recipe recipe = parseRecipe(fullRecipe(), "recipe.json");
-        QCOMPARE(slimStages(recipe), (std::vector<std::string>{"text_only", "vocabulary", "flap", "quantization"}));
+        QCOMPARE(slimStages(recipe), (std::vector<std::string>{"text_only", "vocabulary", "flap", "quantization", "evaluation"}));
         const fs::path out = tempPath(dir_, "slim");
         CancelToken never;
         CancelAt progress(never, {});
         const SlimReport rep = slim(Checkpoint::open(bundledModelDir()), recipe, out, false, progress, never);
         QCOMPARE(folderBytes(bundledModelDir()), before);
-        QCOMPARE(progress.stages(), (std::set<std::string>{"1/4 text_only", "2/4 vocabulary", "3/4 flap", "4/4 quantization"}));
+        QCOMPARE(progress.stages(),
+                 (std::set<std::string>{"input", "1/5 text_only", "2/5 vocabulary", "3/5 flap", "4/5 quantization", "5/5 evaluation"}));
 
         const Checkpoint ck = Checkpoint::open(out);
         QCOMPARE(ck.config().modelType, std::string("gemma4_text"));  // text-only
@@ -96,7 +102,40 @@ private slots:
         for (const auto& e : fs::directory_iterator(out)) QVERIFY2(!e.is_directory(), e.path().c_str());  // no stage folder left
         QVERIFY(!anyPartial(out));
         const Json w = readJsonFile(out / "whittle.json");
-        QCOMPARE(w["slim"]["stages"].size(), std::size_t(4));
+        QCOMPARE(w["slim"]["stages"].size(), std::size_t(5));
+        for (const auto& st : w["slim"]["stages"]) QVERIFY(st["seconds"].get<double>() > 0);
+        // The input files' SHA-256, by an independent implementation (Qt's).
+        QCOMPARE(w["input"].size(), std::size_t(std::distance(fs::directory_iterator(bundledModelDir()), fs::directory_iterator{})));
+        for (const auto& f : w["input"]) {
+            QFile file(QString::fromStdString((bundledModelDir() / f["name"].get<std::string>()).string()));
+            QVERIFY(file.open(QIODevice::ReadOnly));
+            QCryptographicHash h(QCryptographicHash::Sha256);
+            QVERIFY(h.addData(&file));
+            QCOMPARE(f["sha256"].get<std::string>(), h.result().toHex().toStdString());
+        }
+        // Parameters by part before and after: FLAP and the vocabulary shrank the model, text-only dropped the towers.
+        QVERIFY(w["after"]["total"]["params"].get<std::uint64_t>() < w["before"]["total"]["params"].get<std::uint64_t>());
+        QCOMPARE(w["after"]["file_bytes"].get<std::uint64_t>(), std::uint64_t(fs::file_size(out / "model.safetensors")));
+        // The quality report: measured against the original on the held-out text, and the same figures as
+        // `whittle-cli eval` gives for the output (which finds vocab_mapping.json itself).
+        const Json q = w["slim"]["quality"];
+        QCOMPARE(q["tokens"].get<int>(), 1024);
+        QVERIFY(q["kld_mean"].get<double>() > 0 && q["kld_mean"].get<double>() < 0.5);
+        QVERIFY(q["top1"].get<double>() > 0.5 && q["top1"].get<double>() <= 1.0);
+        QVERIFY(std::isfinite(q["ppl"].get<double>()) && std::isfinite(q["reference_ppl"].get<double>()));
+        QCOMPARE(q, w["slim"]["stages"][4]["report"]);
+        QVERIFY(rep.quality.has_value());
+        const CliResult ev = runCli({"eval", QString::fromStdString(out.string()), "--ref", QString::fromStdString(bundledModelDir().string()),
+                                     "--text", QString::fromStdString((bundledModelDir() / "heldout.txt").string()), "--ctx", "256",
+                                     "--max-tokens", "1024", "--json"},
+                                    240000);
+        QCOMPARE(ev.exitCode, 0);
+        const Json cli = Json::parse(ev.out.toStdString());
+        QCOMPARE(cli["ppl"].get<double>(), q["ppl"].get<double>());
+        QCOMPARE(cli["kld_mean"].get<double>(), q["kld_mean"].get<double>());
+        QCOMPARE(cli["top1"].get<double>(), q["top1"].get<double>());
+        qInfo("quality: ppl %.3f (original %.3f on the same positions), KLD mean %.5f p99 %.5f, top-1 %.3f", q["ppl"].get<double>(),
+              q["reference_ppl"].get<double>(), q["kld_mean"].get<double>(), q["kld_p99"].get<double>(), q["top1"].get<double>());
         QCOMPARE(w["recipe"], toJson(recipe));
         QVERIFY(w["slim"]["stages"][2]["report"]["ratio_removed"].get<double>() > 0.1);
         QVERIFY(w["slim"]["stages"][3]["report"]["calibration_windows"].get<int>() > 0);
@@ -115,11 +154,15 @@ private slots:
         const QString model = QString::fromStdString(bundledModelDir().string());
         const QString out = QString::fromStdString(tempPath(dir_, "cli").string());
         const CliResult r = runCli({"slim", model, out, "--text-only", "--vocab", "english", "--flap", "0.2", "--quantize", "rtn",
-                                    "--calib-samples", "4", "--calib-length", "128", "--json"},
+                                    "--calib-samples", "4", "--calib-length", "128", "--eval", "--eval-tokens", "256", "--eval-ctx", "128", "--json"},
                                    240000);
         QCOMPARE(r.exitCode, 0);
         const Json j = Json::parse(r.out.toStdString());
-        QCOMPARE(j["stages"].size(), std::size_t(4));
+        QCOMPARE(j["stages"].size(), std::size_t(5));
+        QCOMPARE(j["quality"]["tokens"].get<int>(), 256);
+        const CliResult evalAlone = runCli({"slim", model, out + "-4", "--eval-tokens", "256", "--vocab", "english"});
+        QCOMPARE(evalAlone.exitCode, 2);
+        QVERIFY2(evalAlone.err.contains("--eval"), qPrintable(evalAlone.err));
         QCOMPARE(readJsonFile(out.toStdString() + "/whittle.json")["recipe"]["flap"]["calibration"]["samples"].get<int>(), 4);
         const CliResult bad = runCli({"slim", model, out + "-2", "--flap", "1.5"});
         QCOMPARE(bad.exitCode, 2);
@@ -133,13 +176,13 @@ private slots:
     // folder, the input untouched.
     void cancel_data() {
         QTest::addColumn<QString>("at");
-        for (const char* at : {"1/4", "2/4", "3/4", "4/4"}) QTest::newRow(at) << at;
+        for (const char* at : {"input", "1/5", "2/5", "3/5", "4/5", "5/5"}) QTest::newRow(at) << at;
     }
     void cancel() {
         QFETCH(QString, at);
         const auto before = folderBytes(bundledModelDir());
         const Recipe recipe = parseRecipe(fullRecipe(), "recipe.json");
-        const fs::path out = tempPath(dir_, ("cancel-" + at.left(1)).toStdString().c_str());
+        const fs::path out = tempPath(dir_, ("cancel-" + at.left(1)).toStdString().c_str());  // "i": input hashing
         CancelToken token;
         CancelAt progress(token, at.toStdString());
         QElapsedTimer sinceCancel;
@@ -157,6 +200,26 @@ private slots:
         qInfo("cancelled in '%s'", progress.cancelledIn().c_str());
     }
 
+    // FIPS 180-4's examples ("abc", the 56-byte two-block message) and a million 'a's fed in odd pieces.
+    void sha256Vectors() {
+        Sha256 a;
+        a.update("abc", 3);
+        QCOMPARE(a.hex(), std::string("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        Sha256 b;
+        const std::string m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        b.update(m.data(), m.size());
+        QCOMPARE(b.hex(), std::string("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+        Sha256 c;
+        const std::string chunk(997, 'a');
+        std::size_t left = 1000000;
+        while (left > 0) {
+            const std::size_t n = std::min(left, chunk.size());
+            c.update(chunk.data(), n);
+            left -= n;
+        }
+        QCOMPARE(c.hex(), std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
+    }
+
     void refusals() {
         NullProgress np;
         const Checkpoint ck = Checkpoint::open(bundledModelDir());
@@ -166,6 +229,23 @@ private slots:
         WHITTLE_EXPECT_ERROR(slim(ck, parseRecipe(j, "r.json"), tempPath(dir_, "gguf"), false, np, CancelToken{}), UsageError, "gguf-q4_0",
                              "whittle-cli export");
         QVERIFY(!fs::exists(tempPath(dir_, "gguf")));
+        // Evaluation: checked before any work; unknown keys and bad values name the field.
+        Json e = fullRecipe();
+        e["evaluation"] = {{"files", {"/nonexistent/heldout.txt"}}};
+        WHITTLE_EXPECT_ERROR(slim(ck, parseRecipe(e, "r.json"), tempPath(dir_, "noeval"), false, np, CancelToken{}), UsageError,
+                             "evaluation.files", "/nonexistent/heldout.txt");
+        QVERIFY(!fs::exists(tempPath(dir_, "noeval")));
+        e["evaluation"] = {{"tokens", 5}};
+        WHITTLE_EXPECT_ERROR(parseRecipe(e, "r.json"), FormatError, "evaluation.tokens", "r.json");
+        e["evaluation"] = {{"ctx", 1}};
+        WHITTLE_EXPECT_ERROR(parseRecipe(e, "r.json"), FormatError, "evaluation.ctx");
+        e["evaluation"] = true;
+        QCOMPARE(parseRecipe(e, "r.json").evaluation->maxTokens, 8192);
+        e["evaluation"] = false;
+        QVERIFY(!parseRecipe(e, "r.json").evaluation);
+        Json evalOnly{{"whittle_recipe", 1}, {"evaluation", true}};
+        WHITTLE_EXPECT_ERROR(slim(ck, parseRecipe(evalOnly, "r.json"), tempPath(dir_, "evalonly"), false, np, CancelToken{}), UsageError,
+                             "nothing to do");
     }
 };
 

@@ -1,0 +1,43 @@
+#include "core/pipeline/quality.h"
+
+#include "core/error.h"
+#include "core/io/file.h"
+#include "core/model/checkpoint_files.h"
+#include "core/reference/reference_model.h"
+#include "core/reference/reference_session.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace whittle {
+
+VocabMapping vocabMappingOf(const fs::path& modelDir) {
+    const fs::path m = modelDir / files::kVocabMapping;
+    return fs::exists(m) ? loadVocabMapping(m) : VocabMapping{};
+}
+
+EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& original, const EvaluationRecipe& e, Progress& progress,
+                                   const CancelToken& cancel) {
+    std::vector<fs::path> texts(e.files.begin(), e.files.end());
+    if (texts.empty()) {
+        const fs::path h = original.dir() / files::kHeldoutText;
+        if (!fs::exists(h))
+            throw UsageError(original.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give evaluation.files (held-out text files)");
+        texts.push_back(h);
+    }
+    std::string text;
+    for (const auto& f : texts) {
+        text += readTextFile(f, 1ull << 30);
+        text += '\n';
+    }
+    const ReferenceModel om(original, {}), qm(output, {});
+    const Tokenizer tok = Tokenizer::fromModelOrFile(output.dir());
+    EvalOptions eo;
+    eo.ctx = e.ctx;
+    eo.stride = e.ctx;
+    eo.maxTokens = e.maxTokens;
+    ReferenceSession model(qm, eo.ctx), reference(om, eo.ctx);
+    return evaluate(model, tok, text, eo, &reference, vocabMappingOf(output.dir()), progress, cancel);
+}
+
+}  // namespace whittle

@@ -1,0 +1,21 @@
+#pragma once
+// The quality report of a slimmed checkpoint (the recipe's "evaluation" section): the CPU reference runs the
+// output and the original on the same held-out windows; the output's vocab_mapping.json, when it has one,
+// maps its ids to the original's.
+#include <filesystem>
+
+#include "core/engine/evaluate.h"
+#include "core/model/checkpoint.h"
+#include "core/progress.h"
+#include "core/recipes/evaluation.h"
+
+namespace whittle {
+
+// `original` gives the default text (its heldout.txt); errors name evaluation.files when there is none.
+EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& original, const EvaluationRecipe& e, Progress& progress,
+                                   const CancelToken& cancel);
+
+// The vocabulary mapping a checkpoint folder carries (empty when it has none: same vocabulary as its source).
+VocabMapping vocabMappingOf(const std::filesystem::path& modelDir);
+
+}  // namespace whittle
