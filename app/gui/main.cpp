@@ -2,7 +2,8 @@
 //   whittle [MODEL_DIR]                      open the main window (on MODEL_DIR if given)
 //   whittle --screenshots DIR [MODEL_DIR] [--chat-model DIR --chat-prompt TEXT]
 //                                            render every page to DIR/<page>.png and exit (the Chat page
-//                                            after a greedy answer from the chat model on the default device)
+//                                            after a greedy answer from the chat model on the default device;
+//                                            the Run page after --run-model DIR --run-recipe FILE --run-output DIR)
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QEventLoop>
@@ -11,6 +12,9 @@
 
 #include "app/gui/chat_page.h"
 #include "app/gui/main_window.h"
+#include "app/gui/run_page.h"
+#include <QLabel>
+#include <QLineEdit>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QLineEdit>
@@ -33,6 +37,12 @@ int main(int argc, char** argv) {
     const QCommandLineOption chatPrompt("chat-prompt", "With --screenshots: the message the Chat page sends.", "TEXT");
     parser.addOption(chatModel);
     parser.addOption(chatPrompt);
+    const QCommandLineOption runModel("run-model", "With --screenshots: the model the Run page slims first.", "DIR");
+    const QCommandLineOption runRecipe("run-recipe", "With --run-model: the recipe of that job.", "FILE");
+    const QCommandLineOption runOutput("run-output", "With --run-model: the job's output folder.", "DIR");
+    parser.addOption(runModel);
+    parser.addOption(runRecipe);
+    parser.addOption(runOutput);
     parser.addPositionalArgument("model", "Gemma 4 checkpoint folder to open.");
     parser.process(app);
     const QStringList models = parser.positionalArguments();
@@ -90,6 +100,26 @@ int main(int argc, char** argv) {
             chat->send(parser.value(chatPrompt).isEmpty() ? QStringLiteral("Tell me a story.") : parser.value(chatPrompt));
             wait.exec();
             if (!answered) return 1;
+        }
+        if (parser.isSet(runModel)) {
+            // One slim job on the Run page, as a user would queue it; the screenshots show it finished.
+            auto* run = w.runPage();
+            run->open(parser.value(runModel));
+            if (parser.isSet(runRecipe)) run->loadRecipeFile(parser.value(runRecipe));
+            run->outputEdit()->setText(parser.value(runOutput));
+            QEventLoop wait;
+            bool ok = false;
+            QObject::connect(run, &whittle::gui::RunPage::jobFinished, &wait, [&](int, bool done, const QString& m) {
+                ok = done;
+                if (!done) std::fprintf(stderr, "whittle: %s\n", m.toUtf8().constData());
+                wait.quit();
+            });
+            if (run->addJob() == 0) {
+                std::fprintf(stderr, "whittle: %s\n", run->statusLabel()->text().toUtf8().constData());
+                return 1;
+            }
+            wait.exec();
+            if (!ok) return 1;
         }
         for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
         return 0;

@@ -1,5 +1,6 @@
 #include "app/gui/main_window.h"
 
+#include <QCloseEvent>
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QFileDialog>
@@ -10,14 +11,19 @@
 #include <QHBoxLayout>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QThread>
 #include <QtConcurrent>
+#include <algorithm>
 
 #include "app/gui/chat_page.h"
 #include "app/gui/model_page.h"
 #include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
+#include "app/gui/run_page.h"
+#include "app/gui/worker_bridge.h"
 #include "app/gui/worker_outcome.h"
 #include "app/gui/vocabulary_page.h"
+#include "core/util/thread_pool.h"
 
 namespace whittle::gui {
 
@@ -44,6 +50,9 @@ QString droppedFolder(const QMimeData* mime) {
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+    // Work leaves one core to the event loop: the core's thread pools get cores − 1 threads (WorkerBridge's
+    // job thread runs at lower priority too).
+    setDefaultThreadCount(std::max(1, QThread::idealThreadCount() - 1));
     setWindowTitle("Whittle");
     setAcceptDrops(true);
     auto* central = new QWidget(this);
@@ -63,8 +72,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     addPage(tr("Vocabulary"), vocabularyPage_);
     quantizationPage_ = new QuantizationPage(pages_);
     addPage(tr("Quantize"), quantizationPage_);
+    worker_ = new WorkerBridge(this);
+    runPage_ = new RunPage(worker_, pages_);
+    addPage(tr("Run"), runPage_);
     chatPage_ = new ChatPage(pages_);
     addPage(tr("Chat"), chatPage_);
+    connect(runPage_, &RunPage::openOutput, this, [this](const QString& dir) {
+        openCheckpoint(dir);
+        showPage(0);
+    });
     connect(pageList_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
     pageList_->setCurrentRow(0);
 
@@ -131,6 +147,7 @@ void MainWindow::loadFinished() {
     modelPage_->setInventory(inventory_.get());
     vocabularyPage_->open(loadingDir_);
     quantizationPage_->open(loadingDir_);
+    runPage_->open(loadingDir_);
     chatPage_->offerModel(loadingDir_);
     RecentModels::add(loadingDir_);
     rebuildRecentMenu();
@@ -155,6 +172,15 @@ void MainWindow::rebuildRecentMenu() {
         });
     }
     recentMenu_->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+    if (worker_->busy()) {
+        statusBar()->showMessage(tr("Cancelling the running jobs…"));
+        worker_->cancelAll();
+        worker_->waitForIdle();  // cancel is polled at fine grain: this returns within seconds
+    }
+    QMainWindow::closeEvent(e);
 }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* e) {

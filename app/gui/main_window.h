@@ -18,6 +18,8 @@ class ModelPage;
 class VocabularyPage;
 class QuantizationPage;
 class ChatPage;
+class RunPage;
+class WorkerBridge;
 
 struct LoadResult {
     std::shared_ptr<Inventory> inventory;
@@ -36,6 +38,8 @@ public:
     VocabularyPage* vocabularyPage() const { return vocabularyPage_; }
     QuantizationPage* quantizationPage() const { return quantizationPage_; }
     ChatPage* chatPage() const { return chatPage_; }
+    RunPage* runPage() const { return runPage_; }
+    WorkerBridge* worker() const { return worker_; }
     QMenu* recentMenu() const { return recentMenu_; }
     bool loading() const { return watcher_.isRunning(); }
 
@@ -51,6 +55,7 @@ signals:
 protected:
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
+    void closeEvent(QCloseEvent* e) override;  // cancels running jobs and waits for them
 
 private:
     void chooseCheckpoint();
@@ -64,6 +69,8 @@ private:
     VocabularyPage* vocabularyPage_;
     QuantizationPage* quantizationPage_;
     ChatPage* chatPage_;
+    WorkerBridge* worker_;
+    RunPage* runPage_;
     QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
     QFutureWatcher<LoadResult> watcher_;

@@ -1,11 +1,23 @@
 #include "core/util/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace whittle {
 
+namespace {
+std::atomic<int> g_defaultThreads{0};
+}
+
+int defaultThreadCount() {
+    const int set = g_defaultThreads.load(std::memory_order_relaxed);
+    return set > 0 ? set : int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void setDefaultThreadCount(int threads) { g_defaultThreads.store(std::max(0, threads), std::memory_order_relaxed); }
+
 ThreadPool::ThreadPool(int threads) {
-    if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    if (threads <= 0) threads = defaultThreadCount();
     for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 

@@ -10,9 +10,14 @@
 
 namespace whittle {
 
+// The thread count a pool made with 0 gets: the hardware's, unless the application sets a cap (the GUI leaves
+// one core to its event loop: cores − 1). Process-wide; pools already made keep theirs.
+int defaultThreadCount();
+void setDefaultThreadCount(int threads);  // ≤ 0: back to the hardware's
+
 class ThreadPool {
 public:
-    explicit ThreadPool(int threads = 0);  // 0: hardware concurrency
+    explicit ThreadPool(int threads = 0);  // 0: defaultThreadCount()
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
