@@ -125,6 +125,44 @@ void ChatEngine::loadModel(const QString& dir, int device, int context) {
     });
 }
 
+void ChatEngine::measureDecode(int request, const QString& dir, int device, int tokens) {
+    post([this, request, dir, device, tokens] {
+        EngineState& s = *state_;
+        try {
+            const Checkpoint ck = Checkpoint::open(dir.toStdString());
+            const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
+            const ReferenceModel reference(ck);
+            std::unique_ptr<gpu::ComputeDevice> dev;
+            std::unique_ptr<gpu::VulkanModel> vulkan;
+            std::unique_ptr<Session> session;
+            const int context = 64 + tokens;
+            if (device >= 0) {
+                if (!s.ensureInstance()) throw Error(s.instanceError.toStdString());
+                dev = std::make_unique<gpu::ComputeDevice>(*s.instance, std::uint32_t(device));
+                dev->loadPipelineCache(gpu::defaultPipelineCacheFile(dev->caps()));
+                vulkan = std::make_unique<gpu::VulkanModel>(*dev, reference);
+                session = std::make_unique<gpu::VulkanSession>(*vulkan, context);
+            } else {
+                session = std::make_unique<ReferenceSession>(reference, context);
+            }
+            EncodeOptions eo;
+            const std::vector<int> prompt = tok.encode("The history of the lighthouse begins", eo);
+            GenerateOptions o;
+            o.maxTokens = tokens;
+            o.sampling.temperature = 0;  // greedy, and no stop id: every run decodes `tokens` tokens
+            const GenerateResult r = generate(*session, tok, prompt, o, {}, CancelToken{});
+            const int decoded = std::max<int>(0, int(r.tokens.size()) - 1);
+            session.reset();
+            vulkan.reset();
+            if (dev) dev->savePipelineCache();
+            emit decodeMeasured(request, true, decoded / std::max(r.decodeSeconds, 1e-9),
+                                tr("%1 tokens on %2").arg(decoded).arg(dev ? QString::fromStdString(dev->caps().name) : tr("CPU reference")));
+        } catch (const std::exception& e) {
+            emit decodeMeasured(request, false, 0, QString::fromUtf8(e.what()));
+        }
+    });
+}
+
 void ChatEngine::respond(const std::vector<ChatMessage>& messages, const QString& system, const SamplingParams& sampling, int maxTokens) {
     busy_ = true;
     auto cancel = std::make_shared<CancelToken>();

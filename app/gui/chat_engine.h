@@ -30,6 +30,9 @@ public:
     // device: a Vulkan device index, or -1 for the CPU reference.
     void loadModel(const QString& dir, int device, int context);
     void respond(const std::vector<ChatMessage>& messages, const QString& system, const SamplingParams& sampling, int maxTokens);
+    // Decode speed of a model folder on a device (-1: the CPU reference), for the Compare page: its own model
+    // and session, the conversation's untouched; greedy, `tokens` tokens after a short prompt. Emits decodeMeasured.
+    void measureDecode(int request, const QString& dir, int device, int tokens);
     // Stops the answer being generated (it ends after the current token); safe from any thread.
     void stop();
 
@@ -46,6 +49,7 @@ signals:
     // The whole answer and its figures (prompt_tokens, reused_tokens, tokens, prefill_tok_s, decode_tok_s, stop, device).
     void answered(const QString& text, const QVariantMap& stats);
     void failed(const QString& message);
+    void decodeMeasured(int request, bool ok, double tokensPerSecond, const QString& message);
 
 private:
     void post(std::function<void()> work);

@@ -16,6 +16,7 @@
 #include <algorithm>
 
 #include "app/gui/chat_page.h"
+#include "app/gui/compare_page.h"
 #include "app/gui/model_page.h"
 #include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
@@ -76,7 +77,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     runPage_ = new RunPage(worker_, pages_);
     addPage(tr("Run"), runPage_);
     chatPage_ = new ChatPage(pages_);
+    comparePage_ = new ComparePage(worker_, chatPage_->engine(), pages_);  // decode timings share the Chat page's engine
+    addPage(tr("Compare"), comparePage_);
     addPage(tr("Chat"), chatPage_);
+    connect(runPage_, &RunPage::jobFinished, this, [this](int id, bool ok, const QString&) {
+        if (ok) comparePage_->addVariant(runPage_->jobs().at(id).output);
+    });
     connect(runPage_, &RunPage::openOutput, this, [this](const QString& dir) {
         openCheckpoint(dir);
         showPage(0);
@@ -148,6 +154,7 @@ void MainWindow::loadFinished() {
     vocabularyPage_->open(loadingDir_);
     quantizationPage_->open(loadingDir_);
     runPage_->open(loadingDir_);
+    comparePage_->open(loadingDir_);
     chatPage_->offerModel(loadingDir_);
     RecentModels::add(loadingDir_);
     rebuildRecentMenu();

@@ -1,6 +1,6 @@
 #pragma once
-// Whittle's main window: a page list on the left (Model, Vocabulary, Quantize; Recipe, Run, Compare and Chat
-// as they land), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
+// Whittle's main window: a page list on the left (Model, Vocabulary, Quantize, Run, Compare, Chat; Recipe
+// as it lands), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
 // off the GUI thread; errors go to a dialog and the window keeps running.
 #include <QFutureWatcher>
 #include <QMainWindow>
@@ -19,6 +19,7 @@ class VocabularyPage;
 class QuantizationPage;
 class ChatPage;
 class RunPage;
+class ComparePage;
 class WorkerBridge;
 
 struct LoadResult {
@@ -39,6 +40,7 @@ public:
     QuantizationPage* quantizationPage() const { return quantizationPage_; }
     ChatPage* chatPage() const { return chatPage_; }
     RunPage* runPage() const { return runPage_; }
+    ComparePage* comparePage() const { return comparePage_; }
     WorkerBridge* worker() const { return worker_; }
     QMenu* recentMenu() const { return recentMenu_; }
     bool loading() const { return watcher_.isRunning(); }
@@ -71,6 +73,7 @@ private:
     ChatPage* chatPage_;
     WorkerBridge* worker_;
     RunPage* runPage_;
+    ComparePage* comparePage_;
     QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
     QFutureWatcher<LoadResult> watcher_;

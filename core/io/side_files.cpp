@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/io/file.h"
 #include "core/io/safetensors_reader.h"
 #include "core/io/safetensors_writer.h"
 #include "core/progress.h"
@@ -34,7 +35,22 @@ void copySideFiles(const fs::path& src, const fs::path& dst, const std::function
         const std::string name = e.path().filename().string();
         if (!e.is_regular_file() || isTensorOrReportFile(name)) continue;
         if (rewrite && rewrite(name, e.path())) continue;
-        fs::copy_file(e.path(), dst / name);
+        copyFileBytes(e.path(), dst / name);
+    }
+}
+
+void copyFileBytes(const fs::path& from, const fs::path& to) {
+    // Not fs::copy_file: its failures are std::filesystem_error (an "internal error" to the CLI), and libstdc++
+    // reports a write refused for size (EFBIG) as EIO. Our own handles name the file and the real reason.
+    const FileHandle in = FileHandle::openRead(from);
+    const FileHandle out = FileHandle::createWrite(to);
+    const std::uint64_t size = in.size();
+    std::vector<char> buf(std::size_t(std::min<std::uint64_t>(size, 4u << 20)));
+    for (std::uint64_t off = 0; off < size;) {
+        const std::size_t n = std::size_t(std::min<std::uint64_t>(buf.size(), size - off));
+        in.preadExact(buf.data(), n, off);
+        out.pwriteAll(buf.data(), n, off);
+        off += n;
     }
 }
 

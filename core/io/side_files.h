@@ -24,6 +24,9 @@ void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& tensor, Safe
 // True for the tensor files (*.safetensors, model.safetensors.index.json) and Whittle's own report.
 bool isTensorOrReportFile(const std::string& name);
 
+// Copies one file's bytes to a new file (never over an existing one); failures are IoErrors naming the file.
+void copyFileBytes(const std::filesystem::path& from, const std::filesystem::path& to);
+
 // Copies every regular non-tensor file of src into dst, except those `rewrite` handles: it is called
 // first with the file name and path and returns true when it wrote that file (changed) itself.
 void copySideFiles(const std::filesystem::path& src, const std::filesystem::path& dst,

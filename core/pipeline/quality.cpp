@@ -16,8 +16,7 @@ VocabMapping vocabMappingOf(const fs::path& modelDir) {
     return fs::exists(m) ? loadVocabMapping(m) : VocabMapping{};
 }
 
-EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& original, const EvaluationRecipe& e, Progress& progress,
-                                   const CancelToken& cancel) {
+std::string evaluationText(const Checkpoint& original, const EvaluationRecipe& e) {
     std::vector<fs::path> texts(e.files.begin(), e.files.end());
     if (texts.empty()) {
         const fs::path h = original.dir() / files::kHeldoutText;
@@ -30,12 +29,33 @@ EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& o
         text += readTextFile(f, 1ull << 30);
         text += '\n';
     }
-    const ReferenceModel om(original, {}), qm(output, {});
-    const Tokenizer tok = Tokenizer::fromModelOrFile(output.dir());
+    return text;
+}
+
+namespace {
+EvalOptions windowsOf(const EvaluationRecipe& e) {
     EvalOptions eo;
     eo.ctx = e.ctx;
     eo.stride = e.ctx;
     eo.maxTokens = e.maxTokens;
+    return eo;
+}
+}  // namespace
+
+EvalReport evaluateAlone(const Checkpoint& model, const EvaluationRecipe& e, Progress& progress, const CancelToken& cancel) {
+    const std::string text = evaluationText(model, e);
+    const ReferenceModel m(model, {});
+    const EvalOptions eo = windowsOf(e);
+    ReferenceSession session(m, eo.ctx);
+    return evaluate(session, Tokenizer::fromModelOrFile(model.dir()), text, eo, nullptr, {}, progress, cancel);
+}
+
+EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& original, const EvaluationRecipe& e, Progress& progress,
+                                   const CancelToken& cancel) {
+    const std::string text = evaluationText(original, e);
+    const ReferenceModel om(original, {}), qm(output, {});
+    const Tokenizer tok = Tokenizer::fromModelOrFile(output.dir());
+    const EvalOptions eo = windowsOf(e);
     ReferenceSession model(qm, eo.ctx), reference(om, eo.ctx);
     return evaluate(model, tok, text, eo, &reference, vocabMappingOf(output.dir()), progress, cancel);
 }

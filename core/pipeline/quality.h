@@ -11,7 +11,14 @@
 
 namespace whittle {
 
-// `original` gives the default text (its heldout.txt); errors name evaluation.files when there is none.
+// The held-out text an evaluation reads: its files, or `original`'s heldout.txt; errors name evaluation.files
+// when there is none.
+std::string evaluationText(const Checkpoint& original, const EvaluationRecipe& e);
+
+// The model's perplexity alone (no reference) on evaluationText(model, e).
+EvalReport evaluateAlone(const Checkpoint& model, const EvaluationRecipe& e, Progress& progress, const CancelToken& cancel);
+
+// `original` gives the default text (evaluationText).
 EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& original, const EvaluationRecipe& e, Progress& progress,
                                    const CancelToken& cancel);
 
