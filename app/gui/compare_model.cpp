@@ -64,7 +64,9 @@ QVariant CompareModel::data(const QModelIndex& index, int role) const {
     if (role == Qt::ToolTipRole) {
         if (index.column() == Name) return QString::fromStdString(s.dir.string());
         if (index.column() == Ppl && q && q->refPpl)
-            return tr("%1 scored tokens; the original scores %2 on the same tokens").arg(q->tokens).arg(*q->refPpl, 0, 'f', 3);
+            return tr("%1 scored tokens of the variant's tokenization; the original's perplexity on the same tokens is %2")
+                .arg(q->tokens)
+                .arg(*q->refPpl, 0, 'f', 3);
         return {};
     }
     if (role != Qt::DisplayRole) return {};
@@ -74,7 +76,10 @@ QVariant CompareModel::data(const QModelIndex& index, int role) const {
         case Size: return QString::fromStdString(formatBytes(s.diskBytes));
         case Params: return QString::fromStdString(formatParams(s.params));
         case Bpw: return orDash(s.bitsPerWeight, 2);
-        case Ppl: return orDash(ppl, 3);
+        case Ppl:
+            // Perplexities over different tokenizations do not compare; the original's on the variant's tokens does.
+            if (!r.original && q && q->refPpl) return tr("%1 (original %2)").arg(q->ppl, 0, 'f', 2).arg(*q->refPpl, 0, 'f', 2);
+            return orDash(ppl, 2);
         case KldMean: return orDash(kld, 5);
         case KldP99: return orDash(p99, 5);
         case Top1: return orDash(top1, 1, 100, QStringLiteral(" %"));

@@ -31,6 +31,7 @@ ComparePage::ComparePage(WorkerBridge* bridge, ChatEngine* engine, QWidget* pare
     table_->setModel(model_);
     table_->setSelectionBehavior(QAbstractItemView::SelectRows);
     table_->setSelectionMode(QAbstractItemView::SingleSelection);
+    table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     table_->horizontalHeader()->setSectionResizeMode(CompareModel::Recipe, QHeaderView::Stretch);
     table_->verticalHeader()->hide();
     chart_ = new KldSizeChart(model_, this);

@@ -5,22 +5,23 @@
 //                                            after a greedy answer from the chat model on the default device;
 //                                            the Run page after --run-model DIR --run-recipe FILE --run-output DIR)
 #include <QApplication>
+#include <QComboBox>
 #include <QCommandLineParser>
+#include <QDoubleSpinBox>
 #include <QEventLoop>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QSpinBox>
 #include <QTimer>
 #include <cstdio>
 
+#include "app/gui/chat_engine.h"
 #include "app/gui/chat_page.h"
+#include "app/gui/compare_page.h"
 #include "app/gui/main_window.h"
 #include "app/gui/run_page.h"
-#include <QLabel>
-#include <QLineEdit>
-#include <QComboBox>
-#include <QDoubleSpinBox>
-#include <QLineEdit>
-#include <QSpinBox>
 #include "app/gui/vocabulary_page.h"
-#include <QPlainTextEdit>
 
 int main(int argc, char** argv) {
     QApplication app(argc, argv);
@@ -105,6 +106,7 @@ int main(int argc, char** argv) {
             // One slim job on the Run page, as a user would queue it; the screenshots show it finished.
             auto* run = w.runPage();
             run->open(parser.value(runModel));
+            w.comparePage()->open(parser.value(runModel));
             if (parser.isSet(runRecipe)) run->loadRecipeFile(parser.value(runRecipe));
             run->outputEdit()->setText(parser.value(runOutput));
             QEventLoop wait;
@@ -120,6 +122,21 @@ int main(int argc, char** argv) {
             }
             wait.exec();
             if (!ok) return 1;
+            // The Compare page then fills in what the job's report lacks (the original's perplexity, decode speeds).
+            auto* compare = w.comparePage();
+            compare->evalTokensBox()->setValue(2048);
+            compare->decodeTokensBox()->setValue(32);
+            if (compare->deviceBox()->count() == 1) {  // the engine lists devices in the background
+                QEventLoop listed;
+                QTimer::singleShot(10000, &listed, &QEventLoop::quit);
+                QObject::connect(w.chatPage()->engine(), &whittle::gui::ChatEngine::devicesListed, &listed, &QEventLoop::quit, Qt::QueuedConnection);
+                listed.exec();
+            }
+            if (compare->deviceBox()->count() > 1) compare->deviceBox()->setCurrentIndex(1);
+            QEventLoop measured;
+            QObject::connect(compare, &whittle::gui::ComparePage::measured, &measured, &QEventLoop::quit);
+            compare->measureMissing();
+            if (compare->measuring()) measured.exec();
         }
         for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
         return 0;

@@ -1,5 +1,6 @@
 #include "app/gui/run_page.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <QCheckBox>
@@ -212,15 +213,9 @@ void RunPage::open(const QString& modelDir) {
 }
 
 void RunPage::controlsChanged() {
+    updateEnabled();
     const bool flap = flap_->isChecked();
     const QString method = quantize_->currentData().toString();
-    flapRatio_->setEnabled(flap);
-    compensation_->setEnabled(flap);
-    group_->setEnabled(method == "rtn" || method == "gptq");
-    const bool calibrated = flap || method == "gptq";
-    samples_->setEnabled(calibrated);
-    length_->setEnabled(calibrated);
-    evalTokens_->setEnabled(evaluate_->isChecked());
 
     Json j{{"whittle_recipe", Recipe::kVersion}};
     const Json calib{{"samples", samples_->value()}, {"length", length_->value()}};
@@ -238,6 +233,44 @@ void RunPage::controlsChanged() {
     json_->setPlainText(QString::fromStdString(j.dump(2)));
 }
 
+void RunPage::showInControls(const Recipe& r) {
+    const QList<QWidget*> all{vocab_, quantize_, group_, textOnly_, flap_, compensation_, evaluate_, flapRatio_, samples_, length_, evalTokens_};
+    for (QWidget* w : all) w->blockSignals(true);
+    const int v = vocab_->findData(r.vocabulary ? QString::fromStdString(r.vocabulary->preset) : QString());
+    vocab_->setCurrentIndex(std::max(0, v));
+    textOnly_->setChecked(r.textOnly);
+    flap_->setChecked(r.flap.has_value());
+    if (r.flap) {
+        flapRatio_->setValue(r.flap->ratio);
+        compensation_->setChecked(r.flap->biasCompensation);
+        samples_->setValue(r.flap->calibration.samples);
+        length_->setValue(r.flap->calibration.length);
+    }
+    quantize_->setCurrentIndex(std::max(0, quantize_->findData(r.quantization ? QString::fromStdString(r.quantization->method) : QString())));
+    if (r.quantization) {
+        if (const int g = group_->findData(r.quantization->groupSize); g >= 0) group_->setCurrentIndex(g);
+        if (r.quantization->method == "gptq") {
+            samples_->setValue(r.quantization->calibration.samples);
+            length_->setValue(r.quantization->calibration.length);
+        }
+    }
+    evaluate_->setChecked(r.evaluation.has_value());
+    if (r.evaluation) evalTokens_->setValue(r.evaluation->maxTokens);
+    for (QWidget* w : all) w->blockSignals(false);
+    updateEnabled();
+}
+
+void RunPage::updateEnabled() {
+    const bool flap = flap_->isChecked();
+    const QString method = quantize_->currentData().toString();
+    flapRatio_->setEnabled(flap);
+    compensation_->setEnabled(flap);
+    group_->setEnabled(method == "rtn" || method == "gptq");
+    samples_->setEnabled(flap || method == "gptq");  // the calibration FLAP and GPTQ read
+    length_->setEnabled(flap || method == "gptq");
+    evalTokens_->setEnabled(evaluate_->isChecked());
+}
+
 Recipe RunPage::recipe() const {
     Json j;
     try {
@@ -251,6 +284,7 @@ Recipe RunPage::recipe() const {
 void RunPage::loadRecipeFile(const QString& path) {
     try {
         const Recipe r = loadRecipe(path.toStdString());  // checked before it replaces the editor's text
+        showInControls(r);
         json_->setPlainText(QString::fromStdString(toJson(r).dump(2)));
         status_->setText(tr("Loaded %1.").arg(QDir::toNativeSeparators(path)));
     } catch (const std::exception& e) {

@@ -78,6 +78,8 @@ signals:
 
 private:
     void controlsChanged();  // rewrites the JSON from the controls
+    void showInControls(const Recipe& r);
+    void updateEnabled();  // a loaded recipe's settings, without rewriting its JSON
     void suggestOutput();
     void chooseOutput();
     void chooseRecipe();

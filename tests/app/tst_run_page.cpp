@@ -133,6 +133,33 @@ private slots:
         QVERIFY(page_->outputEdit()->text().endsWith("-slim"));
     }
 
+    // A loaded recipe file shows in the controls and is what the editor holds; a bad file changes nothing.
+    void loadRecipeShowsInControls() {
+        const Json file{{"whittle_recipe", 1},
+                        {"vocabulary", {{"preset", "cjk"}}},
+                        {"flap", {{"ratio", 0.3}, {"bias_compensation", false}, {"calibration", {{"samples", 16}, {"length", 256}}}}},
+                        {"quantization", {{"method", "nvfp4"}}},
+                        {"evaluation", {{"max_tokens", 1024}}}};
+        const fs::path path = out("recipe.json");
+        writeJsonFile(path, file);
+        page_->loadRecipeFile(QString::fromStdString(path.string()));
+        QCOMPARE(toJson(page_->recipe()), toJson(parseRecipe(file, "f")));
+        QCOMPARE(page_->vocabularyBox()->currentData().toString(), QString("cjk"));
+        QVERIFY(page_->flapBox()->isChecked());
+        QCOMPARE(page_->flapRatioBox()->value(), 0.3);
+        QVERIFY(!page_->compensationBox()->isChecked());
+        QCOMPARE(page_->samplesBox()->value(), 16);
+        QCOMPARE(page_->quantizeBox()->currentData().toString(), QString("nvfp4"));
+        QVERIFY(!page_->groupBox()->isEnabled());
+        QVERIFY(!page_->textOnlyBox()->isChecked());
+        QCOMPARE(page_->evalTokensBox()->value(), 1024);
+        const QString before = page_->recipeEdit()->toPlainText();
+        writeJsonFile(out("bad.json"), Json{{"whittle_recipe", 1}, {"flap", {{"ratoi", 0.2}}}});
+        page_->loadRecipeFile(QString::fromStdString(out("bad.json").string()));
+        QVERIFY2(page_->statusLabel()->text().contains("flap.ratoi"), qPrintable(page_->statusLabel()->text()));
+        QCOMPARE(page_->recipeEdit()->toPlainText(), before);
+    }
+
     // A hand-edited recipe is checked by the parser; the error names the field and nothing is queued.
     void badRecipeNamesTheField() {
         page_->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "flap": {"ratio": 1.5}})");
