@@ -136,6 +136,19 @@ private slots:
         QCOMPARE(cli["top1"].get<double>(), q["top1"].get<double>());
         qInfo("quality: ppl %.3f (original %.3f on the same positions), KLD mean %.5f p99 %.5f, top-1 %.3f", q["ppl"].get<double>(),
               q["reference_ppl"].get<double>(), q["kld_mean"].get<double>(), q["kld_p99"].get<double>(), q["top1"].get<double>());
+        const auto params = [&](const char* when) { return w[when]["total"]["params"].get<std::uint64_t>(); };
+        const auto bytes = [&](const char* when) { return w[when]["file_bytes"].get<std::uint64_t>(); };
+        qInfo("size: %llu -> %llu parameters, tensor files %llu -> %llu bytes", (unsigned long long)params("before"),
+              (unsigned long long)params("after"), (unsigned long long)bytes("before"), (unsigned long long)bytes("after"));
+        // The README's table, to the digits it prints (the run is deterministic: thread-count-independent maths).
+        QCOMPARE(QString::number(q["kld_mean"].get<double>(), 'f', 4), QString("0.0206"));
+        QCOMPARE(QString::number(q["kld_p99"].get<double>(), 'f', 3), QString("0.172"));
+        QCOMPARE(QString::number(q["top1"].get<double>(), 'f', 3), QString("0.880"));
+        QCOMPARE(QString::number(q["ppl"].get<double>(), 'f', 1), QString("1254.6"));
+        QCOMPARE(QString::number(q["reference_ppl"].get<double>(), 'f', 1), QString("1745.5"));
+        QCOMPARE(params("before"), std::uint64_t(12872742));
+        QCOMPARE(params("after"), std::uint64_t(10564134));
+        QCOMPARE(bytes("after"), std::uint64_t(9726284));
         QCOMPARE(w["recipe"], toJson(recipe));
         QVERIFY(w["slim"]["stages"][2]["report"]["ratio_removed"].get<double>() > 0.1);
         QVERIFY(w["slim"]["stages"][3]["report"]["calibration_windows"].get<int>() > 0);
