@@ -28,12 +28,12 @@ Json numberFlag(const Args& a, const char* flag) {
 }  // namespace
 
 int runSlim(const std::vector<std::string>& argv) {
-    const Args a(argv, {"force", "json", "text-only", "no-compensation", "act-order", "eval"},
+    const Args a(argv, {"force", "json", "text-only", "no-compensation", "act-order", "eval", "plan-only"},
                  {"recipe", "vocab", "flap", "quantize", "group", "calib-samples", "calib-length", "eval-text", "eval-tokens", "eval-ctx"});
     if (a.positional().size() != 2)
         throw UsageError("usage: whittle-cli slim MODEL OUT (--recipe FILE.json | [--text-only] [--vocab english|latin|european|cjk] "
                          "[--flap RATIO [--no-compensation]] [--quantize rtn|gptq|nvfp4 [--group N] [--act-order]] "
-                         "[--calib-samples N] [--calib-length N]) [--eval [--eval-text FILE] [--eval-tokens N] [--eval-ctx N]] [--force] [--json]");
+                         "[--calib-samples N] [--calib-length N]) [--eval [--eval-text FILE] [--eval-tokens N] [--eval-ctx N]] [--plan-only] [--force] [--json]");
     Recipe recipe;
     const bool flags = a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
     if (const auto file = a.value("recipe")) {
@@ -75,6 +75,12 @@ int runSlim(const std::vector<std::string>& argv) {
     if (recipe.evaluation && (recipe.evaluation->maxTokens < 1 || recipe.evaluation->ctx < 2))
         throw UsageError("--eval-tokens must be at least 1 and --eval-ctx at least 2");
     const Checkpoint ck = Checkpoint::open(a.positional()[0]);
+    if (a.flag("plan-only")) {  // the checks and the estimates, nothing written
+        const SlimPlan plan = planSlim(ck, recipe);
+        if (a.flag("json")) printJsonReport(toJson(plan));
+        else std::printf("%s", formatPlan(plan).c_str());
+        return 0;
+    }
     ProgressPrinter progress;
     CancelToken cancel;
     const SlimReport r = slim(ck, recipe, a.positional()[1], a.flag("force"), progress, cancel);

@@ -9,6 +9,7 @@
 #include "core/io/atomic_output.h"
 #include "core/model/checkpoint_files.h"
 #include "core/model/inventory.h"
+#include "core/pipeline/plan.h"
 #include "core/pipeline/quality.h"
 #include "core/recipes/flap.h"
 #include "core/recipes/quantize.h"
@@ -35,7 +36,7 @@ Json toJson(const SlimReport& r) {
     Json stages = Json::array();
     for (std::size_t i = 0; i < r.stages.size(); ++i)
         stages.push_back(Json{{"stage", r.stages[i]}, {"report", r.stageReports[i]}, {"seconds", r.stageSeconds[i]}});
-    Json j{{"stages", stages}, {"bytes_written", r.bytesWritten}, {"seconds", r.seconds}};
+    Json j{{"plan", toJson(r.plan)}, {"stages", stages}, {"bytes_written", r.bytesWritten}, {"seconds", r.seconds}};
     if (r.quality) j["quality"] = toJson(*r.quality);
     return j;
 }
@@ -92,17 +93,8 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
     const auto t0 = std::chrono::steady_clock::now();
     SlimReport rep;
     rep.stages = slimStages(recipe);
+    rep.plan = planSlim(ck, recipe);  // every check before any work: errors name the recipe field
     const std::size_t transforms = rep.stages.size() - (recipe.evaluation ? 1 : 0);  // evaluation only measures
-    if (transforms == 0) throw UsageError("the recipe has nothing to do: give text_only, vocabulary, flap or quantization");
-    if (recipe.quantization && recipe.quantization->format.rfind("gguf-", 0) == 0)
-        throw UsageError("quantization.format " + recipe.quantization->format +
-                         ": slim writes safetensors formats; export its output with whittle-cli export");
-    if (recipe.evaluation) {  // checked up front: an evaluation without text would fail only after the work
-        for (const auto& f : recipe.evaluation->files)
-            if (!fs::is_regular_file(f)) throw UsageError(f, {}, "evaluation.files: no such file");
-        if (recipe.evaluation->files.empty() && !fs::exists(ck.dir() / files::kHeldoutText))
-            throw UsageError(ck.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give evaluation.files (held-out text files)");
-    }
     AtomicOutputDir out(dest, force, {ck.dir()});
     const Json hashes = inputHashes(ck.dir(), progress, cancel);
     fs::path input = ck.dir();

@@ -17,6 +17,7 @@
 #include "core/engine/evaluate.h"
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
+#include "core/pipeline/plan.h"
 #include "core/progress.h"
 
 namespace whittle {
@@ -27,6 +28,7 @@ struct Recipe;
 std::vector<std::string> slimStages(const Recipe& recipe);
 
 struct SlimReport {
+    SlimPlan plan;  // planSlim's checks and estimates, made before any work
     std::vector<std::string> stages;
     std::vector<Json> stageReports;  // each stage's own report, in order
     std::vector<double> stageSeconds;
@@ -36,8 +38,7 @@ struct SlimReport {
 };
 Json toJson(const SlimReport& r);
 
-// Throws UsageError for an empty recipe or a section the pipeline cannot write in this form (GGUF formats:
-// export the output instead).
+// Plans first (plan.h: every check before any work; UsageError naming the recipe field), then runs the stages.
 SlimReport slim(const Checkpoint& checkpoint, const Recipe& recipe, const std::filesystem::path& dest, bool force, Progress& progress,
                 const CancelToken& cancel);
 

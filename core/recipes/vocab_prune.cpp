@@ -116,6 +116,10 @@ FittedSelection fitSelection(const Tokenizer& tok, std::vector<bool> keep, int r
     return f;
 }
 
+FittedSelection recipeFittedSelection(const Tokenizer& tok, const VocabularyRecipe& r, int rows) {
+    return fitSelection(tok, recipeSelection(tok, r).keep, rows, r.padMultiple);
+}
+
 std::vector<int> idMapping(const std::vector<bool>& keep, int rows) {
     std::vector<int> m(std::size_t(rows), -1);
     int next = 0;
@@ -228,7 +232,7 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
         throw FormatError((src / files::kConfig).string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
     VocabPruneReport rep;
     rep.tokensBefore = rows;
-    const FittedSelection fit = fitSelection(tok, recipeSelection(tok, *recipe.vocabulary).keep, rows, recipe.vocabulary->padMultiple);
+    const FittedSelection fit = recipeFittedSelection(tok, *recipe.vocabulary, rows);
     const int extra = fit.extra;
     rep.tokensKept = fit.kept;
     const int padSource = firstUnusedId(tok);

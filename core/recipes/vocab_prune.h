@@ -57,6 +57,9 @@ struct FittedSelection {
 FittedSelection fitSelection(const Tokenizer& tok, std::vector<bool> keep, int rows, int multiple);
 
 // old id -> new id (-1: removed) for a padded selection, over the model's embedding rows.
+// What the pruner keeps for a recipe on a model with `rows` token rows (the plan's estimate uses it too).
+FittedSelection recipeFittedSelection(const Tokenizer& tok, const VocabularyRecipe& recipe, int rows);
+
 std::vector<int> idMapping(const std::vector<bool>& keep, int rows);
 
 // The pruned tokenizer.json (vocab, merges whose parts and result survive, added tokens, post-processor),

@@ -149,6 +149,12 @@ private slots:
         QCOMPARE(params("before"), std::uint64_t(12872742));
         QCOMPARE(params("after"), std::uint64_t(10564134));
         QCOMPARE(bytes("after"), std::uint64_t(9726284));
+        // The plan made before any work: its stages, and its size estimate within 10 % of what was written.
+        QCOMPARE(rep.plan.stages.size(), std::size_t(5));
+        QCOMPARE(w["slim"]["plan"], toJson(rep.plan));
+        qInfo("plan:\n%s", formatPlan(rep.plan).c_str());
+        QVERIFY2(std::abs(double(rep.plan.outputBytes) / double(bytes("after")) - 1) < 0.10, formatPlan(rep.plan).c_str());
+        QCOMPARE(rep.plan.stages[2].forwardTokens, std::int64_t(8 * 128));
         QCOMPARE(w["recipe"], toJson(recipe));
         QVERIFY(w["slim"]["stages"][2]["report"]["ratio_removed"].get<double>() > 0.1);
         QVERIFY(w["slim"]["stages"][3]["report"]["calibration_windows"].get<int>() > 0);
@@ -183,6 +189,11 @@ private slots:
         const CliResult none = runCli({"slim", model, out + "-3"});
         QCOMPARE(none.exitCode, 2);
         QVERIFY2(none.err.contains("nothing to do"), qPrintable(none.err));
+        // --plan-only: the stages with their estimates; nothing written.
+        const CliResult plan = runCli({"slim", model, out + "-5", "--vocab", "english", "--quantize", "gptq", "--plan-only"});
+        QCOMPARE(plan.exitCode, 0);
+        QVERIFY2(plan.out.contains("1/2 vocabulary: keep ") && plan.out.contains("2/2 quantization: INT4 gptq g128"), qPrintable(plan.out));
+        QVERIFY(!fs::exists((out + "-5").toStdString()));
     }
 
     // Cancel in each stage (at its first progress report): CancelledError within 5 s, no destination, no partial
@@ -256,6 +267,19 @@ private slots:
         QCOMPARE(parseRecipe(e, "r.json").evaluation->maxTokens, 8192);
         e["evaluation"] = false;
         QVERIFY(!parseRecipe(e, "r.json").evaluation);
+        // The plan refuses combinations before any work, naming the field.
+        Json g = fullRecipe();
+        g["flap"]["multiple"] = 64;
+        WHITTLE_EXPECT_ERROR(planSlim(ck, parseRecipe(g, "r.json")), UsageError, "quantization.group_size 128", "flap.multiple 64");
+        Json c = fullRecipe();
+        c["flap"]["calibration"]["files"] = {"/nonexistent/calib.txt"};
+        WHITTLE_EXPECT_ERROR(slim(ck, parseRecipe(c, "r.json"), tempPath(dir_, "nocalib"), false, np, CancelToken{}), UsageError,
+                             "flap.calibration.files", "/nonexistent/calib.txt");
+        QVERIFY(!fs::exists(tempPath(dir_, "nocalib")));
+        const fs::path textOnly = tempPath(dir_, "text-only");
+        slim(ck, parseRecipe(Json{{"whittle_recipe", 1}, {"text_only", true}}, "r.json"), textOnly, false, np, CancelToken{});
+        WHITTLE_EXPECT_ERROR(planSlim(Checkpoint::open(textOnly), parseRecipe(fullRecipe(), "r.json")), UsageError, "text_only:",
+                             "already a text-only model");
         Json evalOnly{{"whittle_recipe", 1}, {"evaluation", true}};
         WHITTLE_EXPECT_ERROR(slim(ck, parseRecipe(evalOnly, "r.json"), tempPath(dir_, "evalonly"), false, np, CancelToken{}), UsageError,
                              "nothing to do");

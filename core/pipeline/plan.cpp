@@ -1,0 +1,167 @@
+#include "core/pipeline/plan.h"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/model/checkpoint_files.h"
+#include "core/model/inventory.h"
+#include "core/recipes/recipe.h"
+#include "core/recipes/text_only.h"
+#include "core/recipes/vocab_prune.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace whittle {
+
+Json toJson(const SlimPlan& p) {
+    Json stages = Json::array();
+    for (const auto& s : p.stages)
+        stages.push_back({{"stage", s.name}, {"summary", s.summary}, {"bytes_read", s.bytesRead}, {"bytes_written", s.bytesWritten},
+                          {"forward_tokens", s.forwardTokens}});
+    return Json{{"stages", stages}, {"input_bytes", p.inputBytes}, {"output_bytes_estimate", p.outputBytes}};
+}
+
+std::string formatPlan(const SlimPlan& p) {
+    std::ostringstream o;
+    for (std::size_t i = 0; i < p.stages.size(); ++i) {
+        const PlannedStage& s = p.stages[i];
+        o << i + 1 << "/" << p.stages.size() << " " << s.name << ": " << s.summary;
+        if (s.bytesRead) o << " — reads " << formatBytes(s.bytesRead) << ", writes " << formatBytes(s.bytesWritten);
+        if (s.forwardTokens) o << ", " << s.forwardTokens << " tokens through the model";
+        o << "\n";
+    }
+    o << "tensor data " << formatBytes(p.inputBytes) << " -> about " << formatBytes(p.outputBytes) << "\n";
+    return o.str();
+}
+
+namespace {
+
+// Calibration text: the files, or heldout.txt travelling with the model (side files are copied stage to stage).
+void checkText(const Checkpoint& ck, const std::vector<std::string>& files, const std::string& field) {
+    for (const auto& f : files)
+        if (!fs::is_regular_file(f)) throw UsageError(f, {}, field + ".files: no such file");
+    if (files.empty() && !fs::exists(ck.dir() / files::kHeldoutText))
+        throw UsageError(ck.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give " + field + ".files (text files)");
+}
+
+std::uint64_t partBytes(const Inventory& inv, Part p) {
+    const auto it = inv.byPart.find(p);
+    return it == inv.byPart.end() ? 0 : it->second.bytes;
+}
+
+}  // namespace
+
+SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
+    SlimPlan plan;
+    if (!r.textOnly && !r.vocabulary && !r.flap && !r.quantization)
+        throw UsageError("the recipe has nothing to do: give text_only, vocabulary, flap or quantization");
+    if (r.quantization && r.quantization->format.rfind("gguf-", 0) == 0)
+        throw UsageError("quantization.format " + r.quantization->format + ": slim writes safetensors formats; export its output with whittle-cli export");
+    const Inventory inv = makeInventory(ck);
+    plan.inputBytes = inv.total.bytes;
+    // The running estimate of the tensor bytes by part, as each stage leaves them.
+    std::map<Part, double> bytes;
+    for (const auto& [p, t] : inv.byPart) bytes[p] = double(t.bytes);
+    auto total = [&] {
+        double s = 0;
+        for (const auto& [p, b] : bytes) s += b;
+        return std::uint64_t(std::llround(s));
+    };
+
+    if (r.textOnly) {
+        const std::string cfg = (ck.dir() / files::kConfig).string();
+        try {
+            (void)textOnlyConfig(readJsonFile(cfg), cfg);
+        } catch (const UsageError& e) {
+            throw UsageError(e.file(), {}, "text_only: " + e.reason());
+        }
+        PlannedStage s{"text_only", "drop the vision and audio towers (" + formatParams(inv.byPart.at(Part::VisionTower).params +
+                                                                                       inv.byPart.at(Part::AudioTower).params) +
+                                        " parameters)"};
+        s.bytesRead = total();
+        bytes[Part::VisionTower] = bytes[Part::AudioTower] = 0;
+        s.bytesWritten = total();
+        plan.stages.push_back(s);
+    }
+    if (r.vocabulary) {
+        const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
+        const TokenRowCost cost = tokenRowCost(inv);  // bytes of one token's rows
+        const FittedSelection f = recipeFittedSelection(tok, *r.vocabulary, cost.rows);
+        if (f.kept <= 0) throw UsageError(ck.dir().string(), {}, "vocabulary: the selection keeps no token of this tokenizer");
+        PlannedStage s{"vocabulary", "keep " + std::to_string(f.kept) + " of " + std::to_string(cost.rows) + " token rows (" +
+                                         std::to_string(f.vocabSize) + " with padding)"};
+        s.bytesRead = total();
+        const double dropped = double(cost.rows) - double(f.vocabSize);
+        bytes[Part::MainEmbedding] -= dropped * double(cost.mainBytes);
+        bytes[Part::PleTable] -= dropped * double(cost.pleBytes);
+        s.bytesWritten = total();
+        plan.stages.push_back(s);
+    }
+    if (r.flap) {
+        checkText(ck, r.flap->calibration.files, "flap.calibration");
+        if (r.quantization && (r.quantization->method == "rtn" || r.quantization->method == "gptq") && r.quantization->groupSize > 0 &&
+            r.flap->multiple % r.quantization->groupSize != 0)
+            throw UsageError("quantization.group_size " + std::to_string(r.quantization->groupSize) + " does not divide flap.multiple " +
+                             std::to_string(r.flap->multiple) + ": FLAP's kept widths would end in a partial group");
+        if (r.quantization && r.quantization->method == "nvfp4" && r.flap->multiple % 16 != 0)
+            throw UsageError("flap.multiple " + std::to_string(r.flap->multiple) + ": NVFP4 needs FFN widths in multiples of 16");
+        std::ostringstream what;
+        what << "remove about " << std::lround(100 * r.flap->ratio) << " % of the FFN channels ("
+             << (r.flap->biasCompensation ? "with bias compensation: a Whittle-only model" : "without compensation") << ")";
+        PlannedStage s{"flap", what.str()};
+        s.bytesRead = total();
+        s.forwardTokens = std::int64_t(r.flap->calibration.samples) * r.flap->calibration.length;
+        bytes[Part::Mlp] *= 1 - r.flap->ratio;
+        s.bytesWritten = total();
+        plan.stages.push_back(s);
+    }
+    if (r.quantization) {
+        const QuantizeRecipe& q = *r.quantization;
+        if (q.method == "gptq" || q.method == "budget") checkText(ck, q.calibration.files, "quantization.calibration");
+        // The bit budget's formats are chosen by a measurement inside the stage (planBitBudget); its estimate
+        // here is INT4 g128's, the budget's default target.
+        QuantizeRecipe probe = q;
+        if (q.method == "budget") {
+            probe.method = "gptq";
+            probe.groupSize = 128;
+        }
+        QuantizePlan qp;
+        try {
+            qp = planQuantization(ck, probe);
+        } catch (const UsageError& e) {
+            throw UsageError(e.file(), e.tensor(), "quantization: " + e.reason());
+        }
+        std::ostringstream what;
+        what << (q.method == "nvfp4"    ? std::string("NVFP4")
+                 : q.method == "budget" ? std::string("mixed bit budget (estimated as INT4 g128)")
+                                        : "INT4 " + q.method + " g" + std::to_string(q.groupSize))
+             << ": "
+             << qp.tensorsQuantized << " linear weights at " << std::fixed;
+        what.precision(2);
+        what << qp.bitsPerWeight << " bits per weight";
+        PlannedStage s{"quantization", what.str()};
+        s.bytesRead = total();
+        s.forwardTokens = q.method == "gptq" || q.method == "budget" ? std::int64_t(q.calibration.samples) * q.calibration.length : 0;
+        // The input's plan shrinks it by bytesAfter/bytesBefore; apply that to what the earlier stages left.
+        const double shrink = qp.bytesBefore ? double(qp.bytesAfter) / double(qp.bytesBefore) : 1.0;
+        for (auto& [p, b] : bytes) b *= shrink;
+        s.bytesWritten = total();
+        plan.stages.push_back(s);
+    }
+    if (r.evaluation) {
+        checkText(ck, r.evaluation->files, "evaluation");
+        PlannedStage s{"evaluation", "perplexity, KL divergence and top-1 against the input on " + std::to_string(r.evaluation->maxTokens) +
+                                         " held-out tokens at most"};
+        s.forwardTokens = 2 * std::int64_t(r.evaluation->maxTokens);  // the output and the input
+        plan.stages.push_back(s);
+    }
+    plan.outputBytes = total();
+    return plan;
+}
+
+}  // namespace whittle

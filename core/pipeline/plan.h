@@ -1,0 +1,40 @@
+#pragma once
+// The plan of one slimming run, made before any work: the recipe's combination checked against the checkpoint
+// (every error names the recipe field and the file), and the stages it will run with their estimated cost —
+// tensor bytes each pass reads and writes, and the tokens its forward passes run (calibration, evaluation).
+// Estimates follow each stage's own arithmetic on the input's inventory: the towers' bytes, the token tables'
+// rows the vocabulary keeps (the real selection, from the tokenizer), FLAP's share of the MLP, and the
+// quantization plan of the input scaled to what the earlier stages leave. slim() runs it first.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/io/json_file.h"
+#include "core/model/checkpoint.h"
+
+namespace whittle {
+
+struct Recipe;
+
+struct PlannedStage {
+    std::string name;     // text_only | vocabulary | flap | quantization | evaluation
+    std::string summary;  // what it will do, in words
+    std::uint64_t bytesRead = 0, bytesWritten = 0;  // tensor bytes, estimated
+    std::int64_t forwardTokens = 0;                 // tokens through the CPU reference (calibration, evaluation)
+};
+
+struct SlimPlan {
+    std::vector<PlannedStage> stages;
+    std::uint64_t inputBytes = 0;   // tensor bytes of the input
+    std::uint64_t outputBytes = 0;  // estimated tensor bytes of the output
+};
+Json toJson(const SlimPlan& p);
+std::string formatPlan(const SlimPlan& p);  // one line per stage, for the CLI and the Run page's log
+
+// Throws UsageError naming the recipe field for a combination that cannot run: nothing to do, a GGUF format,
+// text_only on a text-only model, a vocabulary that keeps no token row, calibration or evaluation text
+// missing, a quantization group that does not divide FLAP's width multiple, and what each section's own
+// planner refuses (exclusions covering every linear, shapes a format cannot pack).
+SlimPlan planSlim(const Checkpoint& checkpoint, const Recipe& recipe);
+
+}  // namespace whittle
