@@ -69,11 +69,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setCentralWidget(central);
     modelPage_ = new ModelPage(pages_);
     addPage(tr("Model"), modelPage_);
-    vocabularyPage_ = new VocabularyPage(pages_);
+    worker_ = new WorkerBridge(this);  // every page's long work
+    vocabularyPage_ = new VocabularyPage(worker_, pages_);
     addPage(tr("Vocabulary"), vocabularyPage_);
-    quantizationPage_ = new QuantizationPage(pages_);
+    quantizationPage_ = new QuantizationPage(worker_, pages_);
     addPage(tr("Quantize"), quantizationPage_);
-    worker_ = new WorkerBridge(this);
     runPage_ = new RunPage(worker_, pages_);
     addPage(tr("Run"), runPage_);
     chatPage_ = new ChatPage(pages_);

@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/gui/queued_progress.h"
+#include "app/gui/worker_bridge.h"
 #include "app/gui/worker_outcome.h"
 #include "core/error.h"
 #include "core/model/inventory.h"
@@ -44,7 +44,7 @@ Json splitList(const QString& text) {
 
 }  // namespace
 
-QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
+QuantizationPage::QuantizationPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridge_(bridge ? bridge : new WorkerBridge(this)) {
     auto* layout = new QVBoxLayout(this);
     auto* settings = new QGroupBox(tr("Quantization"), this);
     auto* form = new QFormLayout(settings);
@@ -158,10 +158,15 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
     connect(calibBrowse_, &QPushButton::clicked, this, &QuantizationPage::chooseCalibration);
     connect(start_, &QPushButton::clicked, this, &QuantizationPage::startQuantize);
     connect(planButton_, &QPushButton::clicked, this, &QuantizationPage::startPlan);
-    connect(&planWatcher_, &QFutureWatcherBase::finished, this, &QuantizationPage::planDone);
     connect(cancel_, &QPushButton::clicked, this, &QuantizationPage::cancelQuantize);
     connect(&loadWatcher_, &QFutureWatcherBase::finished, this, &QuantizationPage::loadDone);
-    connect(&runWatcher_, &QFutureWatcherBase::finished, this, &QuantizationPage::runDone);
+    connect(bridge_, &WorkerBridge::progressed, this, [this](int id, const QString& stage, double f, double eta) {
+        if (id == runJob_ || id == planJob_) emit progressed(stage, f, eta);
+    });
+    connect(bridge_, &WorkerBridge::finished, this, [this](int id, const WorkerOutcome& outcome) {
+        if (id == runJob_) runDone(outcome);
+        else if (id == planJob_) planDone(outcome);
+    });
     connect(this, &QuantizationPage::progressed, this, [this](const QString& stage, double f, double eta) {
         progress_->setValue(int(f * 1000));
         progress_->setFormat(eta >= 0 ? tr("%1 %p% — %2 s left").arg(stage).arg(int(eta + 0.5)) : tr("%1 %p%").arg(stage));
@@ -170,13 +175,13 @@ QuantizationPage::QuantizationPage(QWidget* parent) : QWidget(parent) {
 }
 
 QuantizationPage::~QuantizationPage() {
-    if (cancelToken_) cancelToken_->cancel();
-    runWatcher_.waitForFinished();
-    planWatcher_.waitForFinished();
+    // The jobs hold what they use (the checkpoint, the plan's result); the bridge's owner waits for them.
+    if (runJob_) bridge_->cancel(runJob_);
+    if (planJob_) bridge_->cancel(planJob_);
     loadWatcher_.waitForFinished();
 }
 
-bool QuantizationPage::running() const { return runWatcher_.isRunning() || planWatcher_.isRunning(); }
+bool QuantizationPage::running() const { return runJob_ != 0 || planJob_ != 0; }
 bool QuantizationPage::busy() const { return loadWatcher_.isRunning() || running(); }
 
 void QuantizationPage::open(const QString& modelDir) {
@@ -332,7 +337,6 @@ void QuantizationPage::startPlan() {
     showBudgetPlan();
     budgetPlanRecipe_ = toJson(q).dump();
     pendingPlan_ = std::make_shared<BitBudgetPlan>();
-    cancelToken_ = std::make_shared<CancelToken>();
     planButton_->setEnabled(false);
     start_->setEnabled(false);
     cancel_->setEnabled(true);
@@ -342,23 +346,18 @@ void QuantizationPage::startPlan() {
     const QString out = output_->text().trimmed();
     const std::filesystem::path scratch =
         out.isEmpty() ? std::filesystem::temp_directory_path() : std::filesystem::absolute(out.toStdString()).parent_path();
-    auto progress = std::make_shared<QueuedProgress>(this, [page = QPointer<QuantizationPage>(this)](const QString& s, double f, double eta) {
-        if (page) emit page->progressed(s, f, eta);
+    planJob_ = bridge_->submit(tr("bit budget plan"), [ck = checkpoint_, q, scratch, result = pendingPlan_](Progress& progress, const CancelToken& cancel) {
+        *result = planBitBudget(*ck, q, scratch, progress, cancel);
+        return QObject::tr("Planned %1 tensors at %2 bits per weight (target %3) in %4 s")
+            .arg(result->tensors.size())
+            .arg(result->bitsPerWeight, 0, 'f', 3)
+            .arg(result->targetBitsPerWeight, 0, 'f', 3)
+            .arg(result->seconds, 0, 'f', 1);
     });
-    planWatcher_.setFuture(QtConcurrent::run([ck = checkpoint_, q, scratch, result = pendingPlan_, cancel = cancelToken_, progress] {
-        return runWorker([&] {
-            *result = planBitBudget(*ck, q, scratch, *progress, *cancel);
-            return QObject::tr("Planned %1 tensors at %2 bits per weight (target %3) in %4 s")
-                .arg(result->tensors.size())
-                .arg(result->bitsPerWeight, 0, 'f', 3)
-                .arg(result->targetBitsPerWeight, 0, 'f', 3)
-                .arg(result->seconds, 0, 'f', 1);
-        });
-    }));
 }
 
-void QuantizationPage::planDone() {
-    const WorkerOutcome r = planWatcher_.result();
+void QuantizationPage::planDone(const WorkerOutcome& r) {
+    planJob_ = 0;
     cancel_->setEnabled(false);
     if (r.ok) budgetPlan_ = std::move(*pendingPlan_);
     pendingPlan_.reset();
@@ -383,37 +382,32 @@ void QuantizationPage::startQuantize() {
     const QString dest = output_->text().trimmed();
     Recipe r;
     r.quantization = recipe();
-    cancelToken_ = std::make_shared<CancelToken>();
     start_->setEnabled(false);
     planButton_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_->setValue(0);
     status_->setText(tr("Quantizing into %1 …").arg(dest));
-    auto progress = std::make_shared<QueuedProgress>(this, [page = QPointer<QuantizationPage>(this)](const QString& s, double f, double eta) {
-        if (page) emit page->progressed(s, f, eta);
-    });
     // The bit budget writes the plan on show (planOk_ holds only with one).
     std::shared_ptr<const BitBudgetPlan> plan =
         r.quantization->method == "budget" && budgetPlan_ ? std::make_shared<const BitBudgetPlan>(*budgetPlan_) : nullptr;
-    runWatcher_.setFuture(QtConcurrent::run([ck = checkpoint_, r, dest, cancel = cancelToken_, progress, plan] {
-        return runWorker([&] {
-            const QuantizeReport rep = quantizeCheckpoint(*ck, r, dest.toStdString(), false, *progress, *cancel, plan.get());
-            return QObject::tr("Wrote %1: %2 tensors at %3 bits per weight, %4 → %5, in %6 s")
-                .arg(dest)
-                .arg(rep.tensorsQuantized)
-                .arg(rep.bitsPerWeight, 0, 'f', 3)
-                .arg(QString::fromStdString(formatBytes(rep.bytesBefore)), QString::fromStdString(formatBytes(rep.bytesWritten)))
-                .arg(rep.seconds, 0, 'f', 1);
-        });
-    }));
+    runJob_ = bridge_->submit(tr("quantize into %1").arg(dest), [ck = checkpoint_, r, dest, plan](Progress& progress, const CancelToken& cancel) {
+        const QuantizeReport rep = quantizeCheckpoint(*ck, r, dest.toStdString(), false, progress, cancel, plan.get());
+        return QObject::tr("Wrote %1: %2 tensors at %3 bits per weight, %4 → %5, in %6 s")
+            .arg(dest)
+            .arg(rep.tensorsQuantized)
+            .arg(rep.bitsPerWeight, 0, 'f', 3)
+            .arg(QString::fromStdString(formatBytes(rep.bytesBefore)), QString::fromStdString(formatBytes(rep.bytesWritten)))
+            .arg(rep.seconds, 0, 'f', 1);
+    });
 }
 
 void QuantizationPage::cancelQuantize() {
-    if (cancelToken_) cancelToken_->cancel();
+    if (runJob_) bridge_->cancel(runJob_);
+    if (planJob_) bridge_->cancel(planJob_);
 }
 
-void QuantizationPage::runDone() {
-    const WorkerOutcome r = runWatcher_.result();
+void QuantizationPage::runDone(const WorkerOutcome& r) {
+    runJob_ = 0;
     cancel_->setEnabled(false);
     updatePlan();
     presentOutcome(r, status_, progress_, this, tr("Quantization failed"));

@@ -2,8 +2,8 @@
 // The Quantize page: method (INT4 RTN, INT4 GPTQ, NVFP4, mixed bit budget), its settings (group, symmetric,
 // act-order, calibration text and size, target bits per weight and candidate formats, exclusion rules),
 // output format and folder; the plan — tensors, bits per weight, size before and after — updates live from
-// the core's planQuantization as settings change; the run goes to a worker with a progress bar (stage, ETA)
-// and Cancel. The settings form the same "quantization" recipe section the CLI and recipe files use, checked
+// the core's planQuantization as settings change; the run goes to the shared WorkerBridge with a progress bar
+// (stage, ETA) and Cancel. The settings form the same "quantization" recipe section the CLI and recipe files use, checked
 // by the same parser. The bit budget's plan needs a measurement (planBitBudget): *Plan* runs it in the
 // worker and shows the per-tensor table; *Quantize* is enabled only once the table for the current settings
 // is shown, and writes exactly that plan.
@@ -29,10 +29,13 @@ class QSpinBox;
 
 namespace whittle::gui {
 
+class WorkerBridge;
+
 class QuantizationPage : public QWidget {
     Q_OBJECT
 public:
-    explicit QuantizationPage(QWidget* parent = nullptr);
+    // Runs its plan and quantize jobs in `bridge` (the main window's shared one); without one it makes its own.
+    explicit QuantizationPage(WorkerBridge* bridge = nullptr, QWidget* parent = nullptr);
     ~QuantizationPage() override;
 
     // Reads the checkpoint's tensor list in the background, then emits loaded() or loadFailed().
@@ -83,8 +86,8 @@ private:
     void updatePlan();
     void finishUpdate(bool canPlan);  // the buttons after the plan text is set
     void loadDone();
-    void runDone();
-    void planDone();
+    void runDone(const WorkerOutcome& outcome);
+    void planDone(const WorkerOutcome& outcome);
     void showBudgetPlan();
     bool running() const;
     void chooseOutput();
@@ -94,11 +97,11 @@ private:
     std::shared_ptr<const Checkpoint> checkpoint_;
     QFutureWatcher<std::shared_ptr<const Checkpoint>> loadWatcher_;
     QString loadError_;
-    QFutureWatcher<WorkerOutcome> runWatcher_, planWatcher_;
+    WorkerBridge* bridge_;
+    int runJob_ = 0, planJob_ = 0;  // bridge job ids, 0 when none
     std::shared_ptr<BitBudgetPlan> pendingPlan_;  // written by the plan worker, read after it finished
     std::optional<BitBudgetPlan> budgetPlan_;
     std::string budgetPlanRecipe_;  // the recipe section (JSON text) the shown plan was measured for
-    std::shared_ptr<CancelToken> cancelToken_;
     bool planOk_ = false;
 
     QComboBox *method_, *group_, *format_, *tables_;

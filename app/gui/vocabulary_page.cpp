@@ -1,6 +1,6 @@
 #include "app/gui/vocabulary_page.h"
 
-#include "app/gui/queued_progress.h"
+#include "app/gui/worker_bridge.h"
 #include "app/gui/worker_outcome.h"
 
 #include <nlohmann/json.hpp>
@@ -114,7 +114,7 @@ QString params(std::uint64_t n) { return QString::fromStdString(formatParams(n))
 QString bytes(std::uint64_t n) { return QString::fromStdString(formatBytes(n)); }
 }  // namespace
 
-VocabularyPage::VocabularyPage(QWidget* parent) : QWidget(parent) {
+VocabularyPage::VocabularyPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridge_(bridge ? bridge : new WorkerBridge(this)) {
     stack_ = new QStackedLayout(this);
     auto* emptyPage = new QWidget(this);
     auto* emptyLayout = new QVBoxLayout(emptyPage);
@@ -269,15 +269,19 @@ VocabularyPage::VocabularyPage(QWidget* parent) : QWidget(parent) {
     connect(&loadWatcher_, &QFutureWatcherBase::finished, this, &VocabularyPage::loadFinished);
     connect(&selectWatcher_, &QFutureWatcherBase::finished, this, &VocabularyPage::selectionFinished);
     connect(&tryWatcher_, &QFutureWatcherBase::finished, this, &VocabularyPage::tryFinished);
-    connect(&pruneWatcher_, &QFutureWatcherBase::finished, this, &VocabularyPage::pruneDone);
+    connect(bridge_, &WorkerBridge::progressed, this, [this](int id, const QString& stage, double f, double eta) {
+        if (id == pruneJob_) emit pruneProgress(stage, f, eta);
+    });
+    connect(bridge_, &WorkerBridge::finished, this, [this](int id, const WorkerOutcome& outcome) {
+        if (id == pruneJob_) pruneDone(outcome);
+    });
 }
 
 VocabularyPage::~VocabularyPage() {
-    if (pruneCancel_) pruneCancel_->cancel();
+    if (pruneJob_) bridge_->cancel(pruneJob_);
     loadWatcher_.waitForFinished();
     selectWatcher_.waitForFinished();
     tryWatcher_.waitForFinished();
-    pruneWatcher_.waitForFinished();
 }
 
 bool VocabularyPage::busy() const {
@@ -492,43 +496,38 @@ void VocabularyPage::chooseOutput() {
 }
 
 void VocabularyPage::startPrune() {
-    if (!data_ || data_->modelDir.empty() || pruneWatcher_.isRunning()) return;
+    if (!data_ || data_->modelDir.empty() || pruneJob_) return;
     const QString dest = output_->text().trimmed();
     if (dest.isEmpty()) {
         status_->setText(tr("Choose an output folder first."));
         return;
     }
-    pruneCancel_ = std::make_shared<CancelToken>();
     prune_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_->setValue(0);
     status_->setText(tr("Pruning into %1 …").arg(dest));
-    auto progress = std::make_shared<QueuedProgress>(this, [page = QPointer<VocabularyPage>(this)](const QString& stage, double f, double eta) {
-        if (page) emit page->pruneProgress(stage, f, eta);
+    pruneJob_ = bridge_->submit(tr("prune into %1").arg(dest), [src = data_->modelDir, recipe = recipe(), dest](Progress& progress,
+                                                                                                              const CancelToken& cancel) {
+        const Checkpoint ck = Checkpoint::open(src);
+        const VocabPruneReport rep = pruneVocabulary(ck, recipe, dest.toStdString(), false, progress, cancel);
+        QString message = QObject::tr("Wrote %1: vocabulary %2 → %3 tokens, parameters %4 → %5, in %6 s")
+                              .arg(dest)
+                              .arg(rep.tokensBefore)
+                              .arg(rep.tokensAfterPadding)
+                              .arg(QString::fromStdString(formatParams(rep.paramsBefore)), QString::fromStdString(formatParams(rep.paramsAfter)))
+                              .arg(rep.seconds, 0, 'f', 1);
+        for (const auto& t : rep.droppedWithoutRows)
+            message += QObject::tr("; dropped %1 (an added token with no embedding row)").arg(QString::fromStdString(t));
+        return message;
     });
-    pruneWatcher_.setFuture(QtConcurrent::run([src = data_->modelDir, recipe = recipe(), dest, cancel = pruneCancel_, progress] {
-        return runWorker([&] {
-            const Checkpoint ck = Checkpoint::open(src);
-            const VocabPruneReport rep = pruneVocabulary(ck, recipe, dest.toStdString(), false, *progress, *cancel);
-            QString message = QObject::tr("Wrote %1: vocabulary %2 → %3 tokens, parameters %4 → %5, in %6 s")
-                                  .arg(dest)
-                                  .arg(rep.tokensBefore)
-                                  .arg(rep.tokensAfterPadding)
-                                  .arg(QString::fromStdString(formatParams(rep.paramsBefore)), QString::fromStdString(formatParams(rep.paramsAfter)))
-                                  .arg(rep.seconds, 0, 'f', 1);
-            for (const auto& t : rep.droppedWithoutRows)
-                message += QObject::tr("; dropped %1 (an added token with no embedding row)").arg(QString::fromStdString(t));
-            return message;
-        });
-    }));
 }
 
 void VocabularyPage::cancelPrune() {
-    if (pruneCancel_) pruneCancel_->cancel();
+    if (pruneJob_) bridge_->cancel(pruneJob_);
 }
 
-void VocabularyPage::pruneDone() {
-    const WorkerOutcome r = pruneWatcher_.result();
+void VocabularyPage::pruneDone(const WorkerOutcome& r) {
+    pruneJob_ = 0;
     prune_->setEnabled(true);
     cancel_->setEnabled(false);
     presentOutcome(r, status_, progress_, this, tr("Prune failed"));

@@ -26,6 +26,8 @@ class QTextBrowser;
 
 namespace whittle::gui {
 
+class WorkerBridge;
+
 struct SelectionResult {
     int generation = 0;
     std::vector<bool> keep;
@@ -45,7 +47,10 @@ struct TryResult {
 class VocabularyPage : public QWidget {
     Q_OBJECT
 public:
-    explicit VocabularyPage(QWidget* parent = nullptr);
+    // Prune runs in `bridge` (the main window's shared one; without one the page makes its own). The
+    // selection and try-text computations stay on their own watchers: they are interactive, latest-wins and
+    // must not wait behind a long job in the bridge's queue.
+    explicit VocabularyPage(WorkerBridge* bridge = nullptr, QWidget* parent = nullptr);
     ~VocabularyPage() override;
 
     // A model folder or a tokenizer.json; loads in the background, then emits loaded() or loadFailed().
@@ -96,7 +101,7 @@ private:
     void selectionFinished();
     void scheduleTry();
     void tryFinished();
-    void pruneDone();
+    void pruneDone(const WorkerOutcome& outcome);
     void updateSummaryText();
     void chooseOutput();
     void openTokenizerFile();
@@ -118,8 +123,8 @@ private:
     QString loadError_;
     QFutureWatcher<SelectionResult> selectWatcher_;
     QFutureWatcher<TryResult> tryWatcher_;
-    QFutureWatcher<WorkerOutcome> pruneWatcher_;
-    std::shared_ptr<CancelToken> pruneCancel_;
+    WorkerBridge* bridge_;
+    int pruneJob_ = 0;  // bridge job id, 0 when none
 
     QStackedLayout* stack_;
     QLabel* emptyLabel_;
