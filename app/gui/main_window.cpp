@@ -32,8 +32,8 @@ namespace {
 LoadResult loadInventory(const QString& dir) {
     LoadResult r;
     try {
-        const Checkpoint ck = Checkpoint::open(dir.toStdString());
-        r.inventory = std::make_shared<Inventory>(makeInventory(ck));
+        r.checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir.toStdString()));
+        r.inventory = std::make_shared<Inventory>(makeInventory(*r.checkpoint));
     } catch (const std::exception& e) {
         r.error = QString::fromUtf8(e.what());
     }
@@ -150,10 +150,11 @@ void MainWindow::loadFinished() {
     }
     modelPage_->setInventory(nullptr);
     inventory_ = r.inventory;
+    checkpoint_ = r.checkpoint;
     modelPage_->setInventory(inventory_.get());
     vocabularyPage_->open(loadingDir_);
-    quantizationPage_->open(loadingDir_);
-    runPage_->open(loadingDir_);
+    quantizationPage_->open(checkpoint_);
+    runPage_->open(checkpoint_);
     comparePage_->open(loadingDir_);
     chatPage_->offerModel(loadingDir_);
     RecentModels::add(loadingDir_);

@@ -23,6 +23,7 @@ class ComparePage;
 class WorkerBridge;
 
 struct LoadResult {
+    std::shared_ptr<const Checkpoint> checkpoint;  // opened once, shared by the pages
     std::shared_ptr<Inventory> inventory;
     QString error;
 };
@@ -35,6 +36,7 @@ public:
 
     void openCheckpoint(const QString& dir);
     const Inventory* inventory() const { return inventory_.get(); }
+    std::shared_ptr<const Checkpoint> checkpoint() const { return checkpoint_; }
     ModelPage* modelPage() const { return modelPage_; }
     VocabularyPage* vocabularyPage() const { return vocabularyPage_; }
     QuantizationPage* quantizationPage() const { return quantizationPage_; }
@@ -76,6 +78,7 @@ private:
     ComparePage* comparePage_;
     QMenu* recentMenu_;
     std::shared_ptr<Inventory> inventory_;
+    std::shared_ptr<const Checkpoint> checkpoint_;
     QFutureWatcher<LoadResult> watcher_;
     QString loadingDir_;
 };

@@ -199,6 +199,14 @@ void QuantizationPage::open(const QString& modelDir) {
     }));
 }
 
+void QuantizationPage::open(std::shared_ptr<const Checkpoint> checkpoint) {
+    if (busy() || !checkpoint) return;
+    modelDir_ = QString::fromStdString(checkpoint->dir().string());
+    checkpoint_ = std::move(checkpoint);
+    updatePlan();
+    emit loaded();
+}
+
 void QuantizationPage::loadDone() {
     checkpoint_ = loadWatcher_.result();
     if (!checkpoint_) {

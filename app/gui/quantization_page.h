@@ -40,6 +40,8 @@ public:
 
     // Reads the checkpoint's tensor list in the background, then emits loaded() or loadFailed().
     void open(const QString& modelDir);
+    // The checkpoint the main window opened, shared (no second read of its headers).
+    void open(std::shared_ptr<const Checkpoint> checkpoint);
     bool busy() const;
 
     // The recipe section the controls describe; throws FormatError naming the field for a bad setting.

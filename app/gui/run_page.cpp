@@ -205,7 +205,13 @@ RunPage::RunPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridg
     controlsChanged();
 }
 
+void RunPage::open(std::shared_ptr<const Checkpoint> checkpoint) {
+    open(QString::fromStdString(checkpoint->dir().string()));
+    checkpoint_ = std::move(checkpoint);
+}
+
 void RunPage::open(const QString& modelDir) {
+    checkpoint_.reset();
     modelDir_ = modelDir;
     source_->setText(tr("Jobs slim %1").arg(QDir::toNativeSeparators(modelDir)));
     output_->clear();
@@ -344,10 +350,10 @@ int RunPage::addJob() {
             status_->setText(tr("Job %1 already writes %2.").arg(id).arg(QDir::toNativeSeparators(out)));
             return 0;
         }
-    const int id = bridge_->submit(QFileInfo(out).fileName(), [src = modelDir_.toStdString(), r, dest = out.toStdString()](
+    const int id = bridge_->submit(QFileInfo(out).fileName(), [shared = checkpoint_, src = modelDir_.toStdString(), r, dest = out.toStdString()](
                                                                   Progress& progress, const CancelToken& cancel) {
-        const Checkpoint ck = Checkpoint::open(src);
-        const SlimReport rep = slim(ck, r, dest, false, progress, cancel);
+        const std::shared_ptr<const Checkpoint> ck = shared ? shared : std::make_shared<const Checkpoint>(Checkpoint::open(src));
+        const SlimReport rep = slim(*ck, r, dest, false, progress, cancel);
         QString msg = QObject::tr("Wrote %1 (%2 MB) in %3 s.")
                           .arg(QString::fromStdString(dest))
                           .arg(double(rep.bytesWritten) / 1e6, 0, 'f', 1)

@@ -7,8 +7,10 @@
 // state; a log of every stage and outcome; Cancel; a finished job's output opens on the Model page.
 #include <QWidget>
 #include <map>
+#include <memory>
 
 #include "app/gui/worker_bridge.h"
+#include "core/model/checkpoint.h"
 #include "core/recipes/recipe.h"
 
 class QCheckBox;
@@ -28,7 +30,8 @@ class RunPage : public QWidget {
 public:
     explicit RunPage(WorkerBridge* bridge, QWidget* parent = nullptr);
 
-    void open(const QString& modelDir);  // the checkpoint new jobs read
+    void open(const QString& modelDir);                       // the checkpoint new jobs read (each job opens it)
+    void open(std::shared_ptr<const Checkpoint> checkpoint);  // the main window's, shared by the jobs
     const QString& modelDir() const { return modelDir_; }
 
     // The recipe in the JSON editor; throws FormatError naming the field.
@@ -93,6 +96,7 @@ private:
 
     WorkerBridge* bridge_;
     QString modelDir_;
+    std::shared_ptr<const Checkpoint> checkpoint_;  // when shared; else each job opens modelDir_
     std::map<int, JobRow> jobs_;
 
     QLabel *source_, *status_;
