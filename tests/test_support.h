@@ -111,6 +111,15 @@ inline QString diffBytes(const Bytes& got, const Bytes& want) {
     return {};
 }
 
+// The partial output folders (<dest>.partial-…) next to a destination, by name.
+inline std::vector<std::string> partialFolders(const std::filesystem::path& dest) {
+    std::vector<std::string> v;
+    for (const auto& e : std::filesystem::directory_iterator(dest.parent_path()))
+        if (e.path().filename().string().rfind(dest.filename().string() + ".partial-", 0) == 0) v.push_back(e.path().filename().string());
+    return v;
+}
+inline bool anyPartial(const std::filesystem::path& dest) { return !partialFolders(dest).empty(); }
+
 }  // namespace whittle::test
 
 #define COMPARE_BYTES(got, want)                                          \

@@ -19,20 +19,13 @@
 #include "app/gui/quantization_page.h"
 #include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
+#include "gui_test_support.h"
 #include "test_support.h"
 
 using namespace whittle;
 using namespace whittle::gui;
 using namespace whittle::test;
 namespace fs = std::filesystem;
-
-namespace {
-void selectData(QComboBox* box, const QVariant& data) {
-    const int i = box->findData(data);
-    QVERIFY2(i >= 0, qPrintable(data.toString()));
-    box->setCurrentIndex(i);
-}
-}  // namespace
 
 class TestQuantizationPage : public QObject {
     Q_OBJECT

@@ -28,6 +28,7 @@
 #include "app/gui/run_page.h"
 #include "app/gui/worker_bridge.h"
 #include "core/recipes/recipe.h"
+#include "gui_test_support.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -36,18 +37,6 @@ using namespace whittle::test;
 namespace fs = std::filesystem;
 
 namespace {
-void selectData(QComboBox* box, const QVariant& data) {
-    const int i = box->findData(data);
-    QVERIFY2(i >= 0, qPrintable(data.toString()));
-    box->setCurrentIndex(i);
-}
-
-bool anyPartial(const fs::path& dest) {
-    for (const auto& e : fs::directory_iterator(dest.parent_path()))
-        if (e.path().filename().string().rfind(dest.filename().string() + ".partial-", 0) == 0) return true;
-    return false;
-}
-
 // Measures how late a 10 ms timer fires while the event loop also serves the page.
 class LoopLatency : public QObject {
 public:

@@ -40,12 +40,6 @@ std::map<std::string, std::string> folderBytes(const fs::path& dir) {
     return m;
 }
 
-bool anyPartial(const fs::path& dest) {
-    for (const auto& e : fs::directory_iterator(dest.parent_path()))
-        if (e.path().filename().string().rfind(dest.filename().string() + ".partial-", 0) == 0) return true;
-    return false;
-}
-
 // Cancels the run at the first progress report of the stage whose label starts with `at` ("3/4" …).
 class CancelAt final : public Progress {
 public:

@@ -74,13 +74,6 @@ QString hashDiff(const std::map<std::string, QByteArray>& got, const std::map<st
     return {};
 }
 
-std::vector<std::string> partials(const fs::path& dest) {
-    std::vector<std::string> v;
-    for (const auto& e : fs::directory_iterator(dest.parent_path()))
-        if (e.path().filename().string().rfind(dest.filename().string() + ".partial-", 0) == 0) v.push_back(e.path().filename().string());
-    return v;
-}
-
 QString names(const std::vector<std::string>& v) {
     QStringList l;
     for (const auto& s : v) l << QString::fromStdString(s);
@@ -192,14 +185,14 @@ private slots:
                 QVERIFY2(n == "out" || n.rfind("out.partial-", 0) == 0, qPrintable(QString("unexpected leftover %1").arg(n.c_str())));
             }
             // Every run clears its predecessors' partial folders before making its own, so they never pile up.
-            QVERIFY2(partials(dest).size() <= 1, qPrintable(QString("after run %1: %2").arg(i).arg(names(partials(dest)))));
+            QVERIFY2(partialFolders(dest).size() <= 1, qPrintable(QString("after run %1: %2").arg(i).arg(names(partialFolders(dest)))));
         }
         qInfo("%d runs killed, %d finished before their kill", killed, finished);
         QVERIFY(killed > 0);
 
         // The next run succeeds and clears what the killed runs left (their writers are gone). When the last random
         // run finished (or died before making its folder), one more kill mid-run leaves a stale folder to clear.
-        if (partials(dest).empty()) {
+        if (partialFolders(dest).empty()) {
             QProcess p;
             p.setStandardOutputFile(QProcess::nullDevice());
             p.setStandardErrorFile(QProcess::nullDevice());
@@ -210,13 +203,13 @@ private slots:
             QVERIFY(p.waitForFinished(30000));
             qInfo("extra run: killed after %lld ms", T / 2);
         }
-        QVERIFY2(partials(dest).size() == 1, qPrintable("before the rerun: " + names(partials(dest))));
-        qInfo("stale partial folder before the rerun: %s", partials(dest).front().c_str());
+        QVERIFY2(partialFolders(dest).size() == 1, qPrintable("before the rerun: " + names(partialFolders(dest))));
+        qInfo("stale partial folder before the rerun: %s", partialFolders(dest).front().c_str());
         QStringList args = slimArgs(dest);
         if (fs::exists(dest)) args << "--force";
         const CliResult r = runCli(args, 240000);
         QVERIFY2(r.status == QProcess::NormalExit && r.exitCode == 0, qPrintable(r.err.right(2000)));
-        QVERIFY2(partials(dest).empty(), qPrintable("left after the rerun: " + names(partials(dest))));
+        QVERIFY2(partialFolders(dest).empty(), qPrintable("left after the rerun: " + names(partialFolders(dest))));
         const QString why = incomplete(dest, referenceTensors);
         QVERIFY2(why.isEmpty(), qPrintable(why));
         QVERIFY(hashDiff(folderHashes(bundledModelDir()), input_).isEmpty());
@@ -251,7 +244,7 @@ private slots:
         // The message names the file inside the run's partial folder that could not be written.
         QVERIFY2(lastLine.contains(QString::fromStdString(dest.string()) + ".partial-") && lastLine.contains("/" + file), qPrintable(lastLine));
         QVERIFY(!fs::exists(dest));
-        QVERIFY2(fs::is_empty(parent), qPrintable("left behind: " + names(partials(dest))));
+        QVERIFY2(fs::is_empty(parent), qPrintable("left behind: " + names(partialFolders(dest))));
         QVERIFY(hashDiff(folderHashes(bundledModelDir()), input_).isEmpty());
         // Conventions (design.md §4): an I/O failure is a whittle::IoError (the CLI's "error:", exit 1) giving
         // the system's reason — side files too (they were copied with std::filesystem::copy_file, whose error
@@ -331,7 +324,7 @@ private slots:
             QVERIFY2(latency < 5.0, qPrintable(QString("run %1 took %2 s to stop").arg(i).arg(latency)));
             if (run.outcome == Outcome::Cancelled) {
                 QVERIFY2(!fs::exists(dest), dest.c_str());
-                QVERIFY2(partials(dest).empty(), qPrintable("left behind: " + names(partials(dest))));
+                QVERIFY2(partialFolders(dest).empty(), qPrintable("left behind: " + names(partialFolders(dest))));
             }
             QVERIFY(hashDiff(folderHashes(bundledModelDir()), input_).isEmpty());
         }
