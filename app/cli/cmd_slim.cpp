@@ -29,17 +29,18 @@ Json numberFlag(const Args& a, const char* flag) {
 
 int runSlim(const std::vector<std::string>& argv) {
     const Args a(argv, {"force", "json", "text-only", "no-compensation", "act-order", "eval", "plan-only"},
-                 {"recipe", "vocab", "flap", "quantize", "group", "calib-samples", "calib-length", "eval-text", "eval-tokens", "eval-ctx"});
+                 {"recipe", "vocab", "flap", "quantize", "group", "calib-samples", "calib-length", "eval-text", "eval-tokens", "eval-ctx", "export"});
     if (a.positional().size() != 2)
         throw UsageError("usage: whittle-cli slim MODEL OUT (--recipe FILE.json | [--text-only] [--vocab english|latin|european|cjk] "
                          "[--flap RATIO [--no-compensation]] [--quantize rtn|gptq|nvfp4 [--group N] [--act-order]] "
-                         "[--calib-samples N] [--calib-length N]) [--eval [--eval-text FILE] [--eval-tokens N] [--eval-ctx N]] [--plan-only] [--force] [--json]");
+                         "[--calib-samples N] [--calib-length N]) [--export gguf-q4_0[,gguf-f16…]] [--eval [--eval-text FILE] [--eval-tokens N] [--eval-ctx N]] [--plan-only] [--force] [--json]");
     Recipe recipe;
     const bool flags = a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
     if (const auto file = a.value("recipe")) {
         if (flags) throw UsageError("give either --recipe or the recipe flags, not both");
         recipe = loadRecipe(*file);
         if (a.flag("eval") && !recipe.evaluation) recipe.evaluation = EvaluationRecipe{};
+        if (a.value("export")) throw UsageError("give either --recipe (with its \"export\") or --export, not both");
     } else {
         // The flags become a recipe, checked by the same rules as a file (errors name the field).
         Json j{{"whittle_recipe", Recipe::kVersion}};
@@ -60,6 +61,7 @@ int runSlim(const std::vector<std::string>& argv) {
             if (!calib.empty() && (*q == "gptq" || *q == "budget")) j["quantization"]["calibration"] = calib;
         }
         if (a.flag("eval")) j["evaluation"] = Json::object();
+        if (a.value("export")) j["export"] = a.listValue("export");
         try {
             recipe = parseRecipe(j, "the command line");
         } catch (const FormatError& e) {

@@ -85,6 +85,7 @@ ComparePage::ComparePage(WorkerBridge* bridge, ChatEngine* engine, QWidget* pare
         if (ok) model_->setDecode(model_->rowOf(dir), vulkan, tokS);
         oneDone(tr("decode of %1").arg(QString::fromStdString(dir.filename().string())), ok, message);
     });
+    connect(bridge_, &WorkerBridge::finished, this, &ComparePage::evaluationDone);
     engine_->listDevices();
 }
 
@@ -167,13 +168,7 @@ void ComparePage::measureMissing() {
                 *result = isOriginal ? evaluateAlone(ck, e, p, c) : evaluateAgainstOriginal(ck, Checkpoint::open(original), e, p, c);
                 return QObject::tr("perplexity %1").arg(result->ppl, 0, 'f', 3);
             });
-            connect(bridge_, &WorkerBridge::finished, this, [this, id, dir, result, isOriginal = r.original, name](int done, const WorkerOutcome& o) {
-                if (done != id) return;
-                const int row = model_->rowOf(dir);
-                if (o.ok && isOriginal) model_->setOwnPpl(row, result->ppl);
-                else if (o.ok) model_->setQuality(row, *result);
-                oneDone(tr("evaluation of %1").arg(name), o.ok, o.message);
-            });
+            evaluations_[id] = {dir, r.original, result};
         }
         const std::vector<std::pair<bool, bool>> decodes{{false, !r.cpuTokS}, {true, device >= 0 && !r.vulkanTokS}};
         for (const auto& [vulkan, missing] : decodes) {
@@ -187,6 +182,17 @@ void ComparePage::measureMissing() {
     measure_->setEnabled(pending_ == 0);
     status_->setText(pending_ ? tr("Measuring %1 figures…").arg(pending_) : tr("Nothing is missing."));
     if (pending_ == 0) emit measured();
+}
+
+void ComparePage::evaluationDone(int job, const WorkerOutcome& o) {
+    const auto it = evaluations_.find(job);
+    if (it == evaluations_.end()) return;  // another page's job
+    const PendingEvaluation e = it->second;
+    evaluations_.erase(it);
+    const int row = model_->rowOf(e.dir);
+    if (o.ok && e.original) model_->setOwnPpl(row, e.result->ppl);
+    else if (o.ok) model_->setQuality(row, *e.result);
+    oneDone(tr("evaluation of %1").arg(QString::fromStdString(e.dir.filename().string())), o.ok, o.message);
 }
 
 void ComparePage::oneDone(const QString& what, bool ok, const QString& message) {

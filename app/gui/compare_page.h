@@ -8,6 +8,9 @@
 #include <QWidget>
 #include <filesystem>
 #include <map>
+#include <memory>
+
+#include "core/engine/evaluate.h"
 
 class QComboBox;
 class QLabel;
@@ -21,6 +24,7 @@ class ChatEngine;
 class CompareModel;
 class KldSizeChart;
 class WorkerBridge;
+struct WorkerOutcome;
 
 class ComparePage : public QWidget {
     Q_OBJECT
@@ -53,6 +57,7 @@ private:
     void chooseVariant();
     void removeSelected();
     void oneDone(const QString& what, bool ok, const QString& message);
+    void evaluationDone(int job, const WorkerOutcome& outcome);
     void devicesListed(const QStringList& labels, const QList<int>& devices, int preferred);
 
     WorkerBridge* bridge_;
@@ -68,6 +73,12 @@ private:
     int failures_ = 0;
     int nextRequest_ = 1;
     std::map<int, std::pair<std::filesystem::path, bool>> decodeRequests_;  // request → (folder, on Vulkan)
+    struct PendingEvaluation {
+        std::filesystem::path dir;
+        bool original = false;
+        std::shared_ptr<EvalReport> result;  // written by the job, read when it finished
+    };
+    std::map<int, PendingEvaluation> evaluations_;  // bridge job → what it measures
 };
 
 }  // namespace whittle::gui

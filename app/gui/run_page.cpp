@@ -110,6 +110,15 @@ RunPage::RunPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridg
     calibRow->addWidget(length_);
     calibRow->addStretch();
     form->addRow(tr("Calibration (FLAP, GPTQ)"), calibRow);
+    auto* ggufRow = new QHBoxLayout;
+    for (const auto& [format, label] : std::vector<std::pair<QString, QString>>{
+             {"gguf-q4_0", "Q4_0"}, {"gguf-q8_0", "Q8_0"}, {"gguf-f16", "F16"}, {"gguf-nvfp4", "NVFP4"}}) {
+        auto* box = new QCheckBox(label, recipeBox);
+        gguf_[format] = box;
+        ggufRow->addWidget(box);
+    }
+    ggufRow->addStretch();
+    form->addRow(tr("Also write GGUF"), ggufRow);
     auto* evalRow = new QHBoxLayout;
     evaluate_ = new QCheckBox(tr("Measure against the original"), recipeBox);
     evaluate_->setChecked(true);
@@ -190,6 +199,7 @@ RunPage::RunPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridg
 
     for (QComboBox* b : {vocab_, quantize_, group_}) connect(b, &QComboBox::currentIndexChanged, this, &RunPage::controlsChanged);
     for (QCheckBox* b : {textOnly_, flap_, compensation_, evaluate_}) connect(b, &QCheckBox::toggled, this, &RunPage::controlsChanged);
+    for (QCheckBox* b : gguf_) connect(b, &QCheckBox::toggled, this, &RunPage::controlsChanged);
     for (QSpinBox* b : {samples_, length_, evalTokens_}) connect(b, &QSpinBox::valueChanged, this, &RunPage::controlsChanged);
     connect(flapRatio_, &QDoubleSpinBox::valueChanged, this, &RunPage::controlsChanged);
     connect(loadRecipe_, &QPushButton::clicked, this, &RunPage::chooseRecipe);
@@ -235,12 +245,17 @@ void RunPage::controlsChanged() {
         if (method == "gptq") q["calibration"] = calib;
         j["quantization"] = q;
     }
+    Json gguf = Json::array();
+    for (auto it = gguf_.cbegin(); it != gguf_.cend(); ++it)
+        if (it.value()->isChecked()) gguf.push_back(it.key().toStdString());
+    if (!gguf.empty()) j["export"] = gguf;
     if (evaluate_->isChecked()) j["evaluation"] = {{"max_tokens", evalTokens_->value()}};
     json_->setPlainText(QString::fromStdString(j.dump(2)));
 }
 
 void RunPage::showInControls(const Recipe& r) {
-    const QList<QWidget*> all{vocab_, quantize_, group_, textOnly_, flap_, compensation_, evaluate_, flapRatio_, samples_, length_, evalTokens_};
+    QList<QWidget*> all{vocab_, quantize_, group_, textOnly_, flap_, compensation_, evaluate_, flapRatio_, samples_, length_, evalTokens_};
+    for (QCheckBox* b : gguf_) all << b;
     for (QWidget* w : all) w->blockSignals(true);
     const int v = vocab_->findData(r.vocabulary ? QString::fromStdString(r.vocabulary->preset) : QString());
     vocab_->setCurrentIndex(std::max(0, v));
@@ -262,6 +277,10 @@ void RunPage::showInControls(const Recipe& r) {
     }
     evaluate_->setChecked(r.evaluation.has_value());
     if (r.evaluation) evalTokens_->setValue(r.evaluation->maxTokens);
+    for (auto it = gguf_.cbegin(); it != gguf_.cend(); ++it) {
+        const auto& f = r.exports ? r.exports->formats : std::vector<std::string>{};
+        it.value()->setChecked(std::find(f.begin(), f.end(), it.key().toStdString()) != f.end());
+    }
     for (QWidget* w : all) w->blockSignals(false);
     updateEnabled();
 }

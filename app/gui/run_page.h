@@ -5,6 +5,7 @@
 // name the field), added to a queue of slim jobs for the open checkpoint. The queue runs in the shared
 // WorkerBridge, one job at a time: per job its stage, a progress bar and ETA (≤ 20 updates a second), its
 // state; a log of every stage and outcome; Cancel; a finished job's output opens on the Model page.
+#include <QMap>
 #include <QWidget>
 #include <map>
 #include <memory>
@@ -61,6 +62,8 @@ public:
     QSpinBox* samplesBox() const { return samples_; }
     QSpinBox* lengthBox() const { return length_; }
     QCheckBox* evaluateBox() const { return evaluate_; }
+    // "gguf-q4_0", "gguf-q8_0", "gguf-f16", "gguf-nvfp4": also written by the job, for llama.cpp.
+    QCheckBox* ggufBox(const QString& format) const { return gguf_.value(format); }
     QSpinBox* evalTokensBox() const { return evalTokens_; }
     QPlainTextEdit* recipeEdit() const { return json_; }
     QLineEdit* outputEdit() const { return output_; }
@@ -102,6 +105,7 @@ private:
     QLabel *source_, *status_;
     QComboBox *vocab_, *quantize_, *group_;
     QCheckBox *textOnly_, *flap_, *compensation_, *evaluate_;
+    QMap<QString, QCheckBox*> gguf_;
     QDoubleSpinBox* flapRatio_;
     QSpinBox *samples_, *length_, *evalTokens_;
     QPlainTextEdit *json_, *log_;

@@ -567,7 +567,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
 
     // ---- Metadata, as conversion/gemma.py writes it. ----
     GgufMetadata md;
-    std::string name = ck.dir().lexically_normal().filename().string();
+    std::string name = options.name.empty() ? ck.dir().lexically_normal().filename().string() : options.name;
     if (name.empty()) name = ck.dir().lexically_normal().parent_path().filename().string();
     md.addString("general.architecture", kArch);
     md.addString("general.type", "model");
@@ -673,5 +673,17 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return rep;
 }
+
+GgmlType ggufFormatType(const std::string& format, const std::string& field) {
+    static const std::map<std::string, GgmlType> kTypes{{"gguf-f32", GgmlType::F32},   {"gguf-f16", GgmlType::F16},
+                                                        {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0},
+                                                        {"gguf-nvfp4", GgmlType::NVFP4}};
+    const auto it = kTypes.find(format);
+    if (it == kTypes.end())
+        throw UsageError(field + " '" + format + "': not a GGUF format (gguf-f32, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
+    return it->second;
+}
+
+std::string ggufFileName(const std::string& format) { return "model-" + format.substr(format.rfind('-') + 1) + ".gguf"; }
 
 }  // namespace whittle

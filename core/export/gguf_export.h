@@ -36,6 +36,7 @@ namespace whittle {
 struct GgufExportOptions {
     GgmlType weightType = GgmlType::F16;  // F32, F16 (every 2-D weight), or Q8_0, Q4_0, NVFP4 (the rule above)
     bool force = false;                   // replace an existing output file
+    std::string name;                     // general.name; empty: the checkpoint folder's name
 };
 
 struct GgufExportReport {
@@ -50,6 +51,12 @@ struct GgufExportReport {
     std::vector<std::string> fallbacks;  // GGUF names of weights written F16 because the type cannot hold their rows
     std::vector<std::string> notes;      // what was skipped, padded or fell back, one sentence each
 };
+
+// The weight type of a GGUF format name: gguf-f32, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4. Throws UsageError
+// naming `field` (the flag or recipe key) for any other name.
+GgmlType ggufFormatType(const std::string& format, const std::string& field);
+// The file a GGUF format is written to inside an output folder: model-q4_0.gguf, …
+std::string ggufFileName(const std::string& format);
 
 // Writes `dest` (a .gguf file) from the checkpoint; the checkpoint folder is never written. Errors name the
 // file and the tensor: a model llama.cpp would run differently from the spec (its KV-sharing shortcut, a

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/export/gguf_export.h"
 #include "core/model/checkpoint_files.h"
 #include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
@@ -61,7 +62,8 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
     if (!r.textOnly && !r.vocabulary && !r.flap && !r.quantization)
         throw UsageError("the recipe has nothing to do: give text_only, vocabulary, flap or quantization");
     if (r.quantization && r.quantization->format.rfind("gguf-", 0) == 0)
-        throw UsageError("quantization.format " + r.quantization->format + ": slim writes safetensors formats; export its output with whittle-cli export");
+        throw UsageError("quantization.format " + r.quantization->format + ": give GGUF formats in \"export\" (slim --export " +
+                         r.quantization->format + ")");
     const Inventory inv = makeInventory(ck);
     plan.inputBytes = inv.total.bytes;
     // The running estimate of the tensor bytes by part, as each stage leaves them.
@@ -151,6 +153,24 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         const double shrink = qp.bytesBefore ? double(qp.bytesAfter) / double(qp.bytesBefore) : 1.0;
         for (auto& [p, b] : bytes) b *= shrink;
         s.bytesWritten = total();
+        plan.stages.push_back(s);
+    }
+    if (r.exports) {
+        // llama.cpp's gemma4 has no down_proj bias, and a norm follows the FFN output, so the bias cannot be folded.
+        for (const std::string& f : r.exports->formats) {
+            if (r.flap && r.flap->biasCompensation)
+                throw UsageError("export.formats " + f + ": flap.bias_compensation makes a Whittle-only model (a down_proj bias llama.cpp's "
+                                 "gemma4 does not have); set \"bias_compensation\": false to export it");
+            if (ck.config().downProjBias)
+                throw UsageError(ck.dir().string(), {}, "export.formats " + f + ": the input carries FLAP's down_proj bias, a Whittle-only model");
+            if (r.quantization && ((f == "gguf-nvfp4") != (r.quantization->method == "nvfp4")))
+                throw UsageError("export.formats " + f + " does not hold quantization.method " + r.quantization->method +
+                                 "'s codes (gguf-nvfp4 goes with nvfp4; gguf-q4_0, gguf-q8_0 and the float types with the integer methods)");
+        }
+        std::string list;
+        for (const auto& f : r.exports->formats) list += (list.empty() ? "" : ", ") + ggufFileName(f);
+        PlannedStage s{"export", "write " + list + " for llama.cpp from the result (size measured when written)"};
+        s.bytesRead = total();
         plan.stages.push_back(s);
     }
     if (r.evaluation) {

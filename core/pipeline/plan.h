@@ -17,7 +17,7 @@ namespace whittle {
 struct Recipe;
 
 struct PlannedStage {
-    std::string name;     // text_only | vocabulary | flap | quantization | evaluation
+    std::string name;     // text_only | vocabulary | flap | quantization | export | evaluation
     std::string summary;  // what it will do, in words
     std::uint64_t bytesRead = 0, bytesWritten = 0;  // tensor bytes, estimated
     std::int64_t forwardTokens = 0;                 // tokens through the CPU reference (calibration, evaluation)
@@ -33,7 +33,8 @@ std::string formatPlan(const SlimPlan& p);  // one line per stage, for the CLI a
 
 // Throws UsageError naming the recipe field for a combination that cannot run: nothing to do, a GGUF format,
 // text_only on a text-only model, a vocabulary that keeps no token row, calibration or evaluation text
-// missing, a quantization group that does not divide FLAP's width multiple, and what each section's own
+// missing, a quantization group that does not divide FLAP's width multiple, a Whittle-only model (FLAP's bias)
+// or foreign codes to a GGUF export, and what each section's own
 // planner refuses (exclusions covering every linear, shapes a format cannot pack).
 SlimPlan planSlim(const Checkpoint& checkpoint, const Recipe& recipe);
 

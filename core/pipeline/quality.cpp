@@ -57,7 +57,10 @@ EvalReport evaluateAgainstOriginal(const Checkpoint& output, const Checkpoint& o
     const Tokenizer tok = Tokenizer::fromModelOrFile(output.dir());
     const EvalOptions eo = windowsOf(e);
     ReferenceSession model(qm, eo.ctx), reference(om, eo.ctx);
-    return evaluate(model, tok, text, eo, &reference, vocabMappingOf(output.dir()), progress, cancel);
+    // A vocab_mapping.json maps to the model the vocabulary was pruned from; it applies only when this
+    // output's vocabulary differs from `original`'s (an input pruned earlier carries its own along).
+    const VocabMapping mapping = output.config().vocabSize != original.config().vocabSize ? vocabMappingOf(output.dir()) : VocabMapping{};
+    return evaluate(model, tok, text, eo, &reference, mapping, progress, cancel);
 }
 
 }  // namespace whittle

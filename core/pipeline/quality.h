@@ -1,7 +1,7 @@
 #pragma once
 // The quality report of a slimmed checkpoint (the recipe's "evaluation" section): the CPU reference runs the
-// output and the original on the same held-out windows; the output's vocab_mapping.json, when it has one,
-// maps its ids to the original's.
+// output and the original on the same held-out windows; when their vocabularies differ, the output's
+// vocab_mapping.json maps its ids to the original's.
 #include <filesystem>
 
 #include "core/engine/evaluate.h"

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/export/gguf_export.h"
 #include "core/io/atomic_output.h"
 #include "core/model/checkpoint_files.h"
 #include "core/model/inventory.h"
@@ -28,6 +29,7 @@ std::vector<std::string> slimStages(const Recipe& r) {
     if (r.vocabulary) s.push_back("vocabulary");
     if (r.flap) s.push_back("flap");
     if (r.quantization) s.push_back("quantization");
+    if (r.exports) s.push_back("export");
     if (r.evaluation) s.push_back("evaluation");
     return s;
 }
@@ -94,7 +96,8 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
     SlimReport rep;
     rep.stages = slimStages(recipe);
     rep.plan = planSlim(ck, recipe);  // every check before any work: errors name the recipe field
-    const std::size_t transforms = rep.stages.size() - (recipe.evaluation ? 1 : 0);  // evaluation only measures
+    // Export writes other formats of the result and evaluation measures it: neither transforms.
+    const std::size_t transforms = rep.stages.size() - (recipe.exports ? 1 : 0) - (recipe.evaluation ? 1 : 0);
     AtomicOutputDir out(dest, force, {ck.dir()});
     const Json hashes = inputHashes(ck.dir(), progress, cancel);
     fs::path input = ck.dir();
@@ -124,6 +127,25 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         rep.stageSeconds.push_back(secondsSince(ts));
         if (input != ck.dir()) fs::remove_all(input);  // the previous stage's folder: no longer needed
         input = stageDir;
+    }
+    if (recipe.exports) {
+        // From the last stage's folder (a GGUF is never written into the checkpoint folder it reads), named
+        // after the destination, so each file equals what `whittle-cli export OUT` writes.
+        const auto ts = std::chrono::steady_clock::now();
+        const std::size_t k = transforms + 1;
+        StageProgress sp(progress, std::to_string(k) + "/" + std::to_string(rep.stages.size()) + " export: ");
+        const Checkpoint last = Checkpoint::open(input);
+        Json reports = Json::array();
+        for (const std::string& f : recipe.exports->formats) {
+            GgufExportOptions o;
+            o.weightType = ggufFormatType(f, "export.formats");
+            o.name = out.destination().filename().string();
+            const GgufExportReport g = exportGguf(last, out.path() / ggufFileName(f), o, sp, cancel);
+            reports.push_back({{"format", f}, {"file", ggufFileName(f)}, {"weight_type", g.weightType}, {"file_bytes", g.fileBytes},
+                               {"tensors", g.tensors}, {"fallbacks", g.fallbacks}, {"notes", g.notes}, {"seconds", g.seconds}});
+        }
+        rep.stageReports.push_back(reports);
+        rep.stageSeconds.push_back(secondsSince(ts));
     }
     // The last stage's files become the output folder's (its own whittle.json gives way to the run's).
     for (const auto& e : fs::directory_iterator(input))

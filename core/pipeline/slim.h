@@ -8,7 +8,8 @@
 // every stage's report and time, parameters and bytes by part before and after, and — when the recipe has an
 // "evaluation" section — the quality report (PPL, KLD, top-1 against the input, quality.h), measured before
 // the rename so a run that cannot evaluate leaves no output.
-// (A fused single pass over the tensors, and several sink formats from one pass, are the next step.)
+// The recipe's "export" formats (GGUF for llama.cpp) are written from the last stage into the same output.
+// (A fused single pass over the tensors, with every format a sink of it, is the next step.)
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -24,7 +25,7 @@ namespace whittle {
 
 struct Recipe;
 
-// The stages a recipe runs, in order: "text_only", "vocabulary", "flap", "quantization", "evaluation".
+// The stages a recipe runs, in order: "text_only", "vocabulary", "flap", "quantization", "export", "evaluation".
 std::vector<std::string> slimStages(const Recipe& recipe);
 
 struct SlimReport {

@@ -13,6 +13,7 @@ Json toJson(const Recipe& r) {
     if (r.flap) j["flap"] = toJson(*r.flap);
     if (r.textOnly) j["text_only"] = true;
     if (r.quantization) j["quantization"] = toJson(*r.quantization);
+    if (r.exports) j["export"] = toJson(*r.exports);
     if (r.evaluation) j["evaluation"] = toJson(*r.evaluation);
     return j;
 }
@@ -22,7 +23,7 @@ Recipe parseRecipe(const Json& j, const std::string& src) {
     if (!j.contains("whittle_recipe")) throw FormatError(src, {}, "not a Whittle recipe: missing \"whittle_recipe\": 1");
     if (!j["whittle_recipe"].is_number_integer() || j["whittle_recipe"].get<int>() != Recipe::kVersion)
         throw FormatError(src, {}, "recipe version " + j["whittle_recipe"].dump() + " is not supported (this Whittle reads version 1)");
-    recipe_json::onlyKeys(j, {"whittle_recipe", "vocabulary", "text_only", "flap", "quantization", "evaluation"}, "", src);
+    recipe_json::onlyKeys(j, {"whittle_recipe", "vocabulary", "text_only", "flap", "quantization", "export", "evaluation"}, "", src);
     Recipe r;
     if (j.contains("vocabulary")) r.vocabulary = parseVocabularyRecipe(j["vocabulary"], src);
     if (j.contains("flap")) r.flap = parseFlapRecipe(j["flap"], src);
@@ -31,6 +32,7 @@ Recipe parseRecipe(const Json& j, const std::string& src) {
         r.textOnly = j["text_only"].get<bool>();
     }
     if (j.contains("quantization")) r.quantization = parseQuantizeRecipe(j["quantization"], src);
+    if (j.contains("export")) r.exports = parseExportRecipe(j["export"], src);
     if (j.contains("evaluation") && j["evaluation"] != Json(false)) r.evaluation = parseEvaluationRecipe(j["evaluation"], src);
     return r;
 }

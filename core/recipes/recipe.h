@@ -10,6 +10,7 @@
 
 #include "core/io/json_file.h"
 #include "core/recipes/evaluation.h"
+#include "core/recipes/export_formats.h"
 #include "core/recipes/flap.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/vocab_prune.h"
@@ -22,6 +23,7 @@ struct Recipe {
     std::optional<FlapRecipe> flap;
     bool textOnly = false;  // "text_only": drop the vision and audio towers (text_only.h)
     std::optional<QuantizeRecipe> quantization;
+    std::optional<ExportRecipe> exports;         // "export": GGUF files written by the same run (export_formats.h)
     std::optional<EvaluationRecipe> evaluation;  // "evaluation": the output's quality report (evaluation.h)
 };
 

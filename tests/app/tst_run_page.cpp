@@ -81,6 +81,8 @@ class TestRunPage : public QObject {
         page_->textOnlyBox()->setChecked(true);
         page_->flapBox()->setChecked(true);
         page_->flapRatioBox()->setValue(0.2);
+        page_->compensationBox()->setChecked(true);
+        for (const char* f : {"gguf-q4_0", "gguf-q8_0", "gguf-f16", "gguf-nvfp4"}) page_->ggufBox(f)->setChecked(false);
         selectData(page_->quantizeBox(), "gptq");
         selectData(page_->groupBox(), 128);
         page_->samplesBox()->setValue(4);
@@ -115,6 +117,10 @@ private slots:
                             {"evaluation", {{"max_tokens", 256}}}};
         QCOMPARE(toJson(page_->recipe()), toJson(parseRecipe(expected, "expected")));
         QVERIFY(page_->groupBox()->isEnabled());
+        page_->ggufBox("gguf-q4_0")->setChecked(true);
+        QCOMPARE(page_->recipe().exports->formats, std::vector<std::string>{"gguf-q4_0"});
+        page_->ggufBox("gguf-q4_0")->setChecked(false);
+        QVERIFY(!page_->recipe().exports);
         selectData(page_->quantizeBox(), "nvfp4");
         QVERIFY(!page_->groupBox()->isEnabled());
         QCOMPARE(page_->recipe().quantization->method, std::string("nvfp4"));
@@ -128,6 +134,7 @@ private slots:
                         {"vocabulary", {{"preset", "cjk"}}},
                         {"flap", {{"ratio", 0.3}, {"bias_compensation", false}, {"calibration", {{"samples", 16}, {"length", 256}}}}},
                         {"quantization", {{"method", "nvfp4"}}},
+                        {"export", {"gguf-nvfp4"}},
                         {"evaluation", {{"max_tokens", 1024}}}};
         const fs::path path = out("recipe.json");
         writeJsonFile(path, file);
@@ -142,6 +149,7 @@ private slots:
         QVERIFY(!page_->groupBox()->isEnabled());
         QVERIFY(!page_->textOnlyBox()->isChecked());
         QCOMPARE(page_->evalTokensBox()->value(), 1024);
+        QVERIFY(page_->ggufBox("gguf-nvfp4")->isChecked() && !page_->ggufBox("gguf-q4_0")->isChecked());
         const QString before = page_->recipeEdit()->toPlainText();
         writeJsonFile(out("bad.json"), Json{{"whittle_recipe", 1}, {"flap", {{"ratoi", 0.2}}}});
         page_->loadRecipeFile(QString::fromStdString(out("bad.json").string()));

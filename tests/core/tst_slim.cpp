@@ -218,6 +218,52 @@ private slots:
         qInfo("cancelled in '%s'", progress.cancelledIn().c_str());
     }
 
+    // An input pruned earlier carries its vocab_mapping.json (to its own original); evaluating a quantization of
+    // it against it must not apply that mapping — the vocabularies are the same.
+    void evaluationOfAPrunedInput() {
+        NullProgress np;
+        const fs::path pruned = tempPath(dir_, "pruned-input"), quantized = tempPath(dir_, "pruned-rtn");
+        slim(Checkpoint::open(bundledModelDir()), parseRecipe(Json{{"whittle_recipe", 1}, {"vocabulary", {{"preset", "english"}}}}, "r.json"),
+             pruned, false, np, CancelToken{});
+        QVERIFY(fs::exists(pruned / "vocab_mapping.json"));
+        const SlimReport rep = slim(Checkpoint::open(pruned),
+                                    parseRecipe(Json{{"whittle_recipe", 1},
+                                                     {"quantization", {{"method", "rtn"}, {"group_size", 32}}},
+                                                     {"evaluation", {{"ctx", 256}, {"max_tokens", 512}}}},
+                                                "r.json"),
+                                    quantized, false, np, CancelToken{});
+        QVERIFY(rep.quality.has_value());
+        qInfo("INT4 RTN g32 of the pruned model against it: KLD mean %.5f, top-1 %.3f", *rep.quality->kldMean, *rep.quality->top1);
+        QVERIFY(*rep.quality->kldMean < 0.1);
+        QVERIFY(*rep.quality->top1 > 0.8);
+    }
+
+    // GGUF from the same run: model-q4_0.gguf next to the GPTQ checkpoint, byte-identical to what
+    // `whittle-cli export OUT … --format gguf-q4_0` writes from the output (the export is a stage of the run,
+    // the command its shortcut); llama.cpp reading such files is tst_gguf_quant's.
+    void exportInTheSameRun() {
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const fs::path out = tempPath(dir_, "with-gguf");
+        const CliResult r = runCli({"slim", model, QString::fromStdString(out.string()), "--vocab", "english", "--flap", "0.2", "--no-compensation",
+                                    "--quantize", "gptq", "--calib-samples", "4", "--calib-length", "128", "--export", "gguf-q4_0,gguf-f16"},
+                                   240000);
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QVERIFY(fs::exists(out / "model-q4_0.gguf") && fs::exists(out / "model-f16.gguf"));
+        QVERIFY(fs::exists(out / "model.safetensors"));
+        const Json w = readJsonFile(out / "whittle.json");
+        QCOMPARE(w["slim"]["stages"][3]["stage"].get<std::string>(), std::string("export"));
+        QCOMPARE(w["slim"]["stages"][3]["report"][0]["weight_type"].get<std::string>(), std::string("Q4_0"));
+        for (const char* f : {"q4_0", "f16"}) {
+            const fs::path alone = tempPath(dir_, (std::string("alone-") + f + ".gguf").c_str());
+            const CliResult e = runCli({"export", QString::fromStdString(out.string()), QString::fromStdString(alone.string()), "--format",
+                                        QString("gguf-") + f});
+            QVERIFY2(e.exitCode == 0, qPrintable(e.err));
+            QVERIFY2(readBytes(alone) == readBytes(out / (std::string("model-") + f + ".gguf")), f);
+        }
+        // The output still opens as the checkpoint, and the GGUF files do not disturb it.
+        QCOMPARE(Checkpoint::open(out).config().modelType, std::string("gemma4"));
+    }
+
     // FIPS 180-4's examples ("abc", the 56-byte two-block message) and a million 'a's fed in odd pieces.
     void sha256Vectors() {
         Sha256 a;
@@ -245,7 +291,19 @@ private slots:
         Json j = fullRecipe();
         j["quantization"]["format"] = "gguf-q4_0";
         WHITTLE_EXPECT_ERROR(slim(ck, parseRecipe(j, "r.json"), tempPath(dir_, "gguf"), false, np, CancelToken{}), UsageError, "gguf-q4_0",
-                             "whittle-cli export");
+                             "\"export\"");
+        // Export: a Whittle-only model (FLAP's bias) or foreign codes cannot go to GGUF; formats are checked and named once.
+        Json x = fullRecipe();
+        x["export"] = {"gguf-q4_0"};
+        WHITTLE_EXPECT_ERROR(planSlim(ck, parseRecipe(x, "r.json")), UsageError, "export.formats gguf-q4_0", "flap.bias_compensation",
+                             "Whittle-only");
+        x["flap"]["bias_compensation"] = false;
+        x["quantization"] = {{"method", "nvfp4"}};
+        WHITTLE_EXPECT_ERROR(planSlim(ck, parseRecipe(x, "r.json")), UsageError, "export.formats gguf-q4_0", "quantization.method nvfp4");
+        x["export"] = {"gguf-q4_0", "gguf-q4_0"};
+        WHITTLE_EXPECT_ERROR(parseRecipe(x, "r.json"), FormatError, "export.formats", "twice", "r.json");
+        x["export"] = {"gguf-q5_k"};
+        WHITTLE_EXPECT_ERROR(parseRecipe(x, "r.json"), FormatError, "export.formats", "gguf-q5_k", "r.json");
         QVERIFY(!fs::exists(tempPath(dir_, "gguf")));
         // Evaluation: checked before any work; unknown keys and bad values name the field.
         Json e = fullRecipe();
