@@ -49,8 +49,9 @@ Json writeGgufFormat(const Checkpoint& ck, const std::string& format, const std:
     o.weightType = checkGgufFormat(format, method);
     o.force = force;
     const GgufExportReport r = exportGguf(ck, out, o, progress, cancel);
-    return {{"output", r.output.string()}, {"weight_type", r.weightType}, {"file_bytes", r.fileBytes}, {"tensors", r.tensors},
-            {"fallbacks", r.fallbacks}, {"notes", r.notes}, {"seconds", r.seconds}};
+    Json j = toJson(r);
+    j["output"] = r.output.string();
+    return j;
 }
 
 // Where each format goes when several are asked for: one entry of the output folder per format.

@@ -674,6 +674,11 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     return rep;
 }
 
+Json toJson(const GgufExportReport& r) {
+    return Json{{"weight_type", r.weightType}, {"file_bytes", r.fileBytes}, {"tensors", r.tensors},
+                {"fallbacks", r.fallbacks}, {"notes", r.notes},          {"seconds", r.seconds}};
+}
+
 GgmlType ggufFormatType(const std::string& format, const std::string& field) {
     static const std::map<std::string, GgmlType> kTypes{{"gguf-f32", GgmlType::F32},   {"gguf-f16", GgmlType::F16},
                                                         {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0},

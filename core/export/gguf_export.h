@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/io/gguf_reader.h"
+#include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/progress.h"
 
@@ -51,6 +52,9 @@ struct GgufExportReport {
     std::vector<std::string> fallbacks;  // GGUF names of weights written F16 because the type cannot hold their rows
     std::vector<std::string> notes;      // what was skipped, padded or fell back, one sentence each
 };
+
+// The report as JSON: weight_type, file_bytes, tensors, fallbacks, notes, seconds (callers add where it went).
+Json toJson(const GgufExportReport& r);
 
 // The weight type of a GGUF format name: gguf-f32, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4. Throws UsageError
 // naming `field` (the flag or recipe key) for any other name.

@@ -50,11 +50,6 @@ void checkText(const Checkpoint& ck, const std::vector<std::string>& files, cons
         throw UsageError(ck.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give " + field + ".files (text files)");
 }
 
-std::uint64_t partBytes(const Inventory& inv, Part p) {
-    const auto it = inv.byPart.find(p);
-    return it == inv.byPart.end() ? 0 : it->second.bytes;
-}
-
 }  // namespace
 
 SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {

@@ -141,8 +141,10 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
             o.weightType = ggufFormatType(f, "export.formats");
             o.name = out.destination().filename().string();
             const GgufExportReport g = exportGguf(last, out.path() / ggufFileName(f), o, sp, cancel);
-            reports.push_back({{"format", f}, {"file", ggufFileName(f)}, {"weight_type", g.weightType}, {"file_bytes", g.fileBytes},
-                               {"tensors", g.tensors}, {"fallbacks", g.fallbacks}, {"notes", g.notes}, {"seconds", g.seconds}});
+            Json j = toJson(g);
+            j["format"] = f;
+            j["file"] = ggufFileName(f);  // inside the output (the path written was the partial folder's)
+            reports.push_back(j);
         }
         rep.stageReports.push_back(reports);
         rep.stageSeconds.push_back(secondsSince(ts));
