@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include "core/model/inventory.h"
 #include "core/pipeline/plan.h"
 #include "core/pipeline/quality.h"
+#include "core/pipeline/tensor_stream.h"
 #include "core/recipes/flap.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/recipe.h"
@@ -36,9 +38,13 @@ std::vector<std::string> slimStages(const Recipe& r) {
 
 Json toJson(const SlimReport& r) {
     Json stages = Json::array();
-    for (std::size_t i = 0; i < r.stages.size(); ++i)
+    for (std::size_t i = 0; i < r.stages.size(); ++i) {
         stages.push_back(Json{{"stage", r.stages[i]}, {"report", r.stageReports[i]}, {"seconds", r.stageSeconds[i]}});
-    Json j{{"plan", toJson(r.plan)}, {"stages", stages}, {"bytes_written", r.bytesWritten}, {"seconds", r.seconds}};
+        if (i < r.stagePass.size()) stages.back()["pass"] = r.stagePass[i];
+    }
+    Json passes = Json::array();
+    for (const SlimPass& p : r.passes) passes.push_back(Json{{"stages", p.stages}, {"seconds", p.seconds}, {"bytes_written", p.bytesWritten}});
+    Json j{{"plan", toJson(r.plan)}, {"stages", stages}, {"passes", passes}, {"bytes_written", r.bytesWritten}, {"seconds", r.seconds}};
     if (r.quality) j["quality"] = toJson(*r.quality);
     return j;
 }
@@ -98,49 +104,102 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
     rep.plan = planSlim(ck, recipe);  // every check before any work: errors name the recipe field
     // Export writes other formats of the result and evaluation measures it: neither transforms.
     const std::size_t transforms = rep.stages.size() - (recipe.exports ? 1 : 0) - (recipe.evaluation ? 1 : 0);
+    const std::string n = std::to_string(rep.stages.size());
+    rep.stageReports.resize(transforms);
+    rep.stageSeconds.resize(transforms);
+    rep.stagePass.resize(transforms);
     AtomicOutputDir out(dest, force, {ck.dir()});
     const Json hashes = inputHashes(ck.dir(), progress, cancel);
-    fs::path input = ck.dir();
+
+    // The checkpoint on disk the stream reads (the input, then each pass's folder inside the partial output),
+    // and the stream transforms not yet written (indices into rep.stages).
+    std::optional<Checkpoint> current;
+    fs::path currentDir = ck.dir();
+    auto currentCheckpoint = [&]() -> const Checkpoint& { return current ? *current : ck; };
+    TensorStream stream = checkpointStream(ck);
+    std::vector<std::size_t> pending;
+    // The folder just written becomes what the next stage reads; the one before it is no longer needed.
+    auto adopt = [&](const fs::path& dir) {
+        Checkpoint next = Checkpoint::open(dir);  // a pass's output must open before anything builds on it
+        if (currentDir != ck.dir()) fs::remove_all(currentDir);
+        currentDir = dir;
+        current.emplace(std::move(next));
+        stream = checkpointStream(*current);
+    };
+    // Writes the pending transforms as one pass over the bytes they read.
+    auto flush = [&]() {
+        std::string names;
+        for (std::size_t k : pending) names += (names.empty() ? "" : "+") + rep.stages[k];
+        const std::string span = std::to_string(pending.front() + 1) + (pending.size() > 1 ? "-" + std::to_string(pending.back() + 1) : "");
+        const fs::path dir = out.path() / ("pass-" + std::to_string(rep.passes.size() + 1) + "-" + names);
+        fs::create_directory(dir);
+        StageProgress sp(progress, span + "/" + n + " " + names + ": ");
+        const auto ts = std::chrono::steady_clock::now();
+        const StreamWriteReport w = writeStream(stream, dir, sp, cancel);
+        const double seconds = secondsSince(ts);
+        std::vector<std::string> stages;
+        for (std::size_t k : pending) {
+            rep.stageReports[k]["bytes_written"] = w.tensorBytes;
+            rep.stageSeconds[k] += seconds;
+            rep.stagePass[k] = int(rep.passes.size()) + 1;
+            stages.push_back(rep.stages[k]);
+        }
+        rep.passes.push_back(SlimPass{stages, seconds, w.tensorBytes});
+        pending.clear();
+        adopt(dir);
+    };
+
     for (std::size_t i = 0; i < transforms; ++i) {
         cancel.throwIfCancelled();
         const auto ts = std::chrono::steady_clock::now();
         const std::string& stage = rep.stages[i];
-        const fs::path stageDir = out.path() / ("stage-" + std::to_string(i + 1) + "-" + stage);
-        StageProgress sp(progress, std::to_string(i + 1) + "/" + std::to_string(rep.stages.size()) + " " + stage + ": ");
-        const Checkpoint in = Checkpoint::open(input);
-        Recipe one;  // the stage's own section, so each whittle.json says what that stage did
-        Json report;
+        StageProgress sp(progress, std::to_string(i + 1) + "/" + n + " " + stage + ": ");
         if (stage == "text_only") {
-            one.textOnly = true;
-            report = toJson(textOnlyRepack(in, one, stageDir, false, sp, cancel));
+            sp.report(ProgressReport{"dropping the towers (written with the pass)", 0});
+            TextOnlyReport r;
+            stream = textOnlyStream(std::move(stream), r);
+            rep.stageReports[i] = toJson(r);
         } else if (stage == "vocabulary") {
-            one.vocabulary = recipe.vocabulary;
-            report = toJson(pruneVocabulary(in, one, stageDir, false, sp, cancel));
+            sp.report(ProgressReport{"selecting tokens, rewriting the tokenizer (written with the pass)", 0});
+            VocabPruneReport r;
+            stream = vocabularyStream(std::move(stream), *recipe.vocabulary, r);
+            rep.stageReports[i] = toJson(r);
         } else if (stage == "flap") {
-            one.flap = recipe.flap;
-            report = toJson(flapPrune(in, one, stageDir, false, sp, cancel));
+            if (!pending.empty()) flush();  // FLAP calibrates on the model the stages before it made
+            FlapReport r;
+            const FlapSelection sel = selectFlapChannels(currentCheckpoint(), *recipe.flap, r, sp, cancel);
+            stream = flapStream(std::move(stream), *recipe.flap, sel, r);
+            rep.stageReports[i] = toJson(r);
         } else {
+            // Quantization reads a checkpoint (GPTQ calibrates on it) and writes its own pass.
+            if (!pending.empty()) flush();
+            Recipe one;  // the stage's own section, so its report says what it did
             one.quantization = recipe.quantization;
-            report = toJson(quantizeCheckpoint(in, one, stageDir, false, sp, cancel));
+            const fs::path dir = out.path() / ("pass-" + std::to_string(rep.passes.size() + 1) + "-" + stage);
+            const QuantizeReport q = quantizeCheckpoint(currentCheckpoint(), one, dir, false, sp, cancel);
+            rep.stageReports[i] = toJson(q);
+            rep.stageSeconds[i] = secondsSince(ts);
+            rep.stagePass[i] = int(rep.passes.size()) + 1;
+            rep.passes.push_back(SlimPass{{stage}, rep.stageSeconds[i], q.bytesWritten});
+            adopt(dir);
+            continue;
         }
-        rep.stageReports.push_back(report);
-        rep.stageSeconds.push_back(secondsSince(ts));
-        if (input != ck.dir()) fs::remove_all(input);  // the previous stage's folder: no longer needed
-        input = stageDir;
+        rep.stageSeconds[i] = secondsSince(ts);  // its own work; the pass that writes it adds the writing
+        pending.push_back(i);
     }
+    if (!pending.empty()) flush();
+
     if (recipe.exports) {
-        // From the last stage's folder (a GGUF is never written into the checkpoint folder it reads), named
+        // From the last pass's folder (a GGUF is never written into the checkpoint folder it reads), named
         // after the destination, so each file equals what `whittle-cli export OUT` writes.
         const auto ts = std::chrono::steady_clock::now();
-        const std::size_t k = transforms + 1;
-        StageProgress sp(progress, std::to_string(k) + "/" + std::to_string(rep.stages.size()) + " export: ");
-        const Checkpoint last = Checkpoint::open(input);
+        StageProgress sp(progress, std::to_string(transforms + 1) + "/" + n + " export: ");
         Json reports = Json::array();
         for (const std::string& f : recipe.exports->formats) {
             GgufExportOptions o;
             o.weightType = ggufFormatType(f, "export.formats");
             o.name = out.destination().filename().string();
-            const GgufExportReport g = exportGguf(last, out.path() / ggufFileName(f), o, sp, cancel);
+            const GgufExportReport g = exportGguf(currentCheckpoint(), out.path() / ggufFileName(f), o, sp, cancel);
             Json j = toJson(g);
             j["format"] = f;
             j["file"] = ggufFileName(f);  // inside the output (the path written was the partial folder's)
@@ -149,14 +208,14 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         rep.stageReports.push_back(reports);
         rep.stageSeconds.push_back(secondsSince(ts));
     }
-    // The last stage's files become the output folder's (its own whittle.json gives way to the run's).
-    for (const auto& e : fs::directory_iterator(input))
+    // The last pass's files become the output folder's (a quantization pass's own whittle.json gives way to the run's).
+    current.reset();
+    for (const auto& e : fs::directory_iterator(currentDir))
         if (e.path().filename() != files::kWhittleReport) fs::rename(e.path(), out.path() / e.path().filename());
-    fs::remove_all(input);
+    fs::remove_all(currentDir);
     const Checkpoint result = Checkpoint::open(out.path());  // the result must open before it replaces anything
     if (recipe.evaluation) {
         const auto ts = std::chrono::steady_clock::now();
-        const std::string n = std::to_string(rep.stages.size());
         StageProgress sp(progress, n + "/" + n + " evaluation: ");
         rep.quality = evaluateAgainstOriginal(result, ck, *recipe.evaluation, sp, cancel);
         rep.stageReports.push_back(toJson(*rep.quality));

@@ -12,8 +12,7 @@
 
 #include "core/error.h"
 #include "core/io/atomic_output.h"
-#include "core/io/safetensors_writer.h"
-#include "core/io/side_files.h"
+#include "core/model/tensor_table.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/recipe_json.h"
 #include "core/reference/reference_model.h"
@@ -196,26 +195,9 @@ Json toJson(const FlapReport& r) {
                 {"seconds", r.seconds}};
 }
 
-namespace {
-
-// Reads rows [first, first + n) of a 2-D tensor's bytes.
-void readRows(const CheckpointTensor& t, std::uint64_t rowBytes, std::int64_t first, std::int64_t n, std::vector<char>& buf) {
-    const std::uint64_t bytes = std::uint64_t(n) * rowBytes;
-    if (buf.size() < bytes) buf.resize(bytes);
-    t.entry->file->read(*t.entry->info, buf.data(), std::uint64_t(first) * rowBytes, bytes);
-}
-
-}  // namespace
-
-FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
-                     const CancelToken& cancel) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!recipe.flap) throw UsageError("the recipe has no flap section");
-    const FlapRecipe& f = *recipe.flap;
+FlapSelection selectFlapChannels(const Checkpoint& ck, const FlapRecipe& f, FlapReport& rep, Progress& progress, const CancelToken& cancel) {
     const Gemma4Config& c = ck.config();
     const fs::path src = ck.dir();
-    const std::string cfgFile = (src / files::kConfig).string();
-    FlapReport rep;
     rep.ratioRequested = f.ratio;
     rep.metric = f.metric;
     rep.biasCompensation = f.biasCompensation;
@@ -229,7 +211,7 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
                                  "is not stored as a plain tensor (quantized?): FLAP prunes the original model, before quantization");
 
     // 1. Statistics of every layer's down_proj input on the calibration text.
-    const auto windows = calibrationTextWindows(ck, f.calibration, "FLAP");
+    const auto windows = calibrationTextWindows(ck, f.calibration, "flap.calibration");
     rep.calibrationWindows = int(windows.size());
     for (const auto& w : windows) rep.calibrationTokens += std::int64_t(w.size());
     const std::vector<ChannelStats> stats = collectFlapStatistics(model, windows, progress, cancel);
@@ -247,13 +229,14 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
             scores.push_back(wifvScores(stats[std::size_t(l.index)], model.layers()[std::size_t(l.index)].down));
         }
     }
-    const std::vector<std::vector<int>> kept = selectChannels(scores, f.ratio, f.minKeep, f.multiple);
+    FlapSelection sel;
+    sel.kept = selectChannels(scores, f.ratio, f.minKeep, f.multiple);
     std::int64_t before = 0, after = 0;
     for (const LayerSpec& l : c.layers) {
         rep.widthsBefore.push_back(l.ffnWidth);
-        rep.widthsAfter.push_back(int(kept[std::size_t(l.index)].size()));
+        rep.widthsAfter.push_back(int(sel.kept[std::size_t(l.index)].size()));
         before += l.ffnWidth;
-        after += std::int64_t(kept[std::size_t(l.index)].size());
+        after += std::int64_t(sel.kept[std::size_t(l.index)].size());
     }
     rep.ratioRemoved = 1.0 - double(after) / double(before);
 
@@ -261,15 +244,15 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
     //    (added to a bias the model already has).
     const std::size_t H = std::size_t(c.hiddenSize);
     const bool withBias = f.biasCompensation || c.downProjBias;
-    std::vector<std::vector<float>> bias(c.layers.size());
     if (withBias) {
+        sel.bias.resize(c.layers.size());
         for (const LayerSpec& l : c.layers) {
             const auto& L = model.layers()[std::size_t(l.index)];
             const std::size_t F = std::size_t(l.ffnWidth);
             std::vector<bool> keep(F, false);
-            for (int j : kept[std::size_t(l.index)]) keep[std::size_t(j)] = true;
+            for (int j : sel.kept[std::size_t(l.index)]) keep[std::size_t(j)] = true;
             std::vector<float> row(F);
-            auto& b = bias[std::size_t(l.index)];
+            auto& b = sel.bias[std::size_t(l.index)];
             b.assign(H, 0.0f);
             for (std::size_t i = 0; i < H; ++i) {
                 double acc = L.downBias.empty() ? 0.0 : double(L.downBias[i]);
@@ -283,15 +266,40 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
         }
     }
 
-    AtomicOutputDir out(dest, force, {src});
-    // config.json: each layer's width, and what FLAP did.
-    copySideFiles(src, out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name != files::kConfig) return false;
-        Json j = readJsonFile(file);
+    return sel;
+}
+
+namespace {
+// How an output tensor of the FLAP transform is made from its upstream.
+struct FlapSource {
+    enum Kind { Pass, Rows, Columns, Bias } kind = Pass;
+    std::size_t upstream = 0;
+    int layer = -1;
+    std::uint64_t upstreamRowBytes = 0;  // Rows, Columns
+    std::uint64_t elem = 0;              // Columns
+};
+}  // namespace
+
+TensorStream flapStream(TensorStream in, const FlapRecipe& recipe, const FlapSelection& selection, FlapReport& rep) {
+    const Gemma4Config& c = in.config;
+    if (selection.kept.size() != c.layers.size())
+        throw UsageError(in.origin.string(), {}, "FLAP's selection has " + std::to_string(selection.kept.size()) + " layers but the model " +
+                                                     std::to_string(c.layers.size()));
+    const bool withBias = !selection.bias.empty();
+    TensorStream out;
+    out.origin = in.origin;
+    out.special = in.special;
+    for (const StreamFile& f : in.files) {
+        out.files.push_back(f);
+        if (f.name != files::kConfig) continue;
+        // config.json: each layer's width, and what FLAP did.
+        Json j = f.json();
         Json& t = j.contains("text_config") ? j["text_config"] : j;
-        t["intermediate_size"] = rep.widthsAfter;
+        std::vector<int> widths;
+        for (const auto& k : selection.kept) widths.push_back(int(k.size()));
+        t["intermediate_size"] = widths;
         t["use_double_wide_mlp"] = false;  // the list holds every layer's actual width
-        Json block = toJson(f);
+        Json block = toJson(recipe);
         block["bias_compensation"] = withBias;
         block["ratio_removed"] = rep.ratioRemoved;
         block["calibration_windows"] = rep.calibrationWindows;
@@ -301,90 +309,83 @@ FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path&
             block["note"] = "down_proj has a bias (FLAP's compensation), which stock transformers and llama.cpp's gemma4 do not load: "
                             "this checkpoint runs in Whittle";
         t["flap"] = block;
-        writeJsonFile(out.path() / name, j);
-        return true;
-    });
+        out.files.back().text = jsonFileText(j);
+        out.config = Gemma4Config::parse(j, f.from.string());
+    }
 
     // Tensors: gate/up rows and down columns of the kept channels, a bias after each down_proj, the rest as is.
     std::map<std::string, const ExpectedTensor*> byName;
-    for (const ExpectedTensor& e : ck.table()) byName[e.name] = &e;
-    std::vector<TensorSpec> plan;
-    std::uint64_t total = 0;
-    std::map<std::string, std::pair<TensorRole, int>> roles;
-    for (const CheckpointTensor& t : ck.tensors()) {
-        const std::string& name = t.entry->info->name;
-        TensorSpec s{name, t.entry->info->dtype, t.entry->info->shape};
+    const std::vector<ExpectedTensor> table = textTensorTable(c);
+    for (const ExpectedTensor& e : table) byName[e.name] = &e;
+    std::vector<FlapSource> sources;
+    for (std::size_t i = 0; i < in.tensors.size(); ++i) {
+        TensorSpec s = in.tensors[i];
         rep.paramsBefore += s.numel();
-        const auto it = byName.find(name);
+        FlapSource src{FlapSource::Pass, i, -1, 0, 0};
+        const auto it = byName.find(s.name);
         if (it != byName.end()) {
             const ExpectedTensor& e = *it->second;
-            roles[name] = {e.role, e.layer};
             if (e.role == TensorRole::DownProjBias) continue;  // rewritten below
-            const std::int64_t keep = std::int64_t(e.layer >= 0 ? kept[std::size_t(e.layer)].size() : 0);
-            if (e.role == TensorRole::GateProj || e.role == TensorRole::UpProj) s.shape[0] = keep;
-            if (e.role == TensorRole::DownProj) s.shape[1] = keep;
+            if (e.role == TensorRole::GateProj || e.role == TensorRole::UpProj || e.role == TensorRole::DownProj) {
+                const std::int64_t keep = std::int64_t(selection.kept[std::size_t(e.layer)].size());
+                src.layer = e.layer;
+                src.upstreamRowBytes = std::uint64_t(s.shape[1]) * dtypeSize(s.dtype);
+                src.elem = dtypeSize(s.dtype);
+                src.kind = e.role == TensorRole::DownProj ? FlapSource::Columns : FlapSource::Rows;
+                (e.role == TensorRole::DownProj ? s.shape[1] : s.shape[0]) = keep;
+            }
         }
         rep.paramsAfter += s.numel();
-        total += s.nbytes();
-        plan.push_back(s);
-        if (withBias && it != byName.end() && it->second->role == TensorRole::DownProj) {
-            TensorSpec b{tensorName(c, TensorRole::DownProjBias, it->second->layer), DType::F32, {std::int64_t(H)}};
+        out.tensors.push_back(s);
+        sources.push_back(src);
+        if (withBias && src.kind == FlapSource::Columns) {
+            TensorSpec b{tensorName(c, TensorRole::DownProjBias, src.layer), DType::F32, {std::int64_t(c.hiddenSize)}};
             rep.paramsAfter += b.numel();
-            total += b.nbytes();
-            plan.push_back(b);
+            out.tensors.push_back(b);
+            sources.push_back(FlapSource{FlapSource::Bias, 0, src.layer, 0, 0});
         }
     }
-    SafetensorsWriter writer(out.path(), plan);
-    StageMeter meter(progress, "writing tensors", total);
-    std::vector<char> buf(4u << 20), row;
-    for (const CheckpointTensor& t : ck.tensors()) {
-        const TensorInfo& info = *t.entry->info;
-        const auto r = roles.find(info.name);
-        if (r == roles.end() || (r->second.first != TensorRole::GateProj && r->second.first != TensorRole::UpProj &&
-                                 r->second.first != TensorRole::DownProj && r->second.first != TensorRole::DownProjBias)) {
-            copyTensorBytes(*t.entry->file, info, writer, buf, meter, cancel);
-            continue;
-        }
-        const auto [role, layer] = r->second;
-        if (role == TensorRole::DownProjBias) continue;
-        const std::vector<int>& keep = kept[std::size_t(layer)];
-        const std::uint64_t elem = dtypeSize(info.dtype);
-        const std::int64_t rows = info.shape[0], cols = info.shape[1];
-        const std::uint64_t rowBytes = std::uint64_t(cols) * elem;
-        if (role == TensorRole::DownProj) {
-            // Every row of [H, F]: its kept columns.
-            row.resize(std::size_t(keep.size() * elem));
-            for (std::int64_t i = 0; i < rows; ++i) {
-                cancel.throwIfCancelled();
-                readRows(t, rowBytes, i, 1, buf);
-                for (std::size_t k = 0; k < keep.size(); ++k)
-                    std::memcpy(row.data() + k * elem, buf.data() + std::size_t(keep[k]) * elem, elem);
-                writer.write(info.name, row.data(), row.size());
-                meter.advance(row.size());
-            }
-            if (withBias) {
-                const auto& b = bias[std::size_t(layer)];
-                writer.write(tensorName(c, TensorRole::DownProjBias, layer), b.data(), b.size() * 4);
-                meter.advance(b.size() * 4);
-            }
-        } else {
-            // gate/up [F, H]: the kept rows, consecutive ones read together.
-            for (std::size_t i = 0; i < keep.size();) {
-                cancel.throwIfCancelled();
-                std::size_t j = i + 1;
-                while (j < keep.size() && keep[j] == keep[j - 1] + 1 && (j - i + 1) * rowBytes <= (4u << 20)) ++j;
-                readRows(t, rowBytes, keep[i], std::int64_t(j - i), buf);
-                writer.write(info.name, buf.data(), (j - i) * rowBytes);
-                meter.advance((j - i) * rowBytes);
-                i = j;
+    auto sel = std::make_shared<const FlapSelection>(selection);
+    out.read = [read = std::move(in.read), sources = std::move(sources), sel](std::size_t i, std::uint64_t offset, std::uint64_t n, char* dst) {
+        const FlapSource& s = sources[i];
+        switch (s.kind) {
+            case FlapSource::Pass: read(s.upstream, offset, n, dst); return;
+            case FlapSource::Rows: readUpstreamRows(read, s.upstream, s.upstreamRowBytes, sel->kept[std::size_t(s.layer)], offset, n, dst); return;
+            case FlapSource::Bias: std::memcpy(dst, reinterpret_cast<const char*>(sel->bias[std::size_t(s.layer)].data()) + offset, n); return;
+            case FlapSource::Columns: {
+                // Every row of down_proj [H, F] keeps its kept columns: each row touched is read whole and gathered.
+                const std::vector<int>& keep = sel->kept[std::size_t(s.layer)];
+                const std::uint64_t outRow = keep.size() * s.elem;
+                std::vector<char> row(s.upstreamRowBytes), gathered(outRow);
+                while (n > 0) {
+                    const std::uint64_t r = offset / outRow, inRow = offset % outRow;
+                    read(s.upstream, r * s.upstreamRowBytes, s.upstreamRowBytes, row.data());
+                    for (std::size_t k = 0; k < keep.size(); ++k)
+                        std::memcpy(gathered.data() + k * s.elem, row.data() + std::size_t(keep[k]) * s.elem, std::size_t(s.elem));
+                    const std::uint64_t len = std::min(n, outRow - inRow);
+                    std::memcpy(dst, gathered.data() + inRow, std::size_t(len));
+                    dst += len;
+                    offset += len;
+                    n -= len;
+                }
+                return;
             }
         }
-    }
-    writer.finish();
-    meter.finish();
-    rep.bytesWritten = writer.totalBytes();
+    };
+    return out;
+}
+
+FlapReport flapPrune(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
+                     const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!recipe.flap) throw UsageError("the recipe has no flap section");
+    FlapReport rep;
+    const FlapSelection sel = selectFlapChannels(ck, *recipe.flap, rep, progress, cancel);
+    const TensorStream stream = flapStream(checkpointStream(ck), *recipe.flap, sel, rep);
+    AtomicOutputDir out(dest, force, {ck.dir()});
+    rep.bytesWritten = writeStream(stream, out.path(), progress, cancel).tensorBytes;
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"flap", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"flap", toJson(rep)}});
     out.commit();
     return rep;
 }

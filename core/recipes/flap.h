@@ -20,6 +20,7 @@
 #include "core/engine/weight_view.h"
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
+#include "core/pipeline/tensor_stream.h"
 #include "core/progress.h"
 #include "core/recipes/calibration_text.h"
 
@@ -76,6 +77,22 @@ struct FlapReport {
     double seconds = 0;
 };
 Json toJson(const FlapReport& r);
+
+// What FLAP decides for a checkpoint (steps 1–4, its calibration run on this checkpoint): the channels each
+// layer keeps, ascending, and — with compensation, or a bias the model already has — each layer's down_proj
+// bias. Fills the report's ratios, widths and calibration.
+struct FlapSelection {
+    std::vector<std::vector<int>> kept;
+    std::vector<std::vector<float>> bias;  // per layer, hidden_size values; empty without a bias
+};
+FlapSelection selectFlapChannels(const Checkpoint& checkpoint, const FlapRecipe& recipe, FlapReport& report, Progress& progress,
+                                 const CancelToken& cancel);
+
+// The selection applied as a stream transform of that checkpoint's stream: gate/up rows and down_proj columns
+// of the kept channels, a bias after each down_proj, config.json with the widths and a "flap" block (the recipe
+// and the report's ratio and calibration); every other tensor and file passed through. Fills the report's
+// parameter counts.
+TensorStream flapStream(TensorStream in, const FlapRecipe& recipe, const FlapSelection& selection, FlapReport& report);
 
 // Prunes a dense (bf16/f16/f32) checkpoint's FFNs into an atomic output folder, streaming tensor by tensor;
 // every tensor other than gate/up/down passes through byte for byte.

@@ -6,8 +6,6 @@
 
 #include "core/error.h"
 #include "core/io/atomic_output.h"
-#include "core/io/safetensors_writer.h"
-#include "core/io/side_files.h"
 #include "core/model/tensor_table.h"
 #include "core/recipes/recipe.h"
 #include "core/model/checkpoint_files.h"
@@ -51,53 +49,50 @@ std::string textOnlyTensorName(const Gemma4Config& c, const std::string& name) {
     return name.starts_with(from) ? to + name.substr(from.size()) : name;
 }
 
+TensorStream textOnlyStream(TensorStream in, TextOnlyReport& rep) {
+    StreamFile& cfgFile = in.file(files::kConfig, "a checkpoint's config");
+    const Json text = textOnlyConfig(cfgFile.json(), cfgFile.from.string());
+    TensorStream out;
+    out.origin = in.origin;
+    out.config = Gemma4Config::parse(text, cfgFile.from.string());
+    out.special = in.special;  // the token ids are the same
+    for (const StreamFile& f : in.files) {
+        if (isProcessorConfig(f.name)) {
+            rep.filesDropped.push_back(f.name);
+            continue;
+        }
+        out.files.push_back(f);
+        if (f.name == files::kConfig) out.files.back().text = jsonFileText(text);
+    }
+    std::vector<std::size_t> kept;  // upstream index of each output tensor
+    for (std::size_t i = 0; i < in.tensors.size(); ++i) {
+        const TensorSpec& t = in.tensors[i];
+        rep.paramsBefore += t.numel();
+        if (isTowerTensor(t.name)) {
+            ++rep.towerTensorsRemoved;
+            rep.towerParamsRemoved += t.numel();
+            continue;
+        }
+        out.tensors.push_back(TensorSpec{textOnlyTensorName(in.config, t.name), t.dtype, t.shape});
+        rep.paramsAfter += t.numel();
+        kept.push_back(i);
+    }
+    out.read = [read = std::move(in.read), kept = std::move(kept)](std::size_t i, std::uint64_t offset, std::uint64_t n, char* dst) {
+        read(kept[i], offset, n, dst);
+    };
+    return out;
+}
+
 TextOnlyReport textOnlyRepack(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
                               const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!recipe.textOnly) throw UsageError("the recipe does not ask for a text-only model");
-    const fs::path src = ck.dir();
-    const Json text = textOnlyConfig(readJsonFile(src / files::kConfig), (src / files::kConfig).string());
     TextOnlyReport rep;
-
-    AtomicOutputDir out(dest, force, {src});
-    copySideFiles(src, out.path(), [&](const std::string& name, const fs::path&) {
-        if (name == files::kConfig) {
-            writeJsonFile(out.path() / name, text);
-            return true;
-        }
-        if (isProcessorConfig(name)) {
-            rep.filesDropped.push_back(name);
-            return true;
-        }
-        return false;
-    });
-
-    std::vector<TensorSpec> plan;
-    std::vector<const CheckpointTensor*> kept;
-    std::uint64_t total = 0;
-    for (const CheckpointTensor& t : ck.tensors()) {
-        const TensorInfo& info = *t.entry->info;
-        rep.paramsBefore += info.numel();
-        if (isTowerTensor(info.name)) {
-            ++rep.towerTensorsRemoved;
-            rep.towerParamsRemoved += info.numel();
-            continue;
-        }
-        plan.push_back(TensorSpec{textOnlyTensorName(ck.config(), info.name), info.dtype, info.shape});
-        rep.paramsAfter += info.numel();
-        total += info.nbytes;
-        kept.push_back(&t);
-    }
-    SafetensorsWriter writer(out.path(), plan);
-    StageMeter meter(progress, "writing tensors", total);
-    std::vector<char> buf;
-    for (const CheckpointTensor* t : kept)
-        copyTensorBytes(*t->entry->file, *t->entry->info, writer, buf, meter, cancel, textOnlyTensorName(ck.config(), t->entry->info->name));
-    writer.finish();
-    meter.finish();
-    rep.bytesWritten = writer.totalBytes();
+    const TensorStream stream = textOnlyStream(checkpointStream(ck), rep);
+    AtomicOutputDir out(dest, force, {ck.dir()});
+    rep.bytesWritten = writeStream(stream, out.path(), progress, cancel).tensorBytes;
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"text_only", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"text_only", toJson(rep)}});
     // The output must open as the text model it claims to be, before it replaces anything.
     (void)Checkpoint::open(out.path());
     out.commit();

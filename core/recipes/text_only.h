@@ -10,6 +10,7 @@
 
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
+#include "core/pipeline/tensor_stream.h"
 #include "core/progress.h"
 
 namespace whittle {
@@ -32,6 +33,11 @@ Json textOnlyConfig(const Json& multimodal, const std::string& file);
 // gemma4 (model.language_model.) becomes gemma4_text's (model.); other names stay.
 std::string textOnlyTensorName(const Gemma4Config& c, const std::string& name);
 
+// The repack as a stream transform: towers and the processor configs dropped, decoder tensors renamed with their
+// bytes as they are, config.json rewritten. Fills rep's counts (not bytesWritten or seconds: the pass's).
+TensorStream textOnlyStream(TensorStream in, TextOnlyReport& rep);
+
+// The transform written by itself: source → textOnlyStream → an atomic output folder with its whittle.json.
 TextOnlyReport textOnlyRepack(const Checkpoint& checkpoint, const Recipe& recipe, const std::filesystem::path& dest, bool force,
                               Progress& progress, const CancelToken& cancel);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <set>
 
 #include "core/error.h"
@@ -12,8 +13,7 @@
 #include "core/recipes/recipe_json.h"
 #include "core/io/atomic_output.h"
 #include "core/io/file.h"
-#include "core/io/safetensors_writer.h"
-#include "core/io/side_files.h"
+#include "core/model/tensor_table.h"
 #include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
@@ -128,18 +128,21 @@ std::vector<int> idMapping(const std::vector<bool>& keep, int rows) {
     return m;
 }
 
-void checkRequiredTokens(const Checkpoint& ck, const Tokenizer& tok, const std::vector<bool>& keep) {
+void checkRequiredTokens(const SpecialTokenIds& s, const std::string& where, const Tokenizer& tok, const std::vector<bool>& keep) {
     auto need = [&](int id, const std::string& why) {
         if (id >= 0 && (id >= int(keep.size()) || !keep[std::size_t(id)]))
-            throw UsageError(ck.dir().string(), {}, "the selection drops the required " + why + " token '" +
-                                                        (id < tok.size() ? tok.tokenText(id) : "?") + "' (id " + std::to_string(id) + ")");
+            throw UsageError(where, {}, "the selection drops the required " + why + " token '" + (id < tok.size() ? tok.tokenText(id) : "?") +
+                                            "' (id " + std::to_string(id) + ")");
     };
-    const auto& s = ck.specialTokens();
     need(s.bos, "bos");
     need(s.pad, "pad");
     for (int e : s.eos) need(e, "eos");
     for (const char* turn : {"<|turn>", "<turn|>", "<start_of_turn>", "<end_of_turn>"})
         if (const auto id = tok.tokenId(turn)) need(*id, "chat turn");
+}
+
+void checkRequiredTokens(const Checkpoint& ck, const Tokenizer& tok, const std::vector<bool>& keep) {
+    checkRequiredTokens(ck.specialTokens(), ck.dir().string(), tok, keep);
 }
 
 namespace {
@@ -214,32 +217,43 @@ Json prunedTokenizerJson(const Json& original, const Tokenizer& tok, const std::
     return j;
 }
 
-VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
-                                 const CancelToken& cancel) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!recipe.vocabulary) throw UsageError("the recipe has no vocabulary section");
-    for (TensorRole role : {TensorRole::Embedding, TensorRole::PleTable, TensorRole::LmHead})
-        if (const RowBlocksTable* rb = ck.rowBlocks(role))
-            throw UsageError(rb->entry->file->path(), rb->entry->info->name,
-                             "is stored as rows of blocks; prune the vocabulary of the original first, then quantize its token tables");
-    const fs::path src = ck.dir();
-    const Gemma4Config& c = ck.config();
-    const fs::path tokPath = src / files::kTokenizer;
-    const Json tokJson = readJsonFile(tokPath, 512ull << 20);
-    const Tokenizer tok = Tokenizer::fromJson(tokJson, tokPath.string());
+namespace {
+// Maps one id through old → new (-1 when removed or out of range).
+int mapId(const std::vector<int>& oldToNew, int old) { return old >= 0 && old < int(oldToNew.size()) ? oldToNew[std::size_t(old)] : -1; }
+
+// A tensor of the output: its upstream index, and for a sliced token table the upstream row of each output row.
+struct RowSource {
+    std::size_t upstream = 0;
+    const std::vector<int>* rows = nullptr;  // null: passed through
+    std::uint64_t rowBytes = 0;
+};
+
+}  // namespace
+
+TensorStream vocabularyStream(TensorStream in, const VocabularyRecipe& recipe, VocabPruneReport& rep) {
+    const Gemma4Config& c = in.config;
+    for (const std::string& table : tokenRowTensorNames(c))
+        for (RowBlockType t : {RowBlockType::Q8_0, RowBlockType::Q4_0})
+            for (const TensorSpec& spec : in.tensors)
+                if (spec.name == table + "_" + rowBlockTypeName(t))
+                    throw UsageError(in.origin.string(), spec.name,
+                                     "is stored as rows of blocks; prune the vocabulary of the original first, then quantize its token tables");
+    const StreamFile& tokFile = in.file(files::kTokenizer, "vocabulary pruning rewrites the tokenizer");
+    const Json tokJson = tokFile.json(512ull << 20);
+    const std::string tokPath = tokFile.from.string();
+    const Tokenizer tok = Tokenizer::fromJson(tokJson, tokPath);
     const int rows = c.vocabSize;
     if (c.vocabSizePerLayerInput != rows)
-        throw FormatError((src / files::kConfig).string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
-    VocabPruneReport rep;
+        throw FormatError((in.origin / files::kConfig).string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
     rep.tokensBefore = rows;
-    const FittedSelection fit = recipeFittedSelection(tok, *recipe.vocabulary, rows);
+    const FittedSelection fit = recipeFittedSelection(tok, recipe, rows);
     const int extra = fit.extra;
     rep.tokensKept = fit.kept;
     const int padSource = firstUnusedId(tok);
     if (extra > 0 && (padSource < 0 || padSource >= rows))
-        throw UsageError(tokPath.string(), {}, "the vocabulary has no <unusedN> placeholder whose rows padding could copy");
+        throw UsageError(tokPath, {}, "the vocabulary has no <unusedN> placeholder whose rows padding could copy");
     for (int id = rows; id < tok.size(); ++id) rep.droppedWithoutRows.push_back(tok.tokenText(id));
-    checkRequiredTokens(ck, tok, fit.keep);
+    checkRequiredTokens(in.special, in.origin.string(), tok, fit.keep);
     const std::vector<int> oldToNew = idMapping(fit.keep, rows);
     std::vector<int> newToOld;
     for (int old = 0; old < rows; ++old)
@@ -248,98 +262,97 @@ VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, con
     rep.tokensAfterPadding = V;  // kept + padding
     rep.mergesBefore = int(tok.merges().size());
 
-    AtomicOutputDir out(dest, force, {src});
+    TensorStream out;
+    out.origin = in.origin;
+    out.special = in.special;
+    out.special.bos = mapId(oldToNew, in.special.bos);
+    out.special.pad = mapId(oldToNew, in.special.pad);
+    for (int& e : out.special.eos) e = mapId(oldToNew, e);
+
     // Tokenizer, configs and every other small file.
     const Json newTok = prunedTokenizerJson(tokJson, tok, oldToNew, extra);
     rep.mergesKept = int(newTok["model"]["merges"].size());
-    writeTextFile(out.path() / files::kTokenizer, newTok.dump(2) + "\n");
-    copySideFiles(src, out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name == files::kTokenizer || name == files::kVocabMapping) return true;  // written above / below
-        if (name == files::kConfig || name == files::kGenerationConfig || name == files::kProcessorConfig) {
-            Json j = readJsonFile(file);
-            remapIds(j, oldToNew, file.string());
-            if (name == files::kConfig) {
+    for (const StreamFile& f : in.files) {
+        if (f.name == files::kVocabMapping) continue;  // an earlier pruning's: replaced below
+        StreamFile g = f;
+        if (f.name == files::kTokenizer) {
+            g.text = jsonFileText(newTok);
+        } else if (f.name == files::kConfig || f.name == files::kGenerationConfig || f.name == files::kProcessorConfig) {
+            Json j = f.json();
+            remapIds(j, oldToNew, f.from.string());
+            if (f.name == files::kConfig) {
                 Json& t = j.contains("text_config") ? j["text_config"] : j;
                 t["vocab_size"] = V;
                 t["vocab_size_per_layer_input"] = V;
+                out.config = Gemma4Config::parse(j, f.from.string());
             }
-            writeJsonFile(out.path() / name, j);
-            return true;
-        }
-        if (name == files::kTokenizerConfig) {
-            Json j = readJsonFile(file, 256ull << 20);
+            g.text = jsonFileText(j);
+        } else if (f.name == files::kTokenizerConfig) {
+            Json j = f.json(256ull << 20);
             if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
                 Json dec = Json::object();
                 for (auto it = j["added_tokens_decoder"].begin(); it != j["added_tokens_decoder"].end(); ++it) {
-                    const int old = std::stoi(it.key());
-                    if (old < rows && oldToNew[std::size_t(old)] >= 0) dec[std::to_string(oldToNew[std::size_t(old)])] = it.value();
+                    const int n = mapId(oldToNew, std::stoi(it.key()));
+                    if (n >= 0) dec[std::to_string(n)] = it.value();
                 }
                 j["added_tokens_decoder"] = dec;
             }
-            writeJsonFile(out.path() / name, j);
-            return true;
+            g.text = jsonFileText(j);
         }
-        return false;
-    });
+        out.files.push_back(std::move(g));
+    }
     std::vector<int> newToOldPadded = newToOld;
     newToOldPadded.resize(std::size_t(V), -1);  // appended placeholders have no original id
-    writeJsonFile(out.path() / files::kVocabMapping,
-                  Json{{"old_to_new", oldToNew}, {"new_to_old", newToOldPadded}, {"padding_copies_row_of", extra ? padSource : -1}});
+    out.files.push_back(StreamFile{files::kVocabMapping, in.origin / files::kVocabMapping,
+                                   jsonFileText(Json{{"old_to_new", oldToNew}, {"new_to_old", newToOldPadded},
+                                                     {"padding_copies_row_of", extra ? padSource : -1}})});
 
-    // Tensors: the rows of every tensor with one row per token id sliced, the rest passed through.
+    // Tensors: every tensor with one row per token id sliced, the rest passed through. Padding rows copy a
+    // placeholder's row, never zeros: a zero row gives logit 0, which can win.
+    auto rowsFrom = std::make_shared<std::vector<int>>(newToOld);
+    rowsFrom->resize(std::size_t(V), padSource);
     const std::vector<std::string> tokenRows = tokenRowTensorNames(c);
     const std::set<std::string> sliced(tokenRows.begin(), tokenRows.end());
-    std::vector<TensorSpec> plan;
-    std::uint64_t total = 0;
-    for (const auto& t : ck.tensors()) {
-        TensorSpec s{t.entry->info->name, t.entry->info->dtype, t.entry->info->shape};
+    std::vector<RowSource> sources;
+    for (std::size_t i = 0; i < in.tensors.size(); ++i) {
+        TensorSpec s = in.tensors[i];
         rep.paramsBefore += s.numel();
+        RowSource src{i, nullptr, 0};
         if (sliced.count(s.name)) {
             if (s.shape.empty() || s.shape[0] != rows)
-                throw FormatError(t.entry->file->path(), s.name, "has " + std::to_string(s.shape.empty() ? 0 : s.shape[0]) +
-                                                                     " rows but vocab_size is " + std::to_string(rows));
+                throw FormatError(in.origin.string(), s.name, "has " + std::to_string(s.shape.empty() ? 0 : s.shape[0]) +
+                                                                  " rows but vocab_size is " + std::to_string(rows));
+            src.rows = rowsFrom.get();
+            src.rowBytes = s.nbytes() / std::uint64_t(rows);
             s.shape[0] = V;
         }
         rep.paramsAfter += s.numel();
-        total += s.nbytes();
-        plan.push_back(std::move(s));
+        out.tensors.push_back(std::move(s));
+        sources.push_back(src);
     }
-    SafetensorsWriter writer(out.path(), plan);
-    StageMeter meter(progress, "writing tensors", total);
-    constexpr std::uint64_t kChunk = 4u << 20;
-    std::vector<char> buf(kChunk);
-    for (const auto& t : ck.tensors()) {
-        const TensorInfo& info = *t.entry->info;
-        const SafetensorsFile& file = *t.entry->file;
-        if (sliced.count(info.name)) {
-            const std::uint64_t rowBytes = info.nbytes / std::uint64_t(rows);
-            // Consecutive kept rows are read and written together.
-            for (std::size_t i = 0; i < newToOld.size();) {
-                cancel.throwIfCancelled();
-                std::size_t j = i + 1;
-                while (j < newToOld.size() && newToOld[j] == newToOld[j - 1] + 1 && (j - i + 1) * rowBytes <= kChunk) ++j;
-                const std::uint64_t n = (j - i) * rowBytes;
-                if (buf.size() < n) buf.resize(n);
-                file.read(info, buf.data(), std::uint64_t(newToOld[i]) * rowBytes, n);
-                writer.write(info.name, buf.data(), n);
-                meter.advance(n);
-                i = j;
-            }
-            if (extra > 0) {
-                // Padding rows copy a placeholder's row, never zeros: a zero row gives logit 0, which can win.
-                file.read(info, buf.data(), std::uint64_t(padSource) * rowBytes, rowBytes);
-                for (int k = 0; k < extra; ++k) writer.write(info.name, buf.data(), rowBytes);
-                meter.advance(std::uint64_t(extra) * rowBytes);
-            }
-        } else {
-            copyTensorBytes(file, info, writer, buf, meter, cancel);
-        }
-    }
-    writer.finish();
-    meter.finish();
-    rep.bytesWritten = writer.totalBytes();
+    if (!out.file(files::kConfig)) throw FormatError((in.origin / files::kConfig).string(), {}, "is missing");
+    out.read = [read = std::move(in.read), sources = std::move(sources), rowsFrom](std::size_t i, std::uint64_t offset, std::uint64_t n,
+                                                                                  char* dst) {
+        const RowSource& s = sources[i];
+        if (s.rows)
+            readUpstreamRows(read, s.upstream, s.rowBytes, *s.rows, offset, n, dst);
+        else
+            read(s.upstream, offset, n, dst);
+    };
+    return out;
+}
+
+VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest, bool force, Progress& progress,
+                                 const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!recipe.vocabulary) throw UsageError("the recipe has no vocabulary section");
+    VocabPruneReport rep;
+    const TensorStream stream = vocabularyStream(checkpointStream(ck), *recipe.vocabulary, rep);
+    AtomicOutputDir out(dest, force, {ck.dir()});
+    rep.bytesWritten = writeStream(stream, out.path(), progress, cancel).tensorBytes;
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    writeJsonFile(out.path() / files::kWhittleReport, Json{{"recipe", toJson(recipe)}, {"source", src.string()}, {"vocabulary", toJson(rep)}});
+    writeJsonFile(out.path() / files::kWhittleReport,
+                  Json{{"recipe", toJson(recipe)}, {"source", ck.dir().string()}, {"vocabulary", toJson(rep)}});
     out.commit();
     return rep;
 }

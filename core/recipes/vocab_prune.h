@@ -9,6 +9,7 @@
 
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
+#include "core/pipeline/tensor_stream.h"
 #include "core/progress.h"
 #include "core/tokenizer/buckets.h"
 #include "core/tokenizer/tokenizer.h"
@@ -66,9 +67,17 @@ std::vector<int> idMapping(const std::vector<bool>& keep, int rows);
 // with `extraPadding` new <unusedN> placeholders appended after the kept ids.
 Json prunedTokenizerJson(const Json& original, const Tokenizer& tok, const std::vector<int>& oldToNew, int extraPadding = 0);
 
-// Refuses (UsageError) a selection that drops bos, eos, pad or a chat turn marker.
+// Refuses (UsageError naming `where`) a selection that drops bos, eos, pad or a chat turn marker.
+void checkRequiredTokens(const SpecialTokenIds& special, const std::string& where, const Tokenizer& tok, const std::vector<bool>& keep);
 void checkRequiredTokens(const Checkpoint& ck, const Tokenizer& tok, const std::vector<bool>& keep);
 
+// The pruning as a stream transform: the token rows sliced (consecutive kept rows read together, padding rows
+// copying a placeholder's row), tokenizer and every config naming token ids rewritten, vocab_mapping.json
+// added, every other tensor and file passed through. Everything is checked here, before a byte is written.
+// Fills rep's counts (not bytesWritten or seconds: the pass's).
+TensorStream vocabularyStream(TensorStream in, const VocabularyRecipe& recipe, VocabPruneReport& rep);
+
+// The transform written by itself: source → vocabularyStream → an atomic output folder with its whittle.json.
 VocabPruneReport pruneVocabulary(const Checkpoint& ck, const Recipe& recipe, const std::filesystem::path& dest, bool force,
                                  Progress& progress, const CancelToken& cancel);
 

@@ -215,7 +215,7 @@ private slots:
         auto* bar = static_cast<QProgressBar*>(page_->queueTable()->cellWidget(row, 3));
         QCOMPARE(bar->value(), bar->maximum());
         const QString log = page_->logView()->toPlainText();
-        for (const char* stage : {"1/5 text_only", "2/5 vocabulary", "3/5 flap", "4/5 quantization", "5/5 evaluation"})
+        for (const char* stage : {"1/5 text_only", "2/5 vocabulary", "1-2/5 text_only+vocabulary", "3/5 flap", "4/5 quantization", "5/5 evaluation"})
             QVERIFY2(log.contains(QString("job %1: %2").arg(id).arg(stage)), stage);
         QVERIFY(log.contains(QString("job %1 done").arg(id)));
         QVERIFY(!fs::exists(out("queued")));

@@ -13,7 +13,10 @@
 
 #include "core/error.h"
 #include "core/pipeline/slim.h"
+#include "core/recipes/flap.h"
 #include "core/recipes/recipe.h"
+#include "core/recipes/text_only.h"
+#include "core/recipes/vocab_prune.h"
 #include "core/reference/reference_session.h"
 #include "core/util/sha256.h"
 #include "test_support.h"
@@ -79,7 +82,8 @@ private slots:
         const SlimReport rep = slim(Checkpoint::open(bundledModelDir()), recipe, out, false, progress, never);
         QCOMPARE(folderBytes(bundledModelDir()), before);
         QCOMPARE(progress.stages(),
-                 (std::set<std::string>{"input", "1/5 text_only", "2/5 vocabulary", "3/5 flap", "4/5 quantization", "5/5 evaluation"}));
+                 (std::set<std::string>{"input", "1/5 text_only", "2/5 vocabulary", "1-2/5 text_only+vocabulary", "3/5 flap",
+                                        "4/5 quantization", "5/5 evaluation"}));
 
         const Checkpoint ck = Checkpoint::open(out);
         QCOMPARE(ck.config().modelType, std::string("gemma4_text"));  // text-only
@@ -98,6 +102,18 @@ private slots:
         const Json w = readJsonFile(out / "whittle.json");
         QCOMPARE(w["slim"]["stages"].size(), std::size_t(5));
         for (const auto& st : w["slim"]["stages"]) QVERIFY(st["seconds"].get<double>() > 0);
+        // Three passes over the tensors: text-only and vocabulary as one, then FLAP's slicing (after its
+        // calibration on their output), then GPTQ (after its calibration on FLAP's).
+        const Json passes = w["slim"]["passes"];
+        QCOMPARE(passes.size(), std::size_t(3));
+        QCOMPARE(passes[0]["stages"], Json::array({"text_only", "vocabulary"}));
+        QCOMPARE(passes[1]["stages"], Json::array({"flap"}));
+        QCOMPARE(passes[2]["stages"], Json::array({"quantization"}));
+        QCOMPARE(w["slim"]["stages"][0]["pass"].get<int>(), 1);
+        QCOMPARE(w["slim"]["stages"][1]["pass"].get<int>(), 1);
+        QCOMPARE(w["slim"]["stages"][2]["pass"].get<int>(), 2);
+        QCOMPARE(w["slim"]["stages"][3]["pass"].get<int>(), 3);
+        QCOMPARE(rep.passes.size(), std::size_t(3));
         // The input files' SHA-256, by an independent implementation (Qt's).
         QCOMPARE(w["input"].size(), std::size_t(std::distance(fs::directory_iterator(bundledModelDir()), fs::directory_iterator{})));
         for (const auto& f : w["input"]) {
@@ -190,17 +206,56 @@ private slots:
         QVERIFY(!fs::exists((out + "-5").toStdString()));
     }
 
+    // The fused passes write what the stages write one by one: text-only + vocabulary + FLAP in one slim run
+    // (two passes) against textOnlyRepack, then pruneVocabulary, then flapPrune (three outputs) — every file but
+    // whittle.json byte-identical; and prune-vocab's output equals a slim run with only the vocabulary.
+    void fusedPasses() {
+        Json j = fullRecipe();
+        j.erase("quantization");
+        j.erase("evaluation");
+        const Recipe recipe = parseRecipe(j, "recipe.json");
+        NullProgress np;
+        const fs::path fused = tempPath(dir_, "fused");
+        const SlimReport rep = slim(Checkpoint::open(bundledModelDir()), recipe, fused, false, np, CancelToken{});
+        QCOMPARE(rep.passes.size(), std::size_t(2));
+        QCOMPARE(rep.passes[0].stages, (std::vector<std::string>{"text_only", "vocabulary"}));
+
+        Recipe one;
+        one.textOnly = true;
+        textOnlyRepack(Checkpoint::open(bundledModelDir()), one, tempPath(dir_, "s1"), false, np, CancelToken{});
+        one = Recipe{};
+        one.vocabulary = recipe.vocabulary;
+        pruneVocabulary(Checkpoint::open(tempPath(dir_, "s1")), one, tempPath(dir_, "s2"), false, np, CancelToken{});
+        one = Recipe{};
+        one.flap = recipe.flap;
+        flapPrune(Checkpoint::open(tempPath(dir_, "s2")), one, tempPath(dir_, "s3"), false, np, CancelToken{});
+        auto withoutReport = [](const fs::path& d) {
+            auto m = folderBytes(d);
+            m.erase("whittle.json");
+            return m;
+        };
+        const auto a = withoutReport(fused), b = withoutReport(tempPath(dir_, "s3"));
+        QCOMPARE(a.size(), b.size());
+        for (const auto& [name, bytes] : a) QVERIFY2(b.count(name) && b.at(name) == bytes, name.c_str());
+
+        // prune-vocab (the shortcut) and slim --vocab write the same checkpoint.
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        QCOMPARE(runCli({"prune-vocab", model, QString::fromStdString(tempPath(dir_, "pv").string()), "--preset", "english"}).exitCode, 0);
+        QCOMPARE(runCli({"slim", model, QString::fromStdString(tempPath(dir_, "sv").string()), "--vocab", "english"}).exitCode, 0);
+        QVERIFY(withoutReport(tempPath(dir_, "pv")) == withoutReport(tempPath(dir_, "sv")));
+    }
+
     // Cancel in each stage (at its first progress report): CancelledError within 5 s, no destination, no partial
     // folder, the input untouched.
     void cancel_data() {
         QTest::addColumn<QString>("at");
-        for (const char* at : {"input", "1/5", "2/5", "3/5", "4/5", "5/5"}) QTest::newRow(at) << at;
+        for (const char* at : {"input", "1/5", "2/5", "1-2/5", "3/5", "4/5", "5/5"}) QTest::newRow(at) << at;
     }
     void cancel() {
         QFETCH(QString, at);
         const auto before = folderBytes(bundledModelDir());
         const Recipe recipe = parseRecipe(fullRecipe(), "recipe.json");
-        const fs::path out = tempPath(dir_, ("cancel-" + at.left(1)).toStdString().c_str());  // "i": input hashing
+        const fs::path out = tempPath(dir_, ("cancel-" + at.left(at.indexOf('/'))).toStdString().c_str());  // "1-2", "input", …
         CancelToken token;
         CancelAt progress(token, at.toStdString());
         QElapsedTimer sinceCancel;
