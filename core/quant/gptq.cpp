@@ -1,6 +1,5 @@
 #include "core/quant/gptq.h"
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/io/dtype.h"
+#include "core/quant/cholesky.h"
 
 namespace whittle {
 
@@ -148,11 +148,8 @@ GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int6
             throw Error({}, tensor, "the calibration Hessian is not positive definite even with damping 1 (too few calibration tokens?)");
         Eigen::MatrixXd Hr = H.reverse();
         Hr.diagonal().array() += damp * meanDiag;
-        const Eigen::LLT<Eigen::MatrixXd> llt(Hr);
-        if (llt.info() != Eigen::Success) continue;
-        Eigen::MatrixXd inv = Eigen::MatrixXd::Identity(K, K);
-        llt.matrixL().solveInPlace(inv);
-        U = inv.reverse().cast<float>().triangularView<Eigen::Upper>();
+        if (!invertCholeskyFactor(Hr.data(), K, pool, cancel)) continue;  // blocked: cancel is polled, the pool shares it
+        U = Hr.reverse().cast<float>().triangularView<Eigen::Upper>();
         res.dampUsed = damp;
         break;
     }

@@ -6,6 +6,8 @@
 //     for K = 1536 and K = 12288 (--hessian-only: just these two rates);
 //   - quantizeGptq (g128, symmetric, act-order, damp 0.01) on a 6144 × 1536 layer (E2B's gate/up) and a
 //     1536 × 12288 layer (the double-wide down_proj of E2B's KV-shared layers), beside RTN on the same weights;
+//   - cancel latency on the wide layer: the run cancelled from another thread at 5 %, 30 % and 70 % of its time,
+//     and how long quantizeGptq took to stop;
 //   - the projection for E2B's 205 quantized linears at the published calibration (256 × 2048 tokens):
 //     solve time fitted as a·N·K² + b·K³ from the two layers, Hessian time per site from the measured rate.
 //     The calibration forward passes through the model are not included (they depend on the engine).
@@ -16,9 +18,11 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/fixtures/tiny_checkpoint.h"
 #include "core/model/checkpoint.h"
 #include "core/quant/gptq.h"
@@ -53,7 +57,30 @@ std::vector<float> activations(int T, std::int64_t K, std::uint64_t seed) {
 
 struct LayerTiming {
     double hessianTokensPerSecond, gptqSeconds, rtnSeconds;
+    std::vector<std::pair<double, double>> cancels;  // (cancelled at, seconds until quantizeGptq returned)
 };
+
+// Runs quantizeGptq again, cancels it from another thread `after` seconds in, and returns how long it took to
+// stop (−1: it finished first).
+double cancelLatency(const std::vector<float>& w, std::int64_t N, std::int64_t K, const Hessian& h, const GptqOptions& o, ThreadPool& pool,
+                     double after) {
+    CancelToken token;
+    std::chrono::steady_clock::time_point cancelledAt{};
+    std::thread canceller([&] {
+        std::this_thread::sleep_for(std::chrono::duration<double>(after));
+        cancelledAt = std::chrono::steady_clock::now();
+        token.cancel();
+    });
+    bool stopped = false;
+    try {
+        quantizeGptq(w, N, K, h, o, "bench", pool, token);
+    } catch (const CancelledError&) {
+        stopped = true;
+    }
+    const auto end = std::chrono::steady_clock::now();
+    canceller.join();
+    return stopped ? std::chrono::duration<double>(end - cancelledAt).count() : -1.0;
+}
 
 double hessianRate(std::int64_t K, int T, ThreadPool& pool) {
     const std::vector<float> x = activations(T, K, std::uint64_t(K));
@@ -64,7 +91,7 @@ double hessianRate(std::int64_t K, int T, ThreadPool& pool) {
     return double(T) / since(t0);
 }
 
-LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool) {
+LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool, const std::vector<double>& cancelAt = {}) {
     const double rate = hessianRate(K, T, pool);
     const std::vector<float> x = activations(T, K, std::uint64_t(K));
     Hessian h(K, &pool);
@@ -80,7 +107,9 @@ LayerTiming timeLayer(std::int64_t N, std::int64_t K, int T, ThreadPool& pool) {
     const double gs = since(t0);
     t0 = std::chrono::steady_clock::now();
     quantizeIntRtn(w, N, K, {128, true}, "bench", &pool);
-    return {rate, gs, since(t0)};
+    LayerTiming r{rate, gs, since(t0), {}};
+    for (double f : cancelAt) r.cancels.emplace_back(f * gs, cancelLatency(w, N, K, h, o, pool, f * gs));
+    return r;
 }
 
 }  // namespace
@@ -94,7 +123,8 @@ int main(int argc, char** argv) {
         std::printf("%s\n", out.dump(2).c_str());
         return 0;
     }
-    const LayerTiming a = timeLayer(6144, 1536, T, pool), b = timeLayer(1536, 12288, T, pool);
+    // The wide layer is also cancelled at 5 % (inside the factorisation of its 12288² Hessian), 30 % and 70 %.
+    const LayerTiming a = timeLayer(6144, 1536, T, pool), b = timeLayer(1536, 12288, T, pool, {0.05, 0.3, 0.7});
 
     // Fit t = α·N·K² + β·K³ through the two layers.
     const double n1 = 6144, k1 = 1536, n2 = 1536, k2 = 12288;
@@ -133,7 +163,7 @@ int main(int argc, char** argv) {
                    {"layer_6144x1536", {{"gptq_s", a.gptqSeconds}, {"rtn_s", a.rtnSeconds}, {"gptq_over_rtn", a.gptqSeconds / a.rtnSeconds},
                                         {"hessian_tokens_per_s", a.hessianTokensPerSecond}}},
                    {"layer_1536x12288", {{"gptq_s", b.gptqSeconds}, {"rtn_s", b.rtnSeconds}, {"gptq_over_rtn", b.gptqSeconds / b.rtnSeconds},
-                                         {"hessian_tokens_per_s", b.hessianTokensPerSecond}}},
+                                         {"hessian_tokens_per_s", b.hessianTokensPerSecond}, {"cancel_at_s_latency_s", b.cancels}}},
                    {"fit", {{"alpha_s_per_NK2", alpha}, {"beta_s_per_K3", beta}}},
                    {"e2b_projection", {{"linears", linears}, {"sites", sites.size()}, {"calibration_tokens", tokens},
                                        {"solve_hours", solve / 3600}, {"hessian_hours", hessian / 3600},
