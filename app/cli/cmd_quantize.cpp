@@ -33,14 +33,10 @@ bool isGguf(const std::string& f) { return f.rfind("gguf-", 0) == 0; }
 bool ggufFromCodes(const std::string& method) { return method == "gptq" || method == "budget"; }
 
 GgmlType checkGgufFormat(const std::string& format, const std::string& method) {
-    static const std::map<std::string, GgmlType> kTypes{
-        {"gguf-f16", GgmlType::F16}, {"gguf-q8_0", GgmlType::Q8_0}, {"gguf-q4_0", GgmlType::Q4_0}, {"gguf-nvfp4", GgmlType::NVFP4}};
-    const auto it = kTypes.find(format);
-    if (it == kTypes.end())
-        throw UsageError("unknown --format '" + format + "' (hf, gptq, nvfp4-modelopt, nvfp4-ct, gguf-f16, gguf-q8_0, gguf-q4_0, gguf-nvfp4)");
+    const GgmlType type = ggufFormatType(format, "--format");  // the one table of GGUF format names
     if ((format == "gguf-nvfp4") != (method == "nvfp4"))
         throw UsageError("--format " + format + " goes with " + (format == "gguf-nvfp4" ? "--method nvfp4" : "--method rtn, gptq or budget"));
-    return it->second;
+    return type;
 }
 
 Json writeGgufFormat(const Checkpoint& ck, const std::string& format, const std::string& method, const std::filesystem::path& out, bool force,
@@ -56,7 +52,7 @@ Json writeGgufFormat(const Checkpoint& ck, const std::string& format, const std:
 
 // Where each format goes when several are asked for: one entry of the output folder per format.
 std::string entryName(const std::string& format) {
-    return isGguf(format) ? "model-" + format.substr(5) + ".gguf" : format;
+    return isGguf(format) ? ggufFileName(format) : format;
 }
 
 void printReport(const QuantizeReport& r, const std::string& method, const std::string& out) {

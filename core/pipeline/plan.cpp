@@ -10,6 +10,7 @@
 #include "core/export/gguf_export.h"
 #include "core/model/checkpoint_files.h"
 #include "core/model/inventory.h"
+#include "core/recipes/calibration_text.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/text_only.h"
 #include "core/recipes/vocab_prune.h"
@@ -39,18 +40,6 @@ std::string formatPlan(const SlimPlan& p) {
     o << "tensor data " << formatBytes(p.inputBytes) << " -> about " << formatBytes(p.outputBytes) << "\n";
     return o.str();
 }
-
-namespace {
-
-// Calibration text: the files, or heldout.txt travelling with the model (side files are copied stage to stage).
-void checkText(const Checkpoint& ck, const std::vector<std::string>& files, const std::string& field) {
-    for (const auto& f : files)
-        if (!fs::is_regular_file(f)) throw UsageError(f, {}, field + ".files: no such file");
-    if (files.empty() && !fs::exists(ck.dir() / files::kHeldoutText))
-        throw UsageError(ck.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give " + field + ".files (text files)");
-}
-
-}  // namespace
 
 SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
     SlimPlan plan;
@@ -100,7 +89,7 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         plan.stages.push_back(s);
     }
     if (r.flap) {
-        checkText(ck, r.flap->calibration.files, "flap.calibration");
+        (void)textFilesOrHeldout(ck.dir(), r.flap->calibration.files, "flap.calibration");
         if (r.quantization && (r.quantization->method == "rtn" || r.quantization->method == "gptq") && r.quantization->groupSize > 0 &&
             r.flap->multiple % r.quantization->groupSize != 0)
             throw UsageError("quantization.group_size " + std::to_string(r.quantization->groupSize) + " does not divide flap.multiple " +
@@ -119,7 +108,7 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
     }
     if (r.quantization) {
         const QuantizeRecipe& q = *r.quantization;
-        if (q.method == "gptq" || q.method == "budget") checkText(ck, q.calibration.files, "quantization.calibration");
+        if (q.method == "gptq" || q.method == "budget") (void)textFilesOrHeldout(ck.dir(), q.calibration.files, "quantization.calibration");
         // The bit budget's formats are chosen by a measurement inside the stage (planBitBudget); its estimate
         // here is INT4 g128's, the budget's default target.
         QuantizeRecipe probe = q;
@@ -169,7 +158,7 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         plan.stages.push_back(s);
     }
     if (r.evaluation) {
-        checkText(ck, r.evaluation->files, "evaluation");
+        (void)textFilesOrHeldout(ck.dir(), r.evaluation->files, "evaluation");
         PlannedStage s{"evaluation", "perplexity, KL divergence and top-1 against the input on " + std::to_string(r.evaluation->maxTokens) +
                                          " held-out tokens at most"};
         s.forwardTokens = 2 * std::int64_t(r.evaluation->maxTokens);  // the output and the input

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/io/file.h"
 #include "core/model/checkpoint_files.h"
+#include "core/recipes/calibration_text.h"
 #include "core/reference/reference_model.h"
 #include "core/reference/reference_session.h"
 #include "core/tokenizer/tokenizer.h"
@@ -17,15 +18,8 @@ VocabMapping vocabMappingOf(const fs::path& modelDir) {
 }
 
 std::string evaluationText(const Checkpoint& original, const EvaluationRecipe& e) {
-    std::vector<fs::path> texts(e.files.begin(), e.files.end());
-    if (texts.empty()) {
-        const fs::path h = original.dir() / files::kHeldoutText;
-        if (!fs::exists(h))
-            throw UsageError(original.dir().string(), {}, std::string("has no ") + files::kHeldoutText + ": give evaluation.files (held-out text files)");
-        texts.push_back(h);
-    }
     std::string text;
-    for (const auto& f : texts) {
+    for (const auto& f : textFilesOrHeldout(original.dir(), e.files, "evaluation")) {
         text += readTextFile(f, 1ull << 30);
         text += '\n';
     }

@@ -26,13 +26,22 @@ void parseCalibrationText(const Json& c, const std::string& where, const std::st
     }
 }
 
-std::vector<std::vector<int>> calibrationTextWindows(const Checkpoint& ck, const CalibrationText& c, const std::string& who) {
-    std::vector<fs::path> files(c.files.begin(), c.files.end());
-    if (files.empty()) {
-        if (!fs::exists(ck.dir() / files::kHeldoutText)) throw UsageError(ck.dir().string(), {}, "has no heldout.txt: " + who + " needs calibration text files");
-        files.push_back(ck.dir() / files::kHeldoutText);
+std::vector<fs::path> textFilesOrHeldout(const fs::path& modelDir, const std::vector<std::string>& files, const std::string& field) {
+    std::vector<fs::path> out;
+    for (const auto& f : files) {
+        if (!fs::is_regular_file(f)) throw UsageError(f, {}, field + ".files: no such file");
+        out.emplace_back(f);
     }
-    return calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), files, c.samples, c.length);
+    if (out.empty()) {
+        const fs::path h = modelDir / files::kHeldoutText;
+        if (!fs::exists(h)) throw UsageError(modelDir.string(), {}, std::string("has no ") + files::kHeldoutText + ": give " + field + ".files (text files)");
+        out.push_back(h);
+    }
+    return out;
+}
+
+std::vector<std::vector<int>> calibrationTextWindows(const Checkpoint& ck, const CalibrationText& c, const std::string& field) {
+    return calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), textFilesOrHeldout(ck.dir(), c.files, field), c.samples, c.length);
 }
 
 }  // namespace whittle

@@ -269,7 +269,7 @@ Json compressedTensorsConfig(const std::vector<std::string>& excluded) {
 }
 
 // The recipe's calibration windows: its text files, or the model folder's heldout.txt.
-std::vector<std::vector<int>> recipeWindows(const Checkpoint& ck, const QuantizeRecipe& q) { return calibrationTextWindows(ck, q.calibration, q.method); }
+std::vector<std::vector<int>> recipeWindows(const Checkpoint& ck, const QuantizeRecipe& q) { return calibrationTextWindows(ck, q.calibration, "quantization.calibration"); }
 
 GptqOptions recipeGptqOptions(const QuantizeRecipe& q, const fs::path& scratchDir) {
     GptqOptions go;
