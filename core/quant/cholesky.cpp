@@ -9,10 +9,6 @@ namespace whittle {
 
 namespace {
 
-// The i-th chunk to visit of n, in the order first, last, second, second-to-last, …: the pool gives each thread
-// a contiguous range of indices and the chunks' work falls off along the matrix, so alternating evens it out.
-std::int64_t balanced(std::size_t i, std::size_t n) { return std::int64_t(i % 2 == 0 ? i / 2 : n - 1 - i / 2); }
-
 // How many pieces a width is cut into: fixed by the width alone, never by the thread count, so the result is the
 // same on any pool (each piece's arithmetic depends only on its shape).
 std::size_t chunksFor(std::int64_t columns, std::int64_t minWidth) { return std::size_t(std::clamp<std::int64_t>(columns / minWidth, 1, 32)); }
@@ -43,7 +39,7 @@ bool invertCholeskyFactor(double* data, std::int64_t K, ThreadPool& pool, const 
         const std::size_t colChunks = chunksFor(m, 64);
         pool.parallelFor(colChunks, [&](std::size_t i) {
             if (cancel.cancelled()) return;
-            const std::int64_t c = balanced(i, colChunks);
+            const std::int64_t c = std::int64_t(alternateEnds(i, colChunks));
             const std::int64_t c0 = m * c / std::int64_t(colChunks), c1 = m * (c + 1) / std::int64_t(colChunks);
             if (c1 > c0)
                 A.block(k0 + kb + c0, k0 + kb + c0, m - c0, c1 - c0).noalias() -= L21.middleRows(c0, m - c0) * L21.middleRows(c0, c1 - c0).transpose();
@@ -52,13 +48,17 @@ bool invertCholeskyFactor(double* data, std::int64_t K, ThreadPool& pool, const 
     cancel.throwIfCancelled();
 
     // 2. L⁻¹ by blocks of columns: block [c0, c1) of L⁻¹ is zero above row c0 and solves L[c0:, c0:]·Y = I[c0:, c0:c1].
-    Eigen::MatrixXd X = Eigen::MatrixXd::Zero(K, K);
+    // X is fresh memory, first touched inside the blocks (its page faults are seconds at K = 12288 on some
+    // machines, and cancellable there): each block zeroes its own part above the diagonal.
+    Eigen::MatrixXd X(K, K);
     const std::int64_t w = std::max<std::int64_t>(1, block / 2);
     const std::size_t blocks = std::size_t((K + w - 1) / w);
     pool.parallelFor(blocks, [&](std::size_t i) {
         if (cancel.cancelled()) return;
-        const std::int64_t c0 = balanced(i, blocks) * w, cw = std::min(w, K - c0);
+        const std::int64_t c0 = std::int64_t(alternateEnds(i, blocks)) * w, cw = std::min(w, K - c0);
+        X.block(0, c0, c0, cw).setZero();
         auto Y = X.block(c0, c0, K - c0, cw);
+        Y.setZero();
         Y.topRows(cw).setIdentity();
         A.bottomRightCorner(K - c0, K - c0).triangularView<Eigen::Lower>().solveInPlace(Y);
     });

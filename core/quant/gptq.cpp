@@ -14,11 +14,38 @@ namespace whittle {
 
 namespace {
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+void poll(const CancelToken* cancel) {
+    if (cancel) cancel->throwIfCancelled();
 }
 
-Hessian::Hessian(std::int64_t dim, ThreadPool* pool, int batch)
-    : dim_(dim), pool_(pool), batch_(std::max(1, batch)), sum_(std::size_t(dim * dim), 0.0) {
+// Fills `out` (reserved, empty) with n values from `from` (null: zeros), 64 columns of a dim-wide matrix at a
+// time with cancel polled: the first touch of a fresh gigabyte is page faults, seconds on some machines.
+void fillInSteps(std::vector<double>& out, const double* from, std::size_t n, std::size_t dim, const CancelToken* cancel) {
+    out.reserve(n);
+    const std::size_t step = 64 * dim;
+    for (std::size_t i = 0; i < n; i += step) {
+        poll(cancel);
+        const std::size_t k = std::min(step, n - i);
+        if (from) out.insert(out.end(), from + i, from + i + k);
+        else out.resize(out.size() + k, 0.0);
+    }
+}
+// Runs column(b) for the nb column blocks of a lower triangle, on the pool when there is one, in alternateEnds
+// order so both ends of the triangle are shared out evenly.
+template <class F>
+void forTriangleColumns(std::size_t nb, ThreadPool* pool, F&& column) {
+    if (pool)
+        pool->parallelFor(nb, [&](std::size_t i) { column(alternateEnds(i, nb)); });
+    else
+        for (std::size_t b = 0; b < nb; ++b) column(b);
+}
+}  // namespace
+
+Hessian::Hessian(std::int64_t dim, ThreadPool* pool, int batch, const CancelToken* cancel)
+    : dim_(dim), pool_(pool), batch_(std::max(1, batch)), cancel_(cancel) {
     if (dim <= 0) throw Error("internal: a Hessian needs a positive dimension");
+    fillInSteps(sum_, nullptr, std::size_t(dim * dim), std::size_t(dim), cancel_);
 }
 
 void Hessian::add(const float* x, int T) {
@@ -28,43 +55,52 @@ void Hessian::add(const float* x, int T) {
     for (int t = 0; t < T; ++t) {
         std::copy_n(x + std::size_t(t) * std::size_t(dim_), dim_, &pending_[std::size_t(pendingRows_) * std::size_t(dim_)]);
         if (++pendingRows_ == batch_) {
-            accumulate(sum_, pendingRows_);
+            accumulate(sum_, pendingRows_, cancel_);
             pendingRows_ = 0;
         }
     }
     samples_ += std::uint64_t(T);
 }
 
-void Hessian::accumulate(std::vector<double>& sum, int T) const {
+void Hessian::accumulate(std::vector<double>& sum, int T, const CancelToken* cancel) const {
     using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const Eigen::Map<const RowMatD> X(pending_.data(), T, dim_);
     Eigen::Map<Eigen::MatrixXd> S(sum.data(), dim_, dim_);
     // Column block b is S[j0:, j0:j0+w] += X[:, j0:]ᵀ·X[:, j0:j0+w] (the diagonal block's upper part is written
-    // too and ignored). The block width is fixed, so each element's sum is the same GEMM whatever the threads;
-    // blocks b and nb−1−b form one work item so that the contiguous ranges parallelFor hands out are balanced.
+    // too and ignored). The block width is fixed, so each element's sum is the same GEMM whatever the threads.
     constexpr std::int64_t w = 64;
-    const std::int64_t nb = (dim_ + w - 1) / w;
-    auto block = [&](std::int64_t b) {
-        const std::int64_t j0 = b * w, bw = std::min(w, dim_ - j0);
+    const std::size_t nb = std::size_t((dim_ + w - 1) / w);
+    forTriangleColumns(nb, pool_, [&](std::size_t b) {
+        if (cancel && cancel->cancelled()) return;
+        const std::int64_t j0 = std::int64_t(b) * w, bw = std::min(w, dim_ - j0);
         S.block(j0, j0, dim_ - j0, bw).noalias() += X.middleCols(j0, dim_ - j0).transpose() * X.middleCols(j0, bw);
-    };
-    auto item = [&](std::size_t i) {
-        block(std::int64_t(i));
-        if (nb - 1 - std::int64_t(i) != std::int64_t(i)) block(nb - 1 - std::int64_t(i));
-    };
-    const std::size_t items = std::size_t((nb + 1) / 2);
-    if (pool_)
-        pool_->parallelFor(items, [&](std::size_t i) { item(i); });
-    else
-        for (std::size_t i = 0; i < items; ++i) item(i);
+    });
+    poll(cancel);  // a cancelled sum is partial: nothing may use it
 }
 
-std::vector<double> Hessian::matrix() const {
-    std::vector<double> h(sum_);
-    if (pendingRows_ > 0) accumulate(h, pendingRows_);
+std::vector<double> Hessian::matrix(const CancelToken* cancel) const {
+    if (!cancel) cancel = cancel_;
+    std::vector<double> h;
+    fillInSteps(h, sum_.data(), sum_.size(), std::size_t(dim_), cancel);
+    if (pendingRows_ > 0) accumulate(h, pendingRows_, cancel);
     Eigen::Map<Eigen::MatrixXd> H(h.data(), dim_, dim_);
     const double scale = samples_ ? 2.0 / double(samples_) : 0.0;
-    H = (scale * H).selfadjointView<Eigen::Lower>();
+    // Scaled and mirrored in place, tile by tile (a whole-matrix selfAdjointView assignment walks the upper
+    // triangle against the grain and took seconds at K = 12288): each column of tiles scales its lower tiles and
+    // writes their transposes above the diagonal.
+    constexpr std::int64_t w = 64;
+    forTriangleColumns(std::size_t((dim_ + w - 1) / w), pool_, [&](std::size_t b) {
+        const std::int64_t j0 = std::int64_t(b) * w, bw = std::min(w, dim_ - j0);
+        for (std::int64_t i0 = j0; i0 < dim_; i0 += w) {
+            const std::int64_t bh = std::min(w, dim_ - i0);
+            auto lower = H.block(i0, j0, bh, bw);
+            lower *= scale;
+            if (i0 == j0)
+                lower.triangularView<Eigen::StrictlyUpper>() = lower.transpose();
+            else
+                H.block(j0, i0, bw, bh) = lower.transpose();
+        }
+    });
     return h;
 }
 
@@ -96,7 +132,7 @@ GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int6
     }
     const int maxCode = (1 << o.bits) - 1;
 
-    std::vector<double> hv = hessian.matrix();
+    std::vector<double> hv = hessian.matrix(&cancel);
     Eigen::Map<Eigen::MatrixXd> H(hv.data(), K, K);
     std::vector<float> w(weight.begin(), weight.end());
     // Inputs never active in calibration carry no information: their weights cannot affect the outputs seen,
@@ -131,28 +167,55 @@ GptqResult quantizeGptq(std::span<const float> weight, std::int64_t N, std::int6
             for (std::int64_t c = 0; c < K; ++c) wp[n * std::size_t(K) + std::size_t(c)] = w[n * std::size_t(K) + std::size_t(perm[std::size_t(c)])];
         });
         w.swap(wp);
-        Eigen::MatrixXd Hp(K, K);
-        for (std::int64_t j = 0; j < K; ++j)
-            for (std::int64_t i = 0; i < K; ++i) Hp(i, j) = H(perm[std::size_t(i)], perm[std::size_t(j)]);
-        H = Hp;
     }
 
-    // U: the upper Cholesky factor of H⁻¹ (H damped), in f64, then used in f32 like the reference. With J
-    // the order-reversing permutation and J·H·J = L̃·L̃ᵀ, H = R·Rᵀ for the upper triangular R = J·L̃·J, so
+    // U: the upper Cholesky factor of H⁻¹ (H permuted and damped), in f64, then used in f32 like the reference.
+    // With J the order-reversing permutation and J·H·J = L̃·L̃ᵀ, H = R·Rᵀ for the upper triangular R = J·L̃·J, so
     // H⁻¹ = (R⁻¹)ᵀ·R⁻¹ and U = R⁻¹ = J·L̃⁻¹·J: one factorisation and one triangular inverse, rather than
     // inverting H and factorising the inverse (half the f64 work, which dominates for wide inputs).
+    // Hr = J·P·H·Pᵀ·J is gathered straight from H, its lower triangle only (all the factorisation reads), by
+    // columns on the pool with cancel polled: at K = 12288 separate permute and reverse copies took seconds.
     const double meanDiag = H.diagonal().mean();
+    auto reversedPermuted = [&](Eigen::MatrixXd& Hr, double damp) {
+        Hr.resize(K, K);
+        const std::size_t chunks = std::size_t(std::clamp<std::int64_t>(K / 64, 1, 64));
+        // Column j of the lower triangle has K − j entries: chunks are visited first, last, second, … so the
+        // contiguous ranges parallelFor hands out are even.
+        pool.parallelFor(chunks, [&](std::size_t i) {
+            if (cancel.cancelled()) return;
+            const std::size_t c = alternateEnds(i, chunks);
+            const std::int64_t j0 = K * std::int64_t(c) / std::int64_t(chunks), j1 = K * std::int64_t(c + 1) / std::int64_t(chunks);
+            for (std::int64_t j = j0; j < j1; ++j) {
+                const double* col = &H(0, perm[std::size_t(K - 1 - j)]);
+                double* out = &Hr(0, j);
+                for (std::int64_t r = j; r < K; ++r) out[r] = col[perm[std::size_t(K - 1 - r)]];
+                out[j] += damp * meanDiag;
+            }
+        });
+        cancel.throwIfCancelled();
+    };
     RowMatF U;
+    Eigen::MatrixXd Hr;
     for (double damp = o.damp;; damp += o.dampIncrement) {
         if (damp >= 1.0)
             throw Error({}, tensor, "the calibration Hessian is not positive definite even with damping 1 (too few calibration tokens?)");
-        Eigen::MatrixXd Hr = H.reverse();
-        Hr.diagonal().array() += damp * meanDiag;
+        reversedPermuted(Hr, damp);
         if (!invertCholeskyFactor(Hr.data(), K, pool, cancel)) continue;  // blocked: cancel is polled, the pool shares it
-        U = Hr.reverse().cast<float>().triangularView<Eigen::Upper>();
+        // U(i, j) = L̃⁻¹(K−1−i, K−1−j) above the diagonal, zeros below: by rows on the pool, cancel polled (its
+        // 4·K² bytes are fresh memory too).
+        U.resize(K, K);
+        pool.parallelFor(std::size_t(K), [&](std::size_t k) {
+            if (cancel.cancelled()) return;
+            const std::size_t i = alternateEnds(k, std::size_t(K));  // long and short rows alternate
+            float* row = &U(std::int64_t(i), 0);
+            std::fill(row, row + i, 0.0f);
+            for (std::int64_t j = std::int64_t(i); j < K; ++j) row[j] = float(Hr(K - 1 - std::int64_t(i), K - 1 - j));
+        });
+        cancel.throwIfCancelled();
         res.dampUsed = damp;
         break;
     }
+    Hr.resize(0, 0);
 
     Eigen::Map<RowMatF> W(w.data(), N, K);
     const int chunks = int(std::min<std::int64_t>(N, pool.size()));

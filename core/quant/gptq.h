@@ -38,20 +38,23 @@ namespace whittle {
 // thread count.
 class Hessian {
 public:
-    explicit Hessian(std::int64_t dim, ThreadPool* pool = nullptr, int batch = 512);
+    // With `cancel`, every step that grows with dim² (zeroing the sum, each batch's GEMM, matrix()'s copy) polls
+    // it between column blocks and throws CancelledError: at dim 12,288 each is seconds of work.
+    explicit Hessian(std::int64_t dim, ThreadPool* pool = nullptr, int batch = 512, const CancelToken* cancel = nullptr);
     std::int64_t dim() const { return dim_; }
     std::uint64_t samples() const { return samples_; }
     // Adds T inputs of dim() values each (row-major [T, dim]).
     void add(const float* x, int T);
-    // H = 2/n Σ x xᵀ, [dim, dim] row-major (buffered inputs included).
-    std::vector<double> matrix() const;
+    // H = 2/n Σ x xᵀ, [dim, dim] row-major (buffered inputs included); polls `cancel` (else the Hessian's own).
+    std::vector<double> matrix(const CancelToken* cancel = nullptr) const;
 
 private:
     // sum(lower) += Xᵀ·X for the T buffered rows of X.
-    void accumulate(std::vector<double>& sum, int T) const;
+    void accumulate(std::vector<double>& sum, int T, const CancelToken* cancel) const;
     std::int64_t dim_;
     ThreadPool* pool_;
     int batch_;
+    const CancelToken* cancel_;
     std::uint64_t samples_ = 0;
     std::vector<double> sum_;      // lower triangle is filled by add(); matrix() mirrors it
     std::vector<double> pending_;  // [batch, dim] row-major, the first pendingRows_ rows in use

@@ -147,7 +147,7 @@ void calibrateLayers(const Checkpoint& ck, const std::function<bool(const Expect
         LinearTap tap;
         tap.layer = layer;
         for (const auto& [site, linears] : sites) {
-            hessians.emplace(site, Hessian(linears.front()->shape[1], &model.pool(), options.hessianBatch));
+            hessians.emplace(site, Hessian(linears.front()->shape[1], &model.pool(), options.hessianBatch, &cancel));
             tap.sites.push_back(site);
         }
         tap.observe = [&hessians](LinearSite site, const float* x, int T, int width) {

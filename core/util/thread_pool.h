@@ -15,6 +15,11 @@ namespace whittle {
 int defaultThreadCount();
 void setDefaultThreadCount(int threads);  // ≤ 0: back to the hardware's
 
+// The i-th of n work items to run when item k's work falls off with k (the columns of a triangle): first, last,
+// second, second-to-last, … parallelFor hands each thread a contiguous range of indices, so visiting the items
+// in this order gives every thread about the same work.
+inline std::size_t alternateEnds(std::size_t i, std::size_t n) { return i % 2 == 0 ? i / 2 : n - 1 - i / 2; }
+
 class ThreadPool {
 public:
     explicit ThreadPool(int threads = 0);  // 0: defaultThreadCount()
