@@ -104,13 +104,16 @@ int CompareModel::rowOf(const std::filesystem::path& dir) const {
 
 int CompareModel::addVariant(const VariantSummary& v) {
     if (const int row = rowOf(v.dir); row >= 0) {
-        rows_[std::size_t(row)].summary = v;
+        CompareRow& r = rows_[std::size_t(row)];
+        r.summary = v;
+        if (v.cpuTokS) r.cpuTokS = v.cpuTokS;
+        if (v.vulkanTokS) r.vulkanTokS = v.vulkanTokS;
         emit dataChanged(index(row, 0), index(row, ColumnCount - 1));
         return row;
     }
     const int row = int(rows_.size());
     beginInsertRows({}, row, row);
-    rows_.push_back(CompareRow{v, false, {}, {}, {}});
+    rows_.push_back(CompareRow{v, false, {}, v.cpuTokS, v.vulkanTokS});  // speeds recorded by an earlier measurement
     endInsertRows();
     return row;
 }

@@ -16,8 +16,10 @@
 #include "app/gui/compare_model.h"
 #include "app/gui/kld_size_chart.h"
 #include "app/gui/worker_bridge.h"
+#include "core/error.h"
 #include "core/model/checkpoint.h"
 #include "core/pipeline/quality.h"
+#include "core/pipeline/variant_summary.h"
 
 namespace fs = std::filesystem;
 
@@ -82,7 +84,12 @@ ComparePage::ComparePage(WorkerBridge* bridge, ChatEngine* engine, QWidget* pare
         if (it == decodeRequests_.end()) return;  // another page's request
         const auto [dir, vulkan] = it->second;
         decodeRequests_.erase(it);
-        if (ok) model_->setDecode(model_->rowOf(dir), vulkan, tokS);
+        if (ok) {
+            const int row = model_->rowOf(dir);
+            model_->setDecode(row, vulkan, tokS);
+            if (row >= 0 && !model_->rows()[std::size_t(row)].original)
+                record([&] { recordDecode(dir, vulkan, tokS, decodeTokens_->value(), vulkan ? device_->currentText().toStdString() : "cpu"); });
+        }
         oneDone(tr("decode of %1").arg(QString::fromStdString(dir.filename().string())), ok, message);
     });
     connect(bridge_, &WorkerBridge::finished, this, &ComparePage::evaluationDone);
@@ -190,9 +197,24 @@ void ComparePage::evaluationDone(int job, const WorkerOutcome& o) {
     const PendingEvaluation e = it->second;
     evaluations_.erase(it);
     const int row = model_->rowOf(e.dir);
-    if (o.ok && e.original) model_->setOwnPpl(row, e.result->ppl);
-    else if (o.ok) model_->setQuality(row, *e.result);
+    if (o.ok && e.original) {
+        model_->setOwnPpl(row, e.result->ppl);
+    } else if (o.ok) {
+        model_->setQuality(row, *e.result);
+        record([&] { recordQuality(e.dir, *e.result, model_->rows()[0].summary.dir); });
+    }
     oneDone(tr("evaluation of %1").arg(QString::fromStdString(e.dir.filename().string())), o.ok, o.message);
+}
+
+void ComparePage::record(const std::function<void()>& write) {
+    // Only into a variant Whittle made (its whittle.json); a folder added by hand without one keeps its figures
+    // in the page. A failed write is said, never fatal: the figure is on screen.
+    try {
+        write();
+    } catch (const UsageError&) {
+    } catch (const std::exception& e) {
+        status_->setText(tr("Could not record the measurement: %1").arg(QString::fromUtf8(e.what())));
+    }
 }
 
 void ComparePage::oneDone(const QString& what, bool ok, const QString& message) {

@@ -7,6 +7,7 @@
 // the decode timings on the Chat page's engine thread (which owns the Vulkan device).
 #include <QWidget>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -72,6 +73,8 @@ private:
     int pending_ = 0;
     int failures_ = 0;
     int nextRequest_ = 1;
+    // Writes a measurement into the variant's whittle.json (variant_summary.h), saying so when that fails.
+    void record(const std::function<void()>& write);
     std::map<int, std::pair<std::filesystem::path, bool>> decodeRequests_;  // request → (folder, on Vulkan)
     struct PendingEvaluation {
         std::filesystem::path dir;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/io/json_file.h"
 #include "core/model/checkpoint.h"
 #include "core/model/checkpoint_files.h"
@@ -67,7 +68,7 @@ VariantSummary summarizeVariant(const fs::path& dir) {
     const Checkpoint ck = Checkpoint::open(dir);
     v.params = makeInventory(ck).total.params;
     for (const auto& e : fs::directory_iterator(dir))
-        if (e.is_regular_file()) v.diskBytes += e.file_size();
+        if (e.is_regular_file() && e.path().filename() != files::kWhittleReport) v.diskBytes += e.file_size();
     const fs::path report = dir / files::kWhittleReport;
     if (!fs::exists(report)) return v;
     const Json w = readJsonFile(report);
@@ -83,7 +84,46 @@ VariantSummary summarizeVariant(const fs::path& dir) {
         quant = &w["quantization"];
     }
     if (quant && !quant->value("dequantized", false)) v.bitsPerWeight = number(*quant, "bits_per_weight");
+    v.madeByWhittle = true;
+    // Measured later (the Compare page): a quality against the variant's own source only.
+    if (const auto m = w.find("measured"); m != w.end() && m->is_object()) {
+        if (const auto q = m->find("quality"); !v.quality && q != m->end() && q->is_object() &&
+                                               (!v.source || q->value("reference", std::string()) == v.source->string()))
+            v.quality = qualityFrom(*q);
+        if (const auto d = m->find("decode_cpu"); d != m->end() && d->is_object()) v.cpuTokS = number(*d, "tok_s");
+        if (const auto d = m->find("decode_vulkan"); d != m->end() && d->is_object()) {
+            v.vulkanTokS = number(*d, "tok_s");
+            v.vulkanDevice = d->value("device", std::string());
+        }
+    }
     return v;
+}
+
+namespace {
+// Sets "measured".<key> in dir's whittle.json: a new file renamed over the old one.
+void recordMeasured(const fs::path& dir, const std::string& key, const Json& value) {
+    const fs::path report = dir / files::kWhittleReport;
+    if (!fs::exists(report))
+        throw UsageError(dir.string(), {}, "has no whittle.json: Whittle records measurements only in the variants it made");
+    Json w = readJsonFile(report);
+    if (!w.is_object()) throw FormatError(report.string(), {}, "not a JSON object");
+    if (!w.contains("measured") || !w["measured"].is_object()) w["measured"] = Json::object();
+    w["measured"][key] = value;
+    const fs::path next = dir / (std::string(files::kWhittleReport) + ".new");
+    fs::remove(next);  // a leftover of an interrupted record
+    writeJsonFile(next, w);
+    fs::rename(next, report);
+}
+}  // namespace
+
+void recordQuality(const fs::path& dir, const EvalReport& quality, const fs::path& reference) {
+    Json q = toJson(quality);
+    q["reference"] = reference.string();
+    recordMeasured(dir, "quality", q);
+}
+
+void recordDecode(const fs::path& dir, bool vulkan, double tokS, int tokens, const std::string& device) {
+    recordMeasured(dir, vulkan ? "decode_vulkan" : "decode_cpu", Json{{"tok_s", tokS}, {"tokens", tokens}, {"device", device}});
 }
 
 }  // namespace whittle

@@ -4,7 +4,8 @@
 // *Measure missing* fills every gap — the original's own perplexity and a variant's quality equal what
 // `whittle-cli eval` measures, decode tokens/s come from the CPU reference and from lavapipe through the Chat
 // page's engine — and the KLD-against-size chart then has a point per row; opening a variant folder keeps its
-// original; QAbstractItemModelTester watches the model throughout.
+// original; the figures measured are recorded in the variant's whittle.json (never in the original's folder) and
+// read back from it; QAbstractItemModelTester watches the model throughout.
 #include <QAbstractItemModelTester>
 #include <QComboBox>
 #include <QLabel>
@@ -26,7 +27,10 @@
 #include "app/gui/run_page.h"
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
+#include "core/error.h"
+#include "core/io/json_file.h"
 #include "core/pipeline/slim.h"
+#include "core/pipeline/variant_summary.h"
 #include "core/recipes/recipe.h"
 #include "test_support.h"
 
@@ -36,10 +40,11 @@ using namespace whittle::test;
 namespace fs = std::filesystem;
 
 namespace {
+// The model's files: everything but whittle.json, Whittle's record of how it was made and measured.
 std::uint64_t folderBytes(const fs::path& dir) {
     std::uint64_t n = 0;
     for (const auto& e : fs::directory_iterator(dir))
-        if (e.is_regular_file()) n += e.file_size();
+        if (e.is_regular_file() && e.path().filename() != "whittle.json") n += e.file_size();
     return n;
 }
 
@@ -183,6 +188,27 @@ private slots:
         page_->measureButton()->click();
         QCOMPARE(again.count(), 1);
         QVERIFY(page_->statusLabel()->text().contains("Nothing is missing"));
+        // The variant's new figures are recorded in its whittle.json ("measured"), never in the original's
+        // folder: a summary read from the folder again — and a fresh table built from it — has them.
+        const CompareRow& row = m->rows()[std::size_t(m->rowOf(flap_))];
+        const VariantSummary reread = summarizeVariant(flap_);
+        QVERIFY(reread.quality.has_value());
+        QCOMPARE(reread.quality->ppl, q.ppl);
+        QCOMPARE(*reread.quality->kldMean, *q.kldMean);
+        QCOMPARE(*reread.cpuTokS, *row.cpuTokS);
+        QCOMPARE(*reread.vulkanTokS, *row.vulkanTokS);
+        QCOMPARE(QString::fromStdString(reread.vulkanDevice), page_->deviceBox()->currentText());
+        QCOMPARE(readJsonFile(flap_ / "whittle.json")["measured"]["quality"]["reference"].get<std::string>(), original.string());
+        QVERIFY(!fs::exists(original / "whittle.json"));
+        QVERIFY(!fs::exists(flap_ / "whittle.json.new"));
+        CompareModel fresh;
+        QAbstractItemModelTester freshTester(&fresh);
+        fresh.setOriginal(summarizeVariant(original));
+        const int fr = fresh.addVariant(reread);
+        QCOMPARE(*fresh.rows()[std::size_t(fr)].cpuTokS, *row.cpuTokS);
+        QCOMPARE(*fresh.rows()[std::size_t(fr)].vulkanTokS, *row.vulkanTokS);
+        // A folder Whittle did not make (no whittle.json) is never written.
+        WHITTLE_EXPECT_ERROR(recordDecode(original, false, 1.0, 8, "cpu"), UsageError, "no whittle.json");
     }
 
     // Opening a variant on the Model page keeps its original here (whittle.json names the source).
