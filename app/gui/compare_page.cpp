@@ -16,7 +16,6 @@
 #include "app/gui/compare_model.h"
 #include "app/gui/kld_size_chart.h"
 #include "app/gui/worker_bridge.h"
-#include "core/error.h"
 #include "core/model/checkpoint.h"
 #include "core/pipeline/quality.h"
 #include "core/pipeline/variant_summary.h"
@@ -87,8 +86,7 @@ ComparePage::ComparePage(WorkerBridge* bridge, ChatEngine* engine, QWidget* pare
         if (ok) {
             const int row = model_->rowOf(dir);
             model_->setDecode(row, vulkan, tokS);
-            if (row >= 0 && !model_->rows()[std::size_t(row)].original)
-                record([&] { recordDecode(dir, vulkan, tokS, decodeTokens_->value(), vulkan ? device_->currentText().toStdString() : "cpu"); });
+            record(row, [&] { recordDecode(dir, vulkan, tokS, decodeTokens_->value(), vulkan ? device_->currentText().toStdString() : "cpu"); });
         }
         oneDone(tr("decode of %1").arg(QString::fromStdString(dir.filename().string())), ok, message);
     });
@@ -201,17 +199,17 @@ void ComparePage::evaluationDone(int job, const WorkerOutcome& o) {
         model_->setOwnPpl(row, e.result->ppl);
     } else if (o.ok) {
         model_->setQuality(row, *e.result);
-        record([&] { recordQuality(e.dir, *e.result, model_->rows()[0].summary.dir); });
+        record(row, [&] { recordQuality(e.dir, *e.result, model_->rows()[0].summary.dir); });
     }
     oneDone(tr("evaluation of %1").arg(QString::fromStdString(e.dir.filename().string())), o.ok, o.message);
 }
 
-void ComparePage::record(const std::function<void()>& write) {
-    // Only into a variant Whittle made (its whittle.json); a folder added by hand without one keeps its figures
-    // in the page. A failed write is said, never fatal: the figure is on screen.
+void ComparePage::record(int row, const std::function<void()>& write) {
+    // Only into a variant Whittle made (its whittle.json); the original and a folder added by hand without one
+    // keep their figures in the page. A failed write is said, never fatal: the figure is on screen.
+    if (row < 0 || model_->rows()[std::size_t(row)].original || !model_->rows()[std::size_t(row)].summary.madeByWhittle) return;
     try {
         write();
-    } catch (const UsageError&) {
     } catch (const std::exception& e) {
         status_->setText(tr("Could not record the measurement: %1").arg(QString::fromUtf8(e.what())));
     }

@@ -73,8 +73,9 @@ private:
     int pending_ = 0;
     int failures_ = 0;
     int nextRequest_ = 1;
-    // Writes a measurement into the variant's whittle.json (variant_summary.h), saying so when that fails.
-    void record(const std::function<void()>& write);
+    // Writes a measurement of row's variant into its whittle.json (variant_summary.h) when Whittle made it, saying
+    // so when that fails.
+    void record(int row, const std::function<void()>& write);
     std::map<int, std::pair<std::filesystem::path, bool>> decodeRequests_;  // request → (folder, on Vulkan)
     struct PendingEvaluation {
         std::filesystem::path dir;
