@@ -60,20 +60,19 @@ struct TokenizerFiles {
     std::optional<std::string> chatTemplate;
 };
 
-TokenizerFiles readTokenizerFiles(const fs::path& dir) {
+TokenizerFiles readTokenizerFiles(const Checkpoint& ck) {
     TokenizerFiles t;
-    std::error_code ec;
-    const fs::path cfg = dir / files::kTokenizerConfig;
-    t.configPath = cfg.string();
-    if (fs::exists(cfg, ec)) {
-        t.config = readJsonFile(cfg, 256ull << 20);
-        if (!t.config.is_object()) throw FormatError(cfg.string(), {}, "not a JSON object");
+    t.configPath = (ck.dir() / files::kTokenizerConfig).string();
+    if (const SideFile* cfg = ck.sideFile(files::kTokenizerConfig)) {
+        t.configPath = cfg->from.string();
+        t.config = cfg->json(256ull << 20);
+        if (!t.config.is_object()) throw FormatError(t.configPath, {}, "not a JSON object");
     }
     // Like gguf-py's SpecialVocab: chat_template.jinja, unless tokenizer_config.json holds a template.
     if (const auto it = t.config.find("chat_template"); it != t.config.end() && it->is_string())
         t.chatTemplate = it->get<std::string>();
-    else if (const fs::path j = dir / files::kChatTemplate; fs::exists(j, ec))
-        t.chatTemplate = readTextFile(j);
+    else if (const SideFile* j = ck.sideFile(files::kChatTemplate))
+        t.chatTemplate = j->contents();
     return t;
 }
 
@@ -151,8 +150,9 @@ void addSpecialIds(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok,
 }
 
 void addTokenizer(GgufMetadata& md, const Checkpoint& ck, const Tokenizer& tok, int rows, std::vector<std::string>& notes) {
-    const TokenizerFiles tf = readTokenizerFiles(ck.dir());
-    const std::string tokPath = (ck.dir() / files::kTokenizer).string();
+    const TokenizerFiles tf = readTokenizerFiles(ck);
+    const SideFile* tokFile = ck.sideFile(files::kTokenizer);
+    const std::string tokPath = tokFile ? tokFile->from.string() : (ck.dir() / files::kTokenizer).string();
     if (tok.size() > rows)
         throw FormatError(tokPath, {}, "the tokenizer has " + std::to_string(tok.size()) + " tokens but the embedding has " +
                                            std::to_string(rows) + " rows");
@@ -606,7 +606,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     md.addUint32(key("rope.dimension_count"), std::uint32_t(c.globalHeadDim));
     md.addUint32(key("rope.dimension_count_swa"), std::uint32_t(c.headDim));
     md.addUint32("general.quantization_version", 2);
-    const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
+    const Tokenizer tok = checkpointTokenizer(ck);
     addTokenizer(md, ck, tok, rows, rep.notes);
     cancel.throwIfCancelled();
 
@@ -644,7 +644,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
             continue;
         }
         const TensorInfo& info = *p.source->entry->info;
-        const SafetensorsFile& file = *p.source->entry->file;
+        const TensorSource& file = *p.source->entry->file;
         const std::size_t inSize = dtypeSize(info.dtype);
         const std::size_t outSize = ggmlTypeTraits(p.spec.type).typeSize;
         const bool sameType = (info.dtype == DType::F32 && p.spec.type == GgmlType::F32) ||

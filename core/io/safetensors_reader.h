@@ -43,22 +43,34 @@ private:
     std::shared_ptr<const MappedRegion> region_;
 };
 
-class SafetensorsFile {
+// Where a checkpoint's tensor bytes come from: a .safetensors file, or a stream of transforms over one
+// (core/pipeline/tensor_stream.h streamCheckpoint), so a stage that reads a Checkpoint reads either alike.
+class TensorSource {
+public:
+    virtual ~TensorSource() = default;
+    virtual const std::string& path() const = 0;  // what errors name
+    // The tensor's bytes mapped; a stream has no mapping and throws (stages that run a model read a folder).
+    virtual TensorView view(const TensorInfo& t) const = 0;
+    // Copies bytes [offsetInTensor, offsetInTensor + n) of a tensor into dst.
+    virtual void read(const TensorInfo& t, void* dst, std::uint64_t offsetInTensor, std::uint64_t n) const = 0;
+};
+
+class SafetensorsFile final : public TensorSource {
 public:
     static constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 
     explicit SafetensorsFile(const std::filesystem::path& path);
 
-    const std::string& path() const { return file_.path(); }
+    const std::string& path() const override { return file_.path(); }
     const std::vector<TensorInfo>& tensors() const { return tensors_; }  // in data order
     const TensorInfo* find(std::string_view name) const;
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     std::uint64_t headerBytes() const { return 8 + headerLength_; }
     std::uint64_t fileSize() const { return fileSize_; }
 
-    TensorView view(const TensorInfo& t) const;
+    TensorView view(const TensorInfo& t) const override;
     // Copies a tensor's bytes with pread (streaming stages use this with a reused buffer).
-    void read(const TensorInfo& t, void* dst, std::uint64_t offsetInTensor, std::uint64_t n) const;
+    void read(const TensorInfo& t, void* dst, std::uint64_t offsetInTensor, std::uint64_t n) const override;
 
 private:
     FileHandle file_;

@@ -1,5 +1,7 @@
 #include "core/io/side_files.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 #include "core/io/file.h"
@@ -12,7 +14,7 @@ namespace fs = std::filesystem;
 
 namespace whittle {
 
-void copyTensorBytes(const SafetensorsFile& file, const TensorInfo& info, SafetensorsWriter& writer, std::vector<char>& buf, StageMeter& meter,
+void copyTensorBytes(const TensorSource& file, const TensorInfo& info, SafetensorsWriter& writer, std::vector<char>& buf, StageMeter& meter,
                      const CancelToken& cancel, const std::string& as) {
     const std::string& name = as.empty() ? info.name : as;
     constexpr std::uint64_t kChunk = 4u << 20;
@@ -30,12 +32,39 @@ bool isTensorOrReportFile(const std::string& name) {
     return fs::path(name).extension() == ".safetensors" || name == files::kSafetensorsIndex || name == files::kWhittleReport;
 }
 
-void copySideFiles(const fs::path& src, const fs::path& dst, const std::function<bool(const std::string&, const fs::path&)>& rewrite) {
-    for (const auto& e : fs::directory_iterator(src)) {
+Json SideFile::json(std::uint64_t maxBytes) const {
+    if (text) return parseJson(*text, from.string());
+    return readJsonFile(from, maxBytes);
+}
+
+std::string SideFile::contents(std::uint64_t maxBytes) const {
+    if (text) return *text;
+    return readTextFile(from, maxBytes);
+}
+
+std::vector<SideFile> listSideFiles(const fs::path& dir) {
+    std::vector<SideFile> out;
+    for (const auto& e : fs::directory_iterator(dir)) {
         const std::string name = e.path().filename().string();
-        if (!e.is_regular_file() || isTensorOrReportFile(name)) continue;
-        if (rewrite && rewrite(name, e.path())) continue;
-        copyFileBytes(e.path(), dst / name);
+        if (e.is_regular_file() && !isTensorOrReportFile(name)) out.push_back(SideFile{name, e.path(), std::nullopt});
+    }
+    std::sort(out.begin(), out.end(), [](const SideFile& a, const SideFile& b) { return a.name < b.name; });
+    return out;
+}
+
+void writeSideFile(const SideFile& f, const fs::path& dir) {
+    if (f.text)
+        writeTextFile(dir / f.name, *f.text);
+    else
+        copyFileBytes(f.from, dir / f.name);
+}
+
+std::string jsonFileText(const Json& j) { return j.dump(2) + "\n"; }
+
+void copySideFiles(const std::vector<SideFile>& files, const fs::path& dst, const std::function<bool(const SideFile&)>& rewrite) {
+    for (const SideFile& f : files) {
+        if (rewrite && rewrite(f)) continue;
+        writeSideFile(f, dst);
     }
 }
 

@@ -77,6 +77,17 @@ TensorStore TensorStore::open(const fs::path& dir) {
     return s;
 }
 
+TensorStore TensorStore::fromSource(std::unique_ptr<TensorSource> source, std::vector<TensorInfo> tensors) {
+    TensorStore s;
+    s.source_ = std::move(source);
+    s.sourceTensors_ = std::move(tensors);  // never resized again: entries point into it
+    for (const TensorInfo& t : s.sourceTensors_) {
+        if (!s.index_.emplace(t.name, s.entries_.size()).second) throw FormatError(s.source_->path(), t.name, "tensor appears more than once");
+        s.entries_.push_back({s.source_.get(), &t});
+    }
+    return s;
+}
+
 const TensorStore::Entry* TensorStore::find(std::string_view name) const {
     const auto it = index_.find(std::string(name));
     return it == index_.end() ? nullptr : &entries_[it->second];
@@ -91,6 +102,7 @@ std::uint64_t TensorStore::headerBytes() const {
 std::uint64_t TensorStore::fileBytes() const {
     std::uint64_t n = 0;
     for (const auto& f : files_) n += f->fileSize();
+    for (const TensorInfo& t : sourceTensors_) n += t.nbytes;
     return n;
 }
 

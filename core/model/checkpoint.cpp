@@ -156,6 +156,39 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
     for (int e : ck.special_.eos) checkId(e, "eos");
 
     ck.store_ = TensorStore::open(dirIn);
+    ck.sideFiles_ = listSideFiles(dirIn);
+    ck.index();
+    return ck;
+}
+
+Checkpoint Checkpoint::fromParts(const fs::path& origin, const Gemma4Config& config, const SpecialTokenIds& special,
+                                 std::vector<SideFile> sideFiles, TensorStore store) {
+    Checkpoint ck;
+    ck.dir_ = origin;
+    ck.config_ = config;
+    ck.special_ = special;
+    ck.sideFiles_ = std::move(sideFiles);
+    ck.hasGenerationConfig_ = ck.sideFile(files::kGenerationConfig) != nullptr;
+    ck.store_ = std::move(store);
+    ck.index();
+    return ck;
+}
+
+const SideFile* Checkpoint::sideFile(std::string_view name) const {
+    for (const SideFile& f : sideFiles_)
+        if (f.name == name) return &f;
+    return nullptr;
+}
+
+const SideFile& Checkpoint::sideFile(std::string_view name, const std::string& why) const {
+    if (const SideFile* f = sideFile(name)) return *f;
+    throw IoError((dir_ / std::string(name)).string(), {}, "missing (" + why + ")");
+}
+
+void Checkpoint::index() {
+    Checkpoint& ck = *this;
+    const fs::path& dirIn = dir_;
+    const Gemma4Config& c = config_;
     ck.table_ = textTensorTable(c);
     std::unordered_map<std::string, const ExpectedTensor*> expected;
     for (const auto& e : ck.table_) expected.emplace(e.name, &e);
@@ -226,7 +259,6 @@ Checkpoint Checkpoint::open(const fs::path& dirIn) {
         }
         ck.tensors_.push_back(t);
     }
-    return ck;
 }
 
 namespace {

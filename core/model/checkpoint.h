@@ -5,8 +5,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/io/side_files.h"
 #include "core/io/tensor_store.h"
 #include "core/model/gemma4_config.h"
 #include "core/io/gptq_layout.h"
@@ -71,6 +73,10 @@ Nvfp4Tensor loadNvfp4(const Nvfp4Linear& f, const std::string& name);
 class Checkpoint {
 public:
     static Checkpoint open(const std::filesystem::path& dir);
+    // A checkpoint made of parts a stage already has (core/pipeline/tensor_stream.h streamCheckpoint): the
+    // tensors are checked against the table exactly as open() checks a folder's. `origin` is what errors name.
+    static Checkpoint fromParts(const std::filesystem::path& origin, const Gemma4Config& config, const SpecialTokenIds& special,
+                                std::vector<SideFile> sideFiles, TensorStore store);
     // Movable, not copyable: tensors() points into the store and the table.
     Checkpoint(Checkpoint&&) = default;
     Checkpoint& operator=(Checkpoint&&) = default;
@@ -94,10 +100,16 @@ public:
     const RowBlocksTable* rowBlocks(TensorRole role, int layer = -1) const;
     bool hasQuantizedWeights() const { return !gptq_.empty() || !nvfp4_.empty() || !rowBlocks_.empty(); }
     const SpecialTokenIds& specialTokens() const { return special_; }
+    // Its files other than tensors and whittle.json (configs, tokenizer, chat template, …), sorted by name;
+    // stages read them here, never from dir(), so a checkpoint made from a stream reads its rewritten ones.
+    const std::vector<SideFile>& sideFiles() const { return sideFiles_; }
+    const SideFile* sideFile(std::string_view name) const;  // null when absent
+    const SideFile& sideFile(std::string_view name, const std::string& why) const;  // IoError naming the file and why
     bool hasGenerationConfig() const { return hasGenerationConfig_; }
 
 private:
     Checkpoint() = default;
+    void index();  // the table, the quantized views and tensors(), from config_ and store_
     std::filesystem::path dir_;
     Gemma4Config config_;
     TensorStore store_;
@@ -107,6 +119,7 @@ private:
     std::map<std::string, RowBlocksTable> rowBlocks_;  // by the table's weight name
     std::vector<CheckpointTensor> tensors_;
     SpecialTokenIds special_;
+    std::vector<SideFile> sideFiles_;
     bool hasGenerationConfig_ = false;
 };
 

@@ -75,7 +75,7 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         plan.stages.push_back(s);
     }
     if (r.vocabulary) {
-        const Tokenizer tok = Tokenizer::fromModelOrFile(ck.dir());
+        const Tokenizer tok = checkpointTokenizer(ck);
         const TokenRowCost cost = tokenRowCost(inv);  // bytes of one token's rows
         const FittedSelection f = recipeFittedSelection(tok, *r.vocabulary, cost.rows);
         if (f.kept <= 0) throw UsageError(ck.dir().string(), {}, "vocabulary: the selection keeps no token of this tokenizer");

@@ -126,27 +126,39 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         current.emplace(std::move(next));
         stream = checkpointStream(*current);
     };
-    // Writes the pending transforms as one pass over the bytes they read.
-    auto flush = [&]() {
+    // A pass over the stages `ks` (indices into rep.stages): its folder and its progress label ("1-2/5 a+b: ").
+    struct PassName {
+        fs::path dir;
+        std::string label;
+    };
+    auto passName = [&](const std::vector<std::size_t>& ks) {
         std::string names;
-        for (std::size_t k : pending) names += (names.empty() ? "" : "+") + rep.stages[k];
-        const std::string span = std::to_string(pending.front() + 1) + (pending.size() > 1 ? "-" + std::to_string(pending.back() + 1) : "");
-        const fs::path dir = out.path() / ("pass-" + std::to_string(rep.passes.size() + 1) + "-" + names);
-        fs::create_directory(dir);
-        StageProgress sp(progress, span + "/" + n + " " + names + ": ");
-        const auto ts = std::chrono::steady_clock::now();
-        const StreamWriteReport w = writeStream(stream, dir, sp, cancel);
-        const double seconds = secondsSince(ts);
+        for (std::size_t k : ks) names += (names.empty() ? "" : "+") + rep.stages[k];
+        const std::string span = std::to_string(ks.front() + 1) + (ks.size() > 1 ? "-" + std::to_string(ks.back() + 1) : "");
+        return PassName{out.path() / ("pass-" + std::to_string(rep.passes.size() + 1) + "-" + names), span + "/" + n + " " + names + ": "};
+    };
+    // Records a pass that wrote `bytes` for the stages `ks` in `seconds`, and makes its folder the current checkpoint.
+    auto recordPass = [&](const std::vector<std::size_t>& ks, const fs::path& dir, double seconds, std::uint64_t bytes) {
         std::vector<std::string> stages;
-        for (std::size_t k : pending) {
-            rep.stageReports[k]["bytes_written"] = w.tensorBytes;
+        for (std::size_t k : ks) {
             rep.stageSeconds[k] += seconds;
             rep.stagePass[k] = int(rep.passes.size()) + 1;
             stages.push_back(rep.stages[k]);
         }
-        rep.passes.push_back(SlimPass{stages, seconds, w.tensorBytes});
+        rep.passes.push_back(SlimPass{stages, seconds, bytes});
         pending.clear();
         adopt(dir);
+    };
+    // Writes the pending transforms as one pass over the bytes they read.
+    auto flush = [&]() {
+        const std::vector<std::size_t> ks = pending;
+        const PassName p = passName(ks);
+        fs::create_directory(p.dir);
+        StageProgress sp(progress, p.label);
+        const auto ts = std::chrono::steady_clock::now();
+        const StreamWriteReport w = writeStream(stream, p.dir, sp, cancel);
+        for (std::size_t k : ks) rep.stageReports[k]["bytes_written"] = w.tensorBytes;
+        recordPass(ks, p.dir, secondsSince(ts), w.tensorBytes);
     };
 
     for (std::size_t i = 0; i < transforms; ++i) {
@@ -171,17 +183,25 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
             stream = flapStream(std::move(stream), *recipe.flap, sel, r);
             rep.stageReports[i] = toJson(r);
         } else {
-            // Quantization reads a checkpoint (GPTQ calibrates on it) and writes its own pass.
-            if (!pending.empty()) flush();
+            // Quantization writes the pass. RTN and NVFP4 read the pending transforms' stream as a checkpoint,
+            // so they fuse with them; GPTQ and the bit budget run the model the stages before them made, which
+            // must be written first.
+            const std::string& method = recipe.quantization->method;
+            if ((method == "gptq" || method == "budget") && !pending.empty()) flush();
+            const auto tq = std::chrono::steady_clock::now();  // after any flush, which counts as its own pass
+            std::vector<std::size_t> ks = pending;
+            ks.push_back(i);
+            const PassName p = passName(ks);
+            StageProgress qp(progress, p.label);
             Recipe one;  // the stage's own section, so its report says what it did
             one.quantization = recipe.quantization;
-            const fs::path dir = out.path() / ("pass-" + std::to_string(rep.passes.size() + 1) + "-" + stage);
-            const QuantizeReport q = quantizeCheckpoint(currentCheckpoint(), one, dir, false, sp, cancel);
+            std::optional<Checkpoint> streamed;
+            if (!pending.empty()) streamed.emplace(streamCheckpoint(stream));
+            const QuantizeReport q = quantizeCheckpoint(streamed ? *streamed : currentCheckpoint(), one, p.dir, false, qp, cancel);
+            streamed.reset();
             rep.stageReports[i] = toJson(q);
-            rep.stageSeconds[i] = secondsSince(ts);
-            rep.stagePass[i] = int(rep.passes.size()) + 1;
-            rep.passes.push_back(SlimPass{{stage}, rep.stageSeconds[i], q.bytesWritten});
-            adopt(dir);
+            for (std::size_t k : pending) rep.stageReports[k]["bytes_written"] = q.bytesWritten;
+            recordPass(ks, p.dir, secondsSince(tq), q.bytesWritten);
             continue;
         }
         rep.stageSeconds[i] = secondsSince(ts);  // its own work; the pass that writes it adds the writing
@@ -209,6 +229,7 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         rep.stageSeconds.push_back(secondsSince(ts));
     }
     // The last pass's files become the output folder's (a quantization pass's own whittle.json gives way to the run's).
+    stream = TensorStream{};  // its reader points into the checkpoint released next
     current.reset();
     for (const auto& e : fs::directory_iterator(currentDir))
         if (e.path().filename() != files::kWhittleReport) fs::rename(e.path(), out.path() / e.path().filename());

@@ -11,21 +11,14 @@ namespace fs = std::filesystem;
 
 namespace whittle {
 
-Json StreamFile::json(std::uint64_t maxBytes) const {
-    if (text) return parseJson(*text, from.string());
-    return readJsonFile(from, maxBytes);
-}
-
-std::string jsonFileText(const Json& j) { return j.dump(2) + "\n"; }
-
-const StreamFile* TensorStream::file(std::string_view name) const {
-    for (const StreamFile& f : files)
+const SideFile* TensorStream::file(std::string_view name) const {
+    for (const SideFile& f : files)
         if (f.name == name) return &f;
     return nullptr;
 }
 
-StreamFile& TensorStream::file(std::string_view name, const std::string& why) {
-    for (StreamFile& f : files)
+SideFile& TensorStream::file(std::string_view name, const std::string& why) {
+    for (SideFile& f : files)
         if (f.name == name) return f;
     throw FormatError((origin / std::string(name)).string(), {}, "is missing (" + why + ")");
 }
@@ -57,16 +50,45 @@ void readUpstreamRows(const TensorReader& read, std::size_t upstream, std::uint6
     }
 }
 
+namespace {
+
+// Tensor i of a stream, read through its reader (TensorInfo::offset holds i).
+class StreamSource final : public TensorSource {
+public:
+    StreamSource(std::string path, TensorReader read) : path_(std::move(path)), read_(std::move(read)) {}
+    const std::string& path() const override { return path_; }
+    TensorView view(const TensorInfo& t) const override {
+        throw Error(path_, t.name, "internal: a streamed tensor has no mapping (a stage that runs the model reads a written folder)");
+    }
+    void read(const TensorInfo& t, void* dst, std::uint64_t offset, std::uint64_t n) const override {
+        if (offset > t.nbytes || n > t.nbytes - offset)
+            throw Error(path_, t.name, "internal: read past the end of a streamed tensor");
+        read_(std::size_t(t.offset), offset, n, static_cast<char*>(dst));
+    }
+
+private:
+    std::string path_;
+    TensorReader read_;
+};
+
+}  // namespace
+
+Checkpoint streamCheckpoint(const TensorStream& s) {
+    std::vector<TensorInfo> infos;
+    for (std::size_t i = 0; i < s.tensors.size(); ++i) {
+        const TensorSpec& t = s.tensors[i];
+        infos.push_back(TensorInfo{t.name, t.dtype, t.shape, std::uint64_t(i), t.nbytes()});
+    }
+    TensorStore store = TensorStore::fromSource(std::make_unique<StreamSource>(s.origin.string(), s.read), std::move(infos));
+    return Checkpoint::fromParts(s.origin, s.config, s.special, s.files, std::move(store));
+}
+
 TensorStream checkpointStream(const Checkpoint& ck) {
     TensorStream s;
     s.origin = ck.dir();
     s.config = ck.config();
     s.special = ck.specialTokens();
-    for (const auto& e : fs::directory_iterator(ck.dir())) {
-        const std::string name = e.path().filename().string();
-        if (e.is_regular_file() && !isTensorOrReportFile(name)) s.files.push_back(StreamFile{name, e.path(), std::nullopt});
-    }
-    std::sort(s.files.begin(), s.files.end(), [](const StreamFile& a, const StreamFile& b) { return a.name < b.name; });
+    s.files = ck.sideFiles();
     std::vector<const TensorStore::Entry*> entries;
     for (const CheckpointTensor& t : ck.tensors()) {
         s.tensors.push_back(TensorSpec{t.entry->info->name, t.entry->info->dtype, t.entry->info->shape});
@@ -80,12 +102,9 @@ TensorStream checkpointStream(const Checkpoint& ck) {
 
 StreamWriteReport writeStream(const TensorStream& s, const fs::path& dir, Progress& progress, const CancelToken& cancel) {
     StreamWriteReport rep;
-    for (const StreamFile& f : s.files) {
+    for (const SideFile& f : s.files) {
         cancel.throwIfCancelled();
-        if (f.text)
-            writeTextFile(dir / f.name, *f.text);
-        else
-            copyFileBytes(f.from, dir / f.name);
+        writeSideFile(f, dir);
         rep.fileNames.push_back(f.name);
     }
     SafetensorsWriter writer(dir, s.tensors);

@@ -16,24 +16,13 @@
 #include <vector>
 
 #include "core/io/json_file.h"
+#include "core/io/side_files.h"
 #include "core/io/safetensors_writer.h"
 #include "core/model/checkpoint.h"
 #include "core/model/gemma4_config.h"
 #include "core/progress.h"
 
 namespace whittle {
-
-// One non-tensor file: the upstream file's bytes as they are, or the text a transform wrote in its place.
-struct StreamFile {
-    std::string name;
-    std::filesystem::path from;       // the file copied when text is unset; where errors point
-    std::optional<std::string> text;  // rewritten content
-    Json json(std::uint64_t maxBytes = 64ull << 20) const;  // parsed; a FormatError names the file
-};
-
-// The text writeJsonFile writes for j (2-space indent, trailing newline), so a rewritten file is byte-identical
-// to what a stage writing it directly would have written.
-std::string jsonFileText(const Json& j);
 
 // Copies bytes [offset, offset + n) of tensor i of a stream into out.
 using TensorReader = std::function<void(std::size_t i, std::uint64_t offset, std::uint64_t n, char* out)>;
@@ -42,12 +31,12 @@ struct TensorStream {
     std::filesystem::path origin;  // the folder the source read: errors and the output's record name it
     Gemma4Config config;           // parsed from the stream's own config.json
     SpecialTokenIds special;       // bos/pad/eos as the stream's configs give them
-    std::vector<StreamFile> files;
+    std::vector<SideFile> files;
     std::vector<TensorSpec> tensors;
     TensorReader read;
 
-    const StreamFile* file(std::string_view name) const;  // null when absent
-    StreamFile& file(std::string_view name, const std::string& why);  // throws FormatError naming origin and why
+    const SideFile* file(std::string_view name) const;  // null when absent
+    SideFile& file(std::string_view name, const std::string& why);  // throws FormatError naming origin and why
     std::uint64_t tensorBytes() const;
     std::uint64_t parameters() const;
 };
@@ -61,6 +50,11 @@ void readUpstreamRows(const TensorReader& read, std::size_t upstream, std::uint6
 // A checkpoint folder as stored: its regular files other than tensor shards and whittle.json (sorted by name),
 // and its tensors. The checkpoint must outlive the stream.
 TensorStream checkpointStream(const Checkpoint& checkpoint);
+
+// The stream as a Checkpoint, for the stages that read one without running the model (quantization by RTN or
+// NVFP4, GGUF export): its side files and tensors, checked against the tensor table as a folder's are, every
+// tensor read through the stream's transforms. The stream must outlive it; mapping a tensor (view()) throws.
+Checkpoint streamCheckpoint(const TensorStream& stream);
 
 struct StreamWriteReport {
     std::uint64_t tensorBytes = 0;  // the shards' sizes, headers included

@@ -41,7 +41,7 @@ std::vector<fs::path> textFilesOrHeldout(const fs::path& modelDir, const std::ve
 }
 
 std::vector<std::vector<int>> calibrationTextWindows(const Checkpoint& ck, const CalibrationText& c, const std::string& field) {
-    return calibrationWindows(Tokenizer::fromModelOrFile(ck.dir()), textFilesOrHeldout(ck.dir(), c.files, field), c.samples, c.length);
+    return calibrationWindows(checkpointTokenizer(ck), textFilesOrHeldout(ck.dir(), c.files, field), c.samples, c.length);
 }
 
 }  // namespace whittle

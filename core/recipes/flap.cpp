@@ -289,7 +289,7 @@ TensorStream flapStream(TensorStream in, const FlapRecipe& recipe, const FlapSel
     TensorStream out;
     out.origin = in.origin;
     out.special = in.special;
-    for (const StreamFile& f : in.files) {
+    for (const SideFile& f : in.files) {
         out.files.push_back(f);
         if (f.name != files::kConfig) continue;
         // config.json: each layer's width, and what FLAP did.

@@ -466,12 +466,12 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     AtomicOutputDir out(dest, force, {ck.dir()});
     const std::vector<std::string> untouched = unquantizedModules(ck, q);
     const Json config = !nvfp4 ? gptqConfig(ck, q, formats) : layout == Nvfp4Layout::ModelOpt ? modelOptConfig(untouched) : compressedTensorsConfig(untouched);
-    copySideFiles(ck.dir(), out.path(), [&](const std::string& name, const fs::path& file) {
-        if (name == files::kGptqQuantizeConfig || name == files::kModelOptQuantConfig) return true;  // written below for the format that has it
-        if (name != files::kConfig || dequantized) return false;  // a dequantized checkpoint is a plain one
-        Json j = readJsonFile(file);
+    copySideFiles(ck.sideFiles(), out.path(), [&](const SideFile& f) {
+        if (f.name == files::kGptqQuantizeConfig || f.name == files::kModelOptQuantConfig) return true;  // written below for the format that has it
+        if (f.name != files::kConfig || dequantized) return false;  // a dequantized checkpoint is a plain one
+        Json j = f.json();
         j["quantization_config"] = config;
-        writeJsonFile(out.path() / name, j);
+        writeJsonFile(out.path() / f.name, j);
         return true;
     });
     if (dequantized) {

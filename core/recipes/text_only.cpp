@@ -50,13 +50,13 @@ std::string textOnlyTensorName(const Gemma4Config& c, const std::string& name) {
 }
 
 TensorStream textOnlyStream(TensorStream in, TextOnlyReport& rep) {
-    StreamFile& cfgFile = in.file(files::kConfig, "a checkpoint's config");
+    SideFile& cfgFile = in.file(files::kConfig, "a checkpoint's config");
     const Json text = textOnlyConfig(cfgFile.json(), cfgFile.from.string());
     TensorStream out;
     out.origin = in.origin;
     out.config = Gemma4Config::parse(text, cfgFile.from.string());
     out.special = in.special;  // the token ids are the same
-    for (const StreamFile& f : in.files) {
+    for (const SideFile& f : in.files) {
         if (isProcessorConfig(f.name)) {
             rep.filesDropped.push_back(f.name);
             continue;

@@ -232,13 +232,17 @@ struct RowSource {
 
 TensorStream vocabularyStream(TensorStream in, const VocabularyRecipe& recipe, VocabPruneReport& rep) {
     const Gemma4Config& c = in.config;
-    for (const std::string& table : tokenRowTensorNames(c))
-        for (RowBlockType t : {RowBlockType::Q8_0, RowBlockType::Q4_0})
+    for (const ExpectedTensor& e : textTensorTable(c)) {
+        if (!isTokenTable(e.role)) continue;
+        for (RowBlockType t : {RowBlockType::Q8_0, RowBlockType::Q4_0}) {
+            const std::string blocks = rowBlocksName(e, t);
             for (const TensorSpec& spec : in.tensors)
-                if (spec.name == table + "_" + rowBlockTypeName(t))
+                if (spec.name == blocks)
                     throw UsageError(in.origin.string(), spec.name,
                                      "is stored as rows of blocks; prune the vocabulary of the original first, then quantize its token tables");
-    const StreamFile& tokFile = in.file(files::kTokenizer, "vocabulary pruning rewrites the tokenizer");
+        }
+    }
+    const SideFile& tokFile = in.file(files::kTokenizer, "vocabulary pruning rewrites the tokenizer");
     const Json tokJson = tokFile.json(512ull << 20);
     const std::string tokPath = tokFile.from.string();
     const Tokenizer tok = Tokenizer::fromJson(tokJson, tokPath);
@@ -272,9 +276,9 @@ TensorStream vocabularyStream(TensorStream in, const VocabularyRecipe& recipe, V
     // Tokenizer, configs and every other small file.
     const Json newTok = prunedTokenizerJson(tokJson, tok, oldToNew, extra);
     rep.mergesKept = int(newTok["model"]["merges"].size());
-    for (const StreamFile& f : in.files) {
+    for (const SideFile& f : in.files) {
         if (f.name == files::kVocabMapping) continue;  // an earlier pruning's: replaced below
-        StreamFile g = f;
+        SideFile g = f;
         if (f.name == files::kTokenizer) {
             g.text = jsonFileText(newTok);
         } else if (f.name == files::kConfig || f.name == files::kGenerationConfig || f.name == files::kProcessorConfig) {
@@ -303,7 +307,7 @@ TensorStream vocabularyStream(TensorStream in, const VocabularyRecipe& recipe, V
     }
     std::vector<int> newToOldPadded = newToOld;
     newToOldPadded.resize(std::size_t(V), -1);  // appended placeholders have no original id
-    out.files.push_back(StreamFile{files::kVocabMapping, in.origin / files::kVocabMapping,
+    out.files.push_back(SideFile{files::kVocabMapping, in.origin / files::kVocabMapping,
                                    jsonFileText(Json{{"old_to_new", oldToNew}, {"new_to_old", newToOldPadded},
                                                      {"padding_copies_row_of", extra ? padSource : -1}})});
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/tokenizer/tokenizer_impl.h"
 #include "core/utf8.h"
+#include "core/model/checkpoint.h"
 #include "core/model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
@@ -354,6 +355,11 @@ Tokenizer Tokenizer::fromModelOrFile(const fs::path& p) {
         return fromFile(t);
     }
     return fromFile(p);
+}
+
+Tokenizer checkpointTokenizer(const Checkpoint& ck) {
+    const SideFile& f = ck.sideFile(files::kTokenizer, "the model folder has no tokenizer.json");
+    return Tokenizer::fromJson(f.json(512ull << 20), f.from.string());
 }
 
 }  // namespace whittle

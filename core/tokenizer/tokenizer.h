@@ -18,6 +18,7 @@
 namespace whittle {
 
 class GgufFile;
+class Checkpoint;
 
 struct AddedToken {
     int id = 0;
@@ -70,5 +71,9 @@ private:
     explicit Tokenizer(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// A checkpoint's tokenizer.json, read from its side files (so a checkpoint made from a stream gives its
+// rewritten tokenizer); an IoError names the file when it is missing.
+Tokenizer checkpointTokenizer(const Checkpoint& checkpoint);
 
 }  // namespace whittle

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/pipeline/slim.h"
 #include "core/recipes/flap.h"
+#include "core/recipes/quantize.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/text_only.h"
 #include "core/recipes/vocab_prune.h"
@@ -243,6 +244,46 @@ private slots:
         QCOMPARE(runCli({"prune-vocab", model, QString::fromStdString(tempPath(dir_, "pv").string()), "--preset", "english"}).exitCode, 0);
         QCOMPARE(runCli({"slim", model, QString::fromStdString(tempPath(dir_, "sv").string()), "--vocab", "english"}).exitCode, 0);
         QVERIFY(withoutReport(tempPath(dir_, "pv")) == withoutReport(tempPath(dir_, "sv")));
+    }
+
+    // RTN and NVFP4 read the pending transforms' stream as a checkpoint (streamCheckpoint), so text-only +
+    // vocabulary + quantization is one pass; its output equals textOnlyRepack, then pruneVocabulary, then
+    // quantizeCheckpoint (every file but whittle.json). GPTQ calibrates on a written folder (endToEnd: 3 passes).
+    void fusedQuantization_data() {
+        QTest::addColumn<QString>("method");
+        QTest::newRow("rtn") << "rtn";
+        QTest::newRow("nvfp4") << "nvfp4";
+    }
+    void fusedQuantization() {
+        QFETCH(QString, method);
+        const std::string m = method.toStdString();
+        Json q{{"method", m}};
+        if (m == "rtn") q["group_size"] = 32;
+        const Recipe recipe = parseRecipe(Json{{"whittle_recipe", 1}, {"text_only", true}, {"vocabulary", {{"preset", "english"}}}, {"quantization", q}},
+                                          "recipe.json");
+        NullProgress np;
+        const fs::path fused = tempPath(dir_, ("fq-" + m).c_str());
+        const SlimReport rep = slim(Checkpoint::open(bundledModelDir()), recipe, fused, false, np, CancelToken{});
+        QCOMPARE(rep.passes.size(), std::size_t(1));
+        QCOMPARE(rep.passes[0].stages, (std::vector<std::string>{"text_only", "vocabulary", "quantization"}));
+        QCOMPARE(rep.stagePass, (std::vector<int>{1, 1, 1}));
+
+        const fs::path s1 = tempPath(dir_, ("fq1-" + m).c_str()), s2 = tempPath(dir_, ("fq2-" + m).c_str()), s3 = tempPath(dir_, ("fq3-" + m).c_str());
+        Recipe one;
+        one.textOnly = true;
+        textOnlyRepack(Checkpoint::open(bundledModelDir()), one, s1, false, np, CancelToken{});
+        one = Recipe{};
+        one.vocabulary = recipe.vocabulary;
+        pruneVocabulary(Checkpoint::open(s1), one, s2, false, np, CancelToken{});
+        one = Recipe{};
+        one.quantization = recipe.quantization;
+        quantizeCheckpoint(Checkpoint::open(s2), one, s3, false, np, CancelToken{});
+        auto a = folderBytes(fused), b = folderBytes(s3);
+        a.erase("whittle.json");
+        b.erase("whittle.json");
+        QCOMPARE(a.size(), b.size());
+        for (const auto& [name, bytes] : a) QVERIFY2(b.count(name) && b.at(name) == bytes, name.c_str());
+        QVERIFY(Checkpoint::open(fused).hasQuantizedWeights());
     }
 
     // Cancel in each stage (at its first progress report): CancelledError within 5 s, no destination, no partial

@@ -2,7 +2,7 @@
 // transform's tensor read in arbitrary pieces equals the tensor read whole; the vocabulary transform's token
 // rows and FLAP's kept rows and columns equal the rows and elements picked from the checkpoint by hand; the
 // source written unchanged has every tensor's bytes; prune-vocab and text-only write the bytes they wrote before
-// the stream existed; cancel stops the writer.
+// the stream existed; the stream read as a Checkpoint gives what the written folder gives; cancel stops the writer.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/export/gguf_export.h"
 #include "core/io/atomic_output.h"
 #include "core/model/checkpoint_files.h"
 #include "core/model/tensor_table.h"
@@ -20,6 +21,7 @@
 #include "core/recipes/text_only.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
+#include "core/tokenizer/tokenizer.h"
 #include "core/util/sha256.h"
 #include "test_support.h"
 
@@ -96,7 +98,7 @@ private slots:
             QCOMPARE(c.tensors[j].shape, s.tensors[i].shape);
             QVERIFY2(readWhole(c, j) == readWhole(s, i), s.tensors[i].name.c_str());
         }
-        for (const StreamFile& f : s.files) QCOMPARE(readBytes(out / f.name), readBytes(f.from));
+        for (const SideFile& f : s.files) QCOMPARE(readBytes(out / f.name), readBytes(f.from));
     }
 
     // Text-only then vocabulary, read in random pieces: equal to whole reads; every token table's row r is the
@@ -222,6 +224,47 @@ private slots:
             {"tokenizer.json", "d4a6bb13b0d1569c0625aa23ba2d5713cef600beca7ac144b8151d5d81794bea"}};
         for (const auto& [dir, expected] : {std::pair{"pv", pruned}, std::pair{"to", textOnly}})
             for (const auto& [name, sha] : expected) QVERIFY2(sha256File(tempPath(dir_, dir) / name, CancelToken{}) == sha, (std::string(dir) + "/" + name).c_str());
+    }
+
+    // The stream as a Checkpoint (streamCheckpoint), for stages that read one: text-only then vocabulary of the
+    // bundled model, checked against the table as a folder is; each tensor read through the entry equals the
+    // stream's read; the rewritten configs and tokenizer come from its side files; mapping a tensor is refused;
+    // and the GGUF exporter reading it writes exactly the file it writes from the stream written out and opened.
+    void streamAsCheckpoint() {
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        TextOnlyReport tr;
+        VocabPruneReport vr;
+        VocabularyRecipe v;
+        v.preset = "english";
+        const TensorStream s = vocabularyStream(textOnlyStream(checkpointStream(ck), tr), v, vr);
+        const Checkpoint sc = streamCheckpoint(s);
+        QCOMPARE(sc.config().vocabSize, vr.tokensAfterPadding);
+        QCOMPARE(sc.tensors().size(), s.tensors.size());
+        QCOMPARE(sc.specialTokens().eos, s.special.eos);
+        QVERIFY(sc.hasGenerationConfig());
+        for (std::size_t i = 0; i < s.tensors.size(); ++i) {
+            const TensorStore::Entry& e = *sc.tensors()[i].entry;
+            QCOMPARE(e.info->name, s.tensors[i].name);
+            QVERIFY(sc.tensors()[i].expected != nullptr);  // every tensor found its row of the table
+            std::string b(std::size_t(e.info->nbytes), '\0');
+            e.file->read(*e.info, b.data(), 0, b.size());
+            QVERIFY2(b == readWhole(s, i), e.info->name.c_str());
+        }
+        QVERIFY(sc.sideFile(files::kTokenizer)->text.has_value());  // the pruned tokenizer, never the input's
+        QCOMPARE(checkpointTokenizer(sc).size(), vr.tokensAfterPadding);
+        WHITTLE_EXPECT_ERROR(sc.tensors()[0].entry->file->view(*sc.tensors()[0].entry->info), Error, "no mapping");
+
+        NullProgress np;
+        const fs::path written = tempPath(dir_, "sc-written");
+        fs::create_directory(written);
+        writeStream(s, written, np, CancelToken{});
+        GgufExportOptions o;
+        o.weightType = GgmlType::Q8_0;
+        o.name = "same";
+        const GgufExportReport a = exportGguf(sc, tempPath(dir_, "from-stream.gguf"), o, np, CancelToken{});
+        const GgufExportReport b = exportGguf(Checkpoint::open(written), tempPath(dir_, "from-folder.gguf"), o, np, CancelToken{});
+        QCOMPARE(a.fileBytes, b.fileBytes);
+        QCOMPARE(sha256File(tempPath(dir_, "from-stream.gguf"), CancelToken{}), sha256File(tempPath(dir_, "from-folder.gguf"), CancelToken{}));
     }
 
     // A selection whose layer count does not match the model is refused before anything is read.
