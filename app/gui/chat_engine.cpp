@@ -18,7 +18,7 @@ struct EngineState {
     std::unique_ptr<gpu::VulkanInstance> instance;
     std::vector<gpu::DeviceCaps> caps;
     QString instanceError;
-    std::unique_ptr<Checkpoint> checkpoint;
+    std::shared_ptr<const Checkpoint> checkpoint;
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<ReferenceModel> reference;
     std::unique_ptr<gpu::ComputeDevice> device;
@@ -88,15 +88,15 @@ void ChatEngine::listDevices() {
     });
 }
 
-void ChatEngine::loadModel(const QString& dir, int device, int context) {
+void ChatEngine::loadModel(const QString& dir, int device, int context, std::shared_ptr<const Checkpoint> opened) {
     busy_ = true;
-    post([this, dir, device, context] {
+    post([this, dir, device, context, opened] {
         EngineState& s = *state_;
         s.unload();
         QVariantMap defaults;
         try {
-            s.checkpoint = std::make_unique<Checkpoint>(Checkpoint::open(dir.toStdString()));
-            s.tokenizer = std::make_unique<Tokenizer>(Tokenizer::fromModelOrFile(s.checkpoint->dir()));
+            s.checkpoint = opened ? opened : std::make_shared<const Checkpoint>(Checkpoint::open(dir.toStdString()));
+            s.tokenizer = std::make_unique<Tokenizer>(checkpointTokenizer(*s.checkpoint));
             s.reference = std::make_unique<ReferenceModel>(*s.checkpoint);
             if (device >= 0) {
                 if (!s.ensureInstance()) throw Error(s.instanceError.toStdString());

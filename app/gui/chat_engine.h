@@ -15,6 +15,10 @@
 #include "core/progress.h"
 #include "core/tokenizer/chat_format.h"
 
+namespace whittle {
+class Checkpoint;
+}
+
 namespace whittle::gui {
 
 struct EngineState;  // lives on the engine thread
@@ -27,8 +31,9 @@ public:
 
     // Each posts its work to the engine thread and returns at once.
     void listDevices();
-    // device: a Vulkan device index, or -1 for the CPU reference.
-    void loadModel(const QString& dir, int device, int context);
+    // device: a Vulkan device index, or -1 for the CPU reference. `opened`: the main window's checkpoint of
+    // `dir` when it has one (read-only, shared across threads), so the folder is not opened twice.
+    void loadModel(const QString& dir, int device, int context, std::shared_ptr<const Checkpoint> opened = {});
     void respond(const std::vector<ChatMessage>& messages, const QString& system, const SamplingParams& sampling, int maxTokens);
     // Decode speed of a model folder on a device (-1: the CPU reference), for the Compare page: its own model
     // and session, the conversation's untouched; greedy, `tokens` tokens after a short prompt. Emits decodeMeasured.

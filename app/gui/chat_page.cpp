@@ -234,7 +234,11 @@ ChatPage::ChatPage(QWidget* parent) : QWidget(parent), engine_(new ChatEngine(th
 
 ChatPage::~ChatPage() = default;
 
-void ChatPage::offerModel(const QString& dir) {
+void ChatPage::offerModel(const QString& dir, std::shared_ptr<const Checkpoint> opened) {
+    if (opened) {
+        openedDir_ = dir;
+        opened_ = std::move(opened);
+    }
     int at = model_->findData(dir);
     if (at < 0) {
         model_->insertItem(0, QDir::toNativeSeparators(dir), dir);
@@ -253,7 +257,8 @@ void ChatPage::loadSelected() {
     ready_ = false;
     loadedKey_ = key;
     status_->setText(tr("Loading %1 on %2 …").arg(QFileInfo(dir).fileName(), device_->currentText()));
-    engine_->loadModel(dir, device_->currentData().isValid() ? device_->currentData().toInt() : -1, context_->value());
+    engine_->loadModel(dir, device_->currentData().isValid() ? device_->currentData().toInt() : -1, context_->value(),
+                       dir == openedDir_ ? opened_ : nullptr);
     updateButtons();
 }
 

@@ -7,6 +7,7 @@
 // every answer, stored with the conversation, which is saved and reopened as JSON. All engine work happens on
 // the ChatEngine's thread.
 #include <QWidget>
+#include <memory>
 
 #include "app/gui/chat_tree.h"
 #include "core/engine/sampler.h"
@@ -20,6 +21,10 @@ class QPushButton;
 class QSpinBox;
 class QTextBrowser;
 
+namespace whittle {
+class Checkpoint;
+}
+
 namespace whittle::gui {
 
 class ChatEngine;
@@ -30,8 +35,9 @@ public:
     explicit ChatPage(QWidget* parent = nullptr);
     ~ChatPage() override;
 
-    // Offers `dir` in the model picker (the main window's open checkpoint) and selects it.
-    void offerModel(const QString& dir);
+    // Offers `dir` in the model picker (the main window's open checkpoint) and selects it; `opened` is that
+    // checkpoint, which loading `dir` then uses instead of opening the folder again.
+    void offerModel(const QString& dir, std::shared_ptr<const Checkpoint> opened = {});
     // Loads the selected model on the selected device (also done by Send when nothing is loaded).
     void loadSelected();
     // Sends the input box's text (or `text`) as the next user message.
@@ -89,6 +95,8 @@ private:
     bool generating_ = false, ready_ = false, loading_ = false;
     QString pendingSend_;  // a message waiting for the model to load
     QString loadedKey_;    // model|device|context the engine holds
+    QString openedDir_;    // the main window's checkpoint folder, and the checkpoint
+    std::shared_ptr<const Checkpoint> opened_;
 
     QComboBox *device_, *model_;
     QLineEdit* system_;

@@ -152,11 +152,11 @@ void MainWindow::loadFinished() {
     inventory_ = r.inventory;
     checkpoint_ = r.checkpoint;
     modelPage_->setInventory(inventory_.get());
-    vocabularyPage_->open(loadingDir_);
+    vocabularyPage_->open(loadingDir_, checkpoint_);
     quantizationPage_->open(checkpoint_);
     runPage_->open(checkpoint_);
     comparePage_->open(loadingDir_);
-    chatPage_->offerModel(loadingDir_);
+    chatPage_->offerModel(loadingDir_, checkpoint_);
     RecentModels::add(loadingDir_);
     rebuildRecentMenu();
     setWindowTitle(tr("Whittle — %1").arg(QFileInfo(loadingDir_).fileName()));

@@ -9,12 +9,14 @@ namespace whittle::gui {
 
 namespace fs = std::filesystem;
 
-std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path) {
+std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path, std::shared_ptr<const Checkpoint> opened) {
     auto d = std::make_shared<VocabularyData>();
     d->source = path;
-    if (fs::is_directory(path) && fs::exists(path / whittle::files::kConfig)) {
+    if (opened && opened->dir() != path) opened.reset();
+    if (opened || (fs::is_directory(path) && fs::exists(path / whittle::files::kConfig))) {
         d->modelDir = path;
-        const Checkpoint ck = Checkpoint::open(path);
+        if (!opened) opened = std::make_shared<const Checkpoint>(Checkpoint::open(path));
+        const Checkpoint& ck = *opened;
         const Inventory inv = makeInventory(ck);
         RowCost c;
         c.row = tokenRowCost(inv);
@@ -23,7 +25,7 @@ std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path) {
         c.totalBytes = inv.total.bytes;
         d->cost = c;
     }
-    d->tokenizer = std::make_shared<const Tokenizer>(Tokenizer::fromModelOrFile(path));
+    d->tokenizer = std::make_shared<const Tokenizer>(opened ? checkpointTokenizer(*opened) : Tokenizer::fromModelOrFile(path));
     d->table = classifyVocabulary(*d->tokenizer);
     return d;
 }

@@ -12,6 +12,10 @@
 #include "core/tokenizer/buckets.h"
 #include "core/tokenizer/tokenizer.h"
 
+namespace whittle {
+class Checkpoint;
+}
+
 namespace whittle::gui {
 
 struct RowCost {                                    // one vocabulary row of the checkpoint
@@ -29,8 +33,10 @@ struct VocabularyData {
     int rows() const { return cost ? cost->rows : tokenizer->size(); }
 };
 
-// Throws whittle::Error with the file and reason.
-std::shared_ptr<const VocabularyData> loadVocabularyData(const std::filesystem::path& modelOrTokenizer);
+// Throws whittle::Error with the file and reason. `opened`: the main window's checkpoint, used (not opened
+// again) when it is the folder asked for.
+std::shared_ptr<const VocabularyData> loadVocabularyData(const std::filesystem::path& modelOrTokenizer,
+                                                         std::shared_ptr<const Checkpoint> opened = {});
 
 struct SelectionSummary {
     int kept = 0;             // before padding

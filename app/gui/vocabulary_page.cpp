@@ -297,14 +297,14 @@ void VocabularyPage::clear() {
     stack_->setCurrentIndex(0);
 }
 
-void VocabularyPage::open(const QString& path) {
+void VocabularyPage::open(const QString& path, std::shared_ptr<const Checkpoint> opened) {
     if (loading_) return;
     loading_ = true;
     emptyLabel_->setText(tr("<div style='font-size:14pt'>Reading the tokenizer…</div>"));
     stack_->setCurrentIndex(0);
-    loadWatcher_.setFuture(QtConcurrent::run([p = path.toStdString(), this]() -> std::shared_ptr<const VocabularyData> {
+    loadWatcher_.setFuture(QtConcurrent::run([p = path.toStdString(), opened, this]() -> std::shared_ptr<const VocabularyData> {
         try {
-            return loadVocabularyData(p);
+            return loadVocabularyData(p, opened);
         } catch (const std::exception& e) {
             // Only read by loadFinished on the GUI thread after the future completes.
             loadError_ = QString::fromUtf8(e.what());

@@ -24,6 +24,10 @@ class QStackedLayout;
 class QTableView;
 class QTextBrowser;
 
+namespace whittle {
+class Checkpoint;
+}
+
 namespace whittle::gui {
 
 class WorkerBridge;
@@ -54,7 +58,8 @@ public:
     ~VocabularyPage() override;
 
     // A model folder or a tokenizer.json; loads in the background, then emits loaded() or loadFailed().
-    void open(const QString& modelOrTokenizer);
+    // `opened`: the main window's checkpoint of that folder, read instead of opening it again.
+    void open(const QString& modelOrTokenizer, std::shared_ptr<const Checkpoint> opened = {});
     void clear();
     bool busy() const;  // loading, selecting or computing the try-text
 

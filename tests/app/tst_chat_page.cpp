@@ -19,11 +19,13 @@
 
 #include "app/gui/chat_engine.h"
 #include "app/gui/chat_page.h"
+#include "core/model/checkpoint.h"
 #include "test_support.h"
 
 using namespace whittle;
 using namespace whittle::gui;
 using namespace whittle::test;
+namespace fs = std::filesystem;
 
 class TestChatPage : public QObject {
     Q_OBJECT
@@ -197,6 +199,31 @@ private slots:
         QVERIFY(dialog);
         QVERIFY(page_->transcriptHtml().contains("One more."));  // unchanged
         dialog->close();
+    }
+
+    // The page loads the checkpoint the main window offers with the folder instead of opening the folder again:
+    // with the tensor file deleted after opening (the open checkpoint still holds it), loading the offered
+    // checkpoint works and loading the same folder without it fails naming the file.
+    void loadsTheOfferedCheckpoint() {
+        const fs::path copy = fs::path(dir_.path().toStdString()) / "offered";
+        fs::copy(bundledModelDir(), copy, fs::copy_options::recursive);
+        auto opened = std::make_shared<const Checkpoint>(Checkpoint::open(copy));
+        fs::remove(copy / "model.safetensors");
+        const int device = page_->deviceBox()->currentIndex();
+        page_->deviceBox()->setCurrentIndex(0);  // the CPU reference
+        const QString dir = QString::fromStdString(copy.string());
+        QSignalSpy ready(page_, &ChatPage::modelReadyChanged);
+        page_->offerModel(dir);
+        page_->loadSelected();
+        QVERIFY(ready.wait(60000));
+        QVERIFY(!ready.first().first().toBool());
+        QVERIFY2(ready.first().at(1).toString().contains("model.safetensors"), qPrintable(ready.first().at(1).toString()));
+        ready.clear();
+        page_->offerModel(dir, opened);
+        page_->loadSelected();
+        QVERIFY(ready.wait(60000));
+        QVERIFY2(ready.first().first().toBool(), qPrintable(ready.first().at(1).toString()));
+        page_->deviceBox()->setCurrentIndex(device);
     }
 };
 

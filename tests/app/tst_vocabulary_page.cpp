@@ -15,6 +15,7 @@
 #include <QTableView>
 
 #include "app/gui/main_window.h"
+#include "app/gui/vocabulary_data.h"
 #include "app/gui/vocabulary_page.h"
 #include "core/model/checkpoint.h"
 #include "core/recipes/recipe.h"
@@ -263,6 +264,20 @@ private slots:
 
     // Google's 262k tokenizer on its own: buckets, the published English counts, and a browser that filters
     // and scrolls through every token.
+    // The page reads the main window's checkpoint instead of opening the folder again: with the tensor file
+    // deleted after opening, the data loads from the open checkpoint (sizes included) and not from the folder.
+    void readsTheOpenCheckpoint() {
+        const fs::path copy = fs::path(dir_.path().toStdString()) / "opened";
+        fs::copy(bundledModelDir(), copy, fs::copy_options::recursive);
+        auto opened = std::make_shared<const Checkpoint>(Checkpoint::open(copy));
+        fs::remove(copy / "model.safetensors");
+        const auto d = loadVocabularyData(copy, opened);
+        QVERIFY(d->cost.has_value());
+        QCOMPARE(d->cost->totalBytes, page_->data()->cost->totalBytes);
+        QCOMPARE(d->tokenizer->size(), page_->data()->tokenizer->size());
+        WHITTLE_EXPECT_ERROR(loadVocabularyData(copy), Error, "model.safetensors");
+    }
+
     void realTokenizer() {
         const fs::path tj = fs::path(qEnvironmentVariable("WHITTLE_PEERS_DIR").toStdString()) / "gemma-tokenizer/tokenizer.json";
         WHITTLE_REQUIRE_OR_SKIP(fs::exists(tj), "test peers not installed (tests/peers/install.sh)");

@@ -1,0 +1,136 @@
+// The engine-memory estimate (core/estimate/engine_memory.h) against what the Vulkan engine allocates and
+// against published figures:
+//   - KV cache at n_ctx 4096, window 512, chunk 1024, f16 with llama.cpp's cells (the published check):
+//     E4B 60 MiB sliding + 64 MiB full, E2B 18 MiB + 24 MiB, exactly;
+//   - Whittle's own layout (f32, window + chunk − 1 ring positions) equal, part by part, to the engine's
+//     allocations (VulkanSession::stats(), which sizes buffers from Vulkan's memory requirements and never calls
+//     the estimator) within 1 % + 64 KiB: the bundled model in bf16, INT4 RTN, INT4 RTN with Q8_0 token tables and
+//     NVFP4, and a mini E2B with an untied head and with the unread k/v of its KV-shared layers stored; the PLE
+//     table on the host and on the device; contexts 256, 4096 and 32768.
+#include <nlohmann/json.hpp>
+
+#include "core/estimate/engine_memory.h"
+#include "core/fixtures/tiny_checkpoint.h"
+#include "core/model/checkpoint.h"
+#include "core/reference/reference_model.h"
+#include "gpu/vulkan_engine.h"
+#include "gpu_test_support.h"
+#include "test_support.h"
+
+using namespace whittle;
+using namespace whittle::gpu;
+using namespace whittle::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint64_t MiB = 1u << 20;
+
+// |estimate − allocated| ≤ 1 % of allocated + 64 KiB.
+bool within(std::uint64_t estimate, std::uint64_t allocated) {
+    const double d = std::abs(double(estimate) - double(allocated));
+    return d <= 0.01 * double(allocated) + 65536.0;
+}
+
+}  // namespace
+
+class TestEngineMemory : public QObject {
+    Q_OBJECT
+    ValidatedDevice vk_;
+    QTemporaryDir dir_;
+
+    fs::path variant(const QString& name) {
+        if (name == "bf16") return bundledModelDir();
+        const fs::path out = tempPath(dir_, name.toStdString().c_str());
+        if (fs::exists(out)) return out;
+        if (name.startsWith("mini")) {  // an untied head, or dead k/v tensors of KV-shared layers present but unread
+            TinyCheckpointOptions o;
+            o.preset = "e2b-mini";
+            o.untied = name == "mini untied";
+            o.deadSharedKv = name == "mini dead-kv";
+            NullProgress np;
+            makeTinyCheckpoint(out, o, np, CancelToken{});
+            return out;
+        }
+        const QString src = QString::fromStdString(bundledModelDir().string());
+        QStringList args{"quantize", src, QString::fromStdString(out.string())};
+        if (name == "int4 rtn") args << "--method" << "rtn";
+        else if (name == "int4 rtn q8_0 tables") args << "--method" << "rtn" << "--embeddings" << "q8_0";
+        else if (name == "nvfp4") args << "--method" << "nvfp4";
+        const CliResult r = runCli(args, 240000);
+        if (r.exitCode != 0) qWarning("%s", qPrintable(r.err));
+        return r.exitCode == 0 ? out : fs::path();
+    }
+
+private slots:
+    void initTestCase() {
+        QVERIFY(dir_.isValid());
+        const std::string why = vk_.open();
+        WHITTLE_REQUIRE_OR_SKIP(why.empty(), why.c_str());
+    }
+    void cleanupTestCase() {
+        if (vk_.instance) WHITTLE_EXPECT_NO_VALIDATION_MESSAGES(*vk_.instance);
+    }
+
+    // The published llama.cpp figures, from the presets' configs (E2B/E4B's layer kinds, KV sharing, head dims).
+    void publishedKvCache() {
+        const KvCacheSize e4b = kvCacheSize(tinyPresetConfig("e4b-full"), 4096, 1024, KvCacheType::F16, KvCells::LlamaCpp);
+        QCOMPARE(e4b.slidingBytes, 60 * MiB);
+        QCOMPARE(e4b.fullBytes, 64 * MiB);
+        QCOMPARE(e4b.slidingLayers, 20);
+        QCOMPARE(e4b.fullLayers, 4);
+        const KvCacheSize e2b = kvCacheSize(tinyPresetConfig("e2b-full"), 4096, 1024, KvCacheType::F16, KvCells::LlamaCpp);
+        QCOMPARE(e2b.slidingBytes, 18 * MiB);
+        QCOMPARE(e2b.fullBytes, 24 * MiB);
+        // Whittle's ring: one position fewer than window + chunk; a context shorter than the ring holds the context.
+        const KvCacheSize w = kvCacheSize(tinyPresetConfig("e2b-full"), 4096, 1024);
+        QCOMPARE(w.slidingCells, std::int64_t(512 + 1024 - 1));
+        QCOMPARE(kvCacheSize(tinyPresetConfig("e2b-full"), 300, 1024).slidingCells, std::int64_t(300));
+        WHITTLE_EXPECT_ERROR(kvCacheSize(tinyPresetConfig("e2b-full"), 0, 32), UsageError, "context");
+    }
+
+    void matchesTheEngine_data() {
+        QTest::addColumn<QString>("weights");
+        QTest::addColumn<bool>("pleInVram");
+        QTest::addColumn<int>("context");
+        for (const char* w : {"bf16", "int4 rtn", "int4 rtn q8_0 tables", "nvfp4", "mini untied", "mini dead-kv"})
+            for (bool ple : {false, true})
+                for (int ctx : {256, 4096, 32768})
+                    QTest::newRow(qPrintable(QString("%1 %2 %3").arg(w, ple ? "ple-vram" : "ple-host").arg(ctx))) << QString(w) << ple << ctx;
+    }
+    void matchesTheEngine() {
+        QFETCH(QString, weights);
+        QFETCH(bool, pleInVram);
+        QFETCH(int, context);
+        const fs::path dir = variant(weights);
+        QVERIFY(!dir.empty());
+        const Checkpoint ck = Checkpoint::open(dir);
+        const ReferenceModel ref(ck);
+        EngineOptions eo;
+        eo.pleInVram = pleInVram;
+        VulkanModel model(*vk_.device, ref, eo);
+        VulkanSession session(model, context);
+        const EngineStats s = session.stats();
+        RuntimeOptions ro;
+        ro.context = context;
+        ro.prefillChunk = eo.prefillChunk;
+        ro.pleInVram = pleInVram;
+        ro.maxBindingBytes = model.maxBindingBytes();
+        const EngineMemory m = estimateEngineMemory(ck, ro);
+        const auto at = [&](MemoryKind k) { return s.allocatedBytes[std::size_t(k)]; };
+        qInfo("estimate vs engine (bytes): weights %llu / %llu, KV %llu / %llu, scratch %llu / %llu, host-visible %llu / %llu",
+              (unsigned long long)(m.weights + m.pleTable), (unsigned long long)at(MemoryKind::Weights), (unsigned long long)m.kv.total(),
+              (unsigned long long)at(MemoryKind::KvCache), (unsigned long long)m.scratch, (unsigned long long)at(MemoryKind::Scratch),
+              (unsigned long long)m.hostVisible, (unsigned long long)at(MemoryKind::Host));
+        QVERIFY(within(m.weights + m.pleTable, at(MemoryKind::Weights)));
+        QVERIFY(within(m.kv.total(), at(MemoryKind::KvCache)));
+        QVERIFY(within(m.scratch, at(MemoryKind::Scratch)));
+        QVERIFY(within(m.hostVisible, at(MemoryKind::Host)));
+        QVERIFY(within(m.deviceTotal(), s.totalAllocatedBytes));
+        // The PLE table is on exactly one side.
+        QCOMPARE(m.pleTable > 0, pleInVram);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestEngineMemory)
+#include "tst_engine_memory.moc"
