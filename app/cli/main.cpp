@@ -22,6 +22,8 @@ const Command kCommands[] = {
      whittle::cli::runBuckets},
     {"slim", "MODEL OUT (--recipe FILE | [--text-only] [--vocab P] [--flap R] [--quantize M])   every recipe in one run",
      whittle::cli::runSlim},
+    {"estimate", "MODEL [--recipe FILE | the slim flags] [--ctx N] [--chunk N] [--ple host|gpu] [--json]   disk size and memory, before running",
+     whittle::cli::runEstimate},
     {"prune-vocab", "MODEL OUT --preset P | --buckets B,… | --recipe FILE   keep part of the vocabulary",
      whittle::cli::runPruneVocab},
     {"flap", "MODEL OUT --ratio R [--no-compensation] [--metric wifv|random] [--calib FILES]   FLAP structured FFN pruning",

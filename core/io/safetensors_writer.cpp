@@ -39,16 +39,15 @@ bool allZero(const std::byte* p, std::size_t n) {
 }
 }  // namespace
 
-SafetensorsWriter::SafetensorsWriter(const fs::path& dir, std::vector<TensorSpec> plan,
-                                     SafetensorsWriterOptions options)
-    : dir_(dir), plan_(std::move(plan)) {
+SafetensorsLayout layoutSafetensors(const std::vector<TensorSpec>& plan, const SafetensorsWriterOptions& options, const std::string& where) {
+    SafetensorsLayout layout;
     // Shard assignment follows the plan order, as transformers' save_pretrained does.
     std::vector<std::vector<std::size_t>> groups(1);
     std::uint64_t groupBytes = 0;
-    for (std::size_t i = 0; i < plan_.size(); ++i) {
-        if (!byName_.emplace(plan_[i].name, i).second)
-            throw UsageError(dir.string(), plan_[i].name, "tensor planned twice");
-        const std::uint64_t b = plan_[i].nbytes();
+    std::unordered_map<std::string, std::size_t> seen;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+        if (!seen.emplace(plan[i].name, i).second) throw UsageError(where, plan[i].name, "tensor planned twice");
+        const std::uint64_t b = plan[i].nbytes();
         if (!groups.back().empty() && groupBytes + b > options.shardLimitBytes) {
             groups.emplace_back();
             groupBytes = 0;
@@ -56,13 +55,14 @@ SafetensorsWriter::SafetensorsWriter(const fs::path& dir, std::vector<TensorSpec
         groups.back().push_back(i);
         groupBytes += b;
     }
-    slots_.resize(plan_.size());
+    layout.offsets.resize(plan.size());
+    layout.shardOf.resize(plan.size());
     for (std::size_t g = 0; g < groups.size(); ++g) {
         auto& ids = groups[g];
         // Within a file: descending dtype alignment, then name (the reference library's order).
         std::sort(ids.begin(), ids.end(), [&](std::size_t a, std::size_t b) {
-            if (plan_[a].dtype != plan_[b].dtype) return plan_[a].dtype > plan_[b].dtype;
-            return plan_[a].name < plan_[b].name;
+            if (plan[a].dtype != plan[b].dtype) return plan[a].dtype > plan[b].dtype;
+            return plan[a].name < plan[b].name;
         });
         nlohmann::ordered_json header = nlohmann::ordered_json::object();
         if (!options.metadata.empty()) {
@@ -72,30 +72,71 @@ SafetensorsWriter::SafetensorsWriter(const fs::path& dir, std::vector<TensorSpec
         }
         std::uint64_t off = 0;
         for (auto i : ids) {
-            const TensorSpec& t = plan_[i];
+            const TensorSpec& t = plan[i];
             nlohmann::ordered_json e;
             e["dtype"] = std::string(dtypeName(t.dtype));
             e["shape"] = t.shape;
             e["data_offsets"] = {off, off + t.nbytes()};
             header[t.name] = e;
-            slots_[i] = Slot{g, off, t.nbytes()};
+            layout.offsets[i] = off;
+            layout.shardOf[i] = g;
             off += t.nbytes();
         }
-        std::string text = header.dump();
-        text.append((8 - text.size() % 8) % 8, ' ');
-        Shard s;
+        SafetensorsLayout::Shard s;
+        s.header = header.dump();
+        s.header.append((8 - s.header.size() % 8) % 8, ' ');
         s.fileName = groups.size() == 1 ? "model.safetensors" : shardName(g, groups.size());
+        s.size = 8 + s.header.size() + off;
+        s.tensors = ids;
+        for (auto i : ids) layout.offsets[i] += 8 + s.header.size();
+        layout.shards.push_back(std::move(s));
+    }
+    if (layout.shards.size() > 1) {
+        nlohmann::ordered_json idx;
+        std::uint64_t total = 0, params = 0;
+        for (const auto& t : plan) {
+            total += t.nbytes();
+            params += t.numel();
+        }
+        idx["metadata"] = {{"total_size", total}, {"total_parameters", params}};
+        nlohmann::ordered_json map = nlohmann::ordered_json::object();
+        std::vector<std::pair<std::string, std::string>> entries;
+        for (const auto& s : layout.shards)
+            for (auto i : s.tensors) entries.emplace_back(plan[i].name, s.fileName);
+        std::sort(entries.begin(), entries.end());
+        for (const auto& [n, f] : entries) map[n] = f;
+        idx["weight_map"] = map;
+        layout.index = idx.dump(2) + "\n";
+    }
+    return layout;
+}
+
+std::uint64_t SafetensorsLayout::totalBytes() const {
+    std::uint64_t n = index.size();
+    for (const Shard& s : shards) n += s.size;
+    return n;
+}
+
+SafetensorsWriter::SafetensorsWriter(const fs::path& dir, std::vector<TensorSpec> plan,
+                                     SafetensorsWriterOptions options)
+    : dir_(dir), plan_(std::move(plan)) {
+    SafetensorsLayout layout = layoutSafetensors(plan_, options, dir.string());
+    for (std::size_t i = 0; i < plan_.size(); ++i) byName_.emplace(plan_[i].name, i);
+    slots_.resize(plan_.size());
+    for (std::size_t i = 0; i < plan_.size(); ++i) slots_[i] = Slot{layout.shardOf[i], layout.offsets[i], plan_[i].nbytes()};
+    for (SafetensorsLayout::Shard& l : layout.shards) {
+        Shard s;
+        s.fileName = l.fileName;
         s.file = FileHandle::createWrite(dir / s.fileName);
         unsigned char len[8];
-        for (int k = 0; k < 8; ++k) len[k] = static_cast<unsigned char>(std::uint64_t(text.size()) >> (8 * k));
+        for (int k = 0; k < 8; ++k) len[k] = static_cast<unsigned char>(std::uint64_t(l.header.size()) >> (8 * k));
         s.file.pwriteAll(len, 8, 0);
-        s.file.pwriteAll(text.data(), text.size(), 8);
-        const std::uint64_t dataStart = 8 + text.size();
-        for (auto i : ids) slots_[i].offset += dataStart;
-        s.size = dataStart + off;
-        s.tensors = ids;
+        s.file.pwriteAll(l.header.data(), l.header.size(), 8);
+        s.size = l.size;
+        s.tensors = l.tensors;
         shards_.push_back(std::move(s));
     }
+    index_ = std::move(layout.index);
 }
 
 SafetensorsWriter::Slot& SafetensorsWriter::slot(std::string_view name) {
@@ -147,23 +188,7 @@ void SafetensorsWriter::finish() {
         s.file.sync();
         s.file.close();
     }
-    if (shards_.size() > 1) {
-        nlohmann::ordered_json idx;
-        std::uint64_t total = 0, params = 0;
-        for (const auto& t : plan_) {
-            total += t.nbytes();
-            params += t.numel();
-        }
-        idx["metadata"] = {{"total_size", total}, {"total_parameters", params}};
-        nlohmann::ordered_json map = nlohmann::ordered_json::object();
-        std::vector<std::pair<std::string, std::string>> entries;
-        for (const auto& s : shards_)
-            for (auto i : s.tensors) entries.emplace_back(plan_[i].name, s.fileName);
-        std::sort(entries.begin(), entries.end());
-        for (const auto& [n, f] : entries) map[n] = f;
-        idx["weight_map"] = map;
-        writeTextFile(dir_ / files::kSafetensorsIndex, idx.dump(2) + "\n");
-    }
+    if (!index_.empty()) writeTextFile(dir_ / files::kSafetensorsIndex, index_);
     finished_ = true;
 }
 

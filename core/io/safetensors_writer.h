@@ -29,6 +29,26 @@ struct SafetensorsWriterOptions {
     std::map<std::string, std::string> metadata{{"format", "pt"}};
 };
 
+// Where every byte of a plan goes, before anything is written: the shard files (their names, header text and
+// sizes), each tensor's shard and absolute offset, and the index text when sharded. The writer lays files out
+// by it, and estimates size outputs by it (core/estimate), so the two never disagree.
+struct SafetensorsLayout {
+    struct Shard {
+        std::string fileName;
+        std::string header;  // the JSON header, padded with spaces to a multiple of 8
+        std::uint64_t size = 0;  // the file's bytes: 8 + header + data
+        std::vector<std::size_t> tensors;  // plan indices, in file order
+    };
+    std::vector<Shard> shards;
+    std::vector<std::size_t> shardOf;        // per plan index
+    std::vector<std::uint64_t> offsets;      // per plan index: absolute in its shard
+    std::string index;                       // model.safetensors.index.json's text; empty for one file
+    std::uint64_t totalBytes() const;        // every file, the index included
+};
+// Throws UsageError naming `where` and the tensor when a name is planned twice.
+SafetensorsLayout layoutSafetensors(const std::vector<TensorSpec>& plan, const SafetensorsWriterOptions& options = {},
+                                    const std::string& where = {});
+
 class SafetensorsWriter {
 public:
     static constexpr std::uint64_t kHoleBlock = 64 * 1024;
@@ -68,6 +88,7 @@ private:
     std::vector<Slot> slots_;
     std::unordered_map<std::string, std::size_t> byName_;
     std::vector<Shard> shards_;
+    std::string index_;
     bool finished_ = false;
 };
 

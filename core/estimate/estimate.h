@@ -1,0 +1,44 @@
+#pragma once
+// What a recipe will produce, before anything runs: the output's size on disk and what Whittle's engine will
+// need to run it. Computed from the same pieces the pipeline executes — the stream transforms' tensor specs
+// (text-only, vocabulary; nothing but the tokenizer is read), the quantization plan (planQuantization), the
+// safetensors layout the writer uses (layoutSafetensors) — and the engine-memory estimate of that output
+// (engine_memory.h). So the figures are the output's, not a rule of thumb.
+//
+// FLAP keeps the widths its calibration picks: before calibration the estimate assumes channels removed in
+// proportion to each layer's width (the global ranking with the same score spread in every layer) and gives a
+// range for the rounding to width multiples (the run's whittle.json has the widths calibration chose). The
+// bit budget's formats come from its sensitivity measurement: its estimate is the target bits per weight
+// applied to the quantized weights (labelled). GGUF files are not estimated yet.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/estimate/engine_memory.h"
+#include "core/model/checkpoint.h"
+#include "core/recipes/recipe.h"
+
+namespace whittle {
+
+struct OutputEstimate {
+    std::uint64_t tensorBytes = 0;  // the safetensors files (headers and index included)
+    std::uint64_t sideBytes = 0;    // configs, tokenizer, chat template, … (whittle.json, the run's record, not counted)
+    std::uint64_t diskBytes() const { return tensorBytes + sideBytes; }
+    std::uint64_t parameters = 0;   // model weights (CheckpointTensor::parameters: 8 a GPTQ word, 2 an NVFP4 byte)
+    EngineMemory memory;            // running the output
+};
+
+struct Estimate {
+    OutputEstimate input;   // the checkpoint as it is
+    OutputEstimate output;  // after the recipe
+    bool exact = true;      // false before FLAP's calibration or the budget's measurement
+    std::optional<OutputEstimate> low, high;  // FLAP: the output at the rounding's extremes
+    std::string note;       // what is approximate and why
+};
+
+// Throws UsageError naming the recipe field for a combination the pipeline would refuse.
+Estimate estimate(const Checkpoint& checkpoint, const Recipe& recipe, const RuntimeOptions& runtime);
+
+Json toJson(const Estimate& e);
+
+}  // namespace whittle

@@ -1,0 +1,163 @@
+// The recipe estimate (core/estimate/estimate.h) against what the pipeline writes: for each recipe on the
+// bundled model and on a mini E2B with an untied head, the safetensors bytes estimated equal the files written
+// exactly, the whole folder (whittle.json, the run's record, aside) within 0.5 % + 64 KiB, and the engine memory
+// estimated before the run equals, field by field, the estimate made from the written output (which
+// tst_engine_memory checks against the Vulkan engine's own allocations). FLAP, before calibration: the written
+// output lies inside the estimate's range. `whittle-cli estimate --json` gives the same figures.
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/estimate/estimate.h"
+#include "core/fixtures/tiny_checkpoint.h"
+#include "core/pipeline/slim.h"
+#include "core/recipes/recipe.h"
+#include "test_support.h"
+
+using namespace whittle;
+using namespace whittle::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Written {
+    std::uint64_t tensors = 0, all = 0;
+};
+
+Written folderBytes(const fs::path& dir) {
+    Written w;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if (!e.is_regular_file() || n == "whittle.json") continue;
+        w.all += e.file_size();
+        if (e.path().extension() == ".safetensors" || n == "model.safetensors.index.json") w.tensors += e.file_size();
+    }
+    return w;
+}
+
+bool sameMemory(const EngineMemory& a, const EngineMemory& b) {
+    return a.weights == b.weights && a.pleTable == b.pleTable && a.kv.total() == b.kv.total() && a.kv.slidingCells == b.kv.slidingCells &&
+           a.scratch == b.scratch && a.hostVisible == b.hostVisible && a.hostTables == b.hostTables && a.buffers == b.buffers;
+}
+
+}  // namespace
+
+class TestEstimate : public QObject {
+    Q_OBJECT
+    QTemporaryDir dir_;
+    fs::path mini_;
+
+private slots:
+    void initTestCase() {
+        QVERIFY(dir_.isValid());
+        mini_ = tempPath(dir_, "mini-untied");
+        TinyCheckpointOptions o;
+        o.preset = "e2b-mini";
+        o.untied = true;
+        NullProgress np;
+        makeTinyCheckpoint(mini_, o, np, CancelToken{});
+    }
+
+    void matchesTheOutput_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<QString>("recipe");
+        const char* recipes[] = {
+            R"({"vocabulary": {"preset": "english"}})",
+            R"({"text_only": true})",
+            R"({"text_only": true, "vocabulary": {"preset": "english"}, "quantization": {"method": "rtn", "group_size": 32}})",
+            R"({"quantization": {"method": "nvfp4"}})",
+            R"({"quantization": {"method": "rtn", "embeddings": "q8_0"}})",
+            R"({"quantization": {"method": "gptq", "group_size": 64, "calibration": {"samples": 4, "length": 64}}})",
+            R"({"quantization": {"method": "rtn", "format": "hf"}})",
+        };
+        for (const char* model : {"bundled", "mini"})
+            for (const char* r : recipes) {
+                // The mini model has a tiny tokenizer (no English preset worth pruning) and no held-out text to calibrate on.
+                if (std::string(model) == "mini" && (std::string(r).find("english") != std::string::npos || std::string(r).find("gptq") != std::string::npos))
+                    continue;
+                QTest::newRow(qPrintable(QString("%1 %2").arg(model, r))) << QString(model) << QString(r);
+            }
+    }
+    void matchesTheOutput() {
+        QFETCH(QString, model);
+        QFETCH(QString, recipe);
+        Json j = Json::parse(recipe.toStdString());
+        j["whittle_recipe"] = 1;
+        const Recipe r = parseRecipe(j, "recipe.json");
+        const Checkpoint ck = Checkpoint::open(model == "mini" ? mini_ : bundledModelDir());
+        RuntimeOptions rt;
+        rt.context = 1024;
+        const Estimate e = estimate(ck, r, rt);
+        QVERIFY(e.exact);
+        const fs::path out = tempPath(dir_, ("out-" + std::to_string(std::hash<std::string>{}(model.toStdString() + recipe.toStdString()))).c_str());
+        NullProgress np;
+        slim(ck, r, out, false, np, CancelToken{});
+        const Written w = folderBytes(out);
+        qInfo("estimated %llu bytes (tensors %llu), written %llu (tensors %llu)", (unsigned long long)e.output.diskBytes(),
+              (unsigned long long)e.output.tensorBytes, (unsigned long long)w.all, (unsigned long long)w.tensors);
+        QCOMPARE(e.output.tensorBytes, w.tensors);
+        QVERIFY(std::abs(double(e.output.diskBytes()) - double(w.all)) <= 0.005 * double(w.all) + 65536);
+        const Checkpoint written = Checkpoint::open(out);
+        QVERIFY(sameMemory(e.output.memory, estimateEngineMemory(written, rt)));
+        std::uint64_t params = 0;
+        for (const CheckpointTensor& t : written.tensors()) params += t.parameters;
+        QCOMPARE(e.output.parameters, params);
+        // The input as it is: its own folder.
+        QVERIFY(sameMemory(e.input.memory, estimateEngineMemory(ck, rt)));
+        QCOMPARE(e.input.tensorBytes, ck.store().fileBytes() + (fs::exists(ck.dir() / "model.safetensors.index.json") ? fs::file_size(ck.dir() / "model.safetensors.index.json") : 0));
+    }
+
+    // Before calibration FLAP's widths are a range; the run's output lies inside it.
+    void flapRange() {
+        const Recipe r = parseRecipe(Json::parse(R"({"whittle_recipe": 1, "flap": {"ratio": 0.3, "calibration": {"samples": 4, "length": 64}},
+                                                     "quantization": {"method": "rtn", "group_size": 32}})"),
+                                     "recipe.json");
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        const Estimate e = estimate(ck, r, RuntimeOptions{});
+        QVERIFY(!e.exact);
+        QVERIFY(e.low && e.high);
+        QVERIFY(e.note.find("FLAP") != std::string::npos);
+        const fs::path out = tempPath(dir_, "flap");
+        NullProgress np;
+        slim(ck, r, out, false, np, CancelToken{});
+        const Written w = folderBytes(out);
+        const EngineMemory m = estimateEngineMemory(Checkpoint::open(out), RuntimeOptions{});
+        qInfo("FLAP 0.3 + RTN: written %llu, estimated %llu in [%llu, %llu]; weights %llu in [%llu, %llu]", (unsigned long long)w.all,
+              (unsigned long long)e.output.diskBytes(), (unsigned long long)e.low->diskBytes(), (unsigned long long)e.high->diskBytes(),
+              (unsigned long long)m.weights, (unsigned long long)e.low->memory.weights, (unsigned long long)e.high->memory.weights);
+        QVERIFY(e.low->diskBytes() <= w.all && w.all <= e.high->diskBytes());
+        QVERIFY(e.low->memory.weights <= m.weights && m.weights <= e.high->memory.weights);
+    }
+
+    // The CLI prints the same figures; a bad flag names itself.
+    void cli() {
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const CliResult r = runCli({"estimate", model, "--text-only", "--quantize", "rtn", "--ctx", "32768", "--ple", "gpu", "--json"});
+        QCOMPARE(r.exitCode, 0);
+        const Json j = Json::parse(r.out.toStdString());
+        Recipe rec;
+        rec.textOnly = true;
+        rec.quantization = QuantizeRecipe{};
+        RuntimeOptions rt;
+        rt.context = 32768;
+        rt.pleInVram = true;
+        const Estimate e = estimate(Checkpoint::open(bundledModelDir()), rec, rt);
+        QCOMPARE(j["disk_bytes"]["total"].get<std::uint64_t>(), e.output.diskBytes());
+        QCOMPARE(j["vram_bytes"]["total"].get<std::uint64_t>(), e.output.memory.deviceTotal());
+        QCOMPARE(j["vram_bytes"]["kv_cache"].get<std::uint64_t>(), e.output.memory.kv.total());
+        QCOMPARE(j["host_bytes"]["total"].get<std::uint64_t>(), e.output.memory.hostTables);
+        QVERIFY(j["vram_bytes"]["ple_table"].get<std::uint64_t>() > 0);
+        QCOMPARE(j["input"]["disk_bytes"]["total"].get<std::uint64_t>(), e.input.diskBytes());
+        const CliResult text = runCli({"estimate", model});
+        QCOMPARE(text.exitCode, 0);
+        QVERIFY2(text.out.contains("device memory at 4096 positions"), qPrintable(text.out));
+        const CliResult bad = runCli({"estimate", model, "--ple", "disk"});
+        QCOMPARE(bad.exitCode, 2);
+        QVERIFY2(bad.err.contains("--ple"), qPrintable(bad.err));
+        const CliResult badRecipe = runCli({"estimate", model, "--flap", "1.5"});
+        QCOMPARE(badRecipe.exitCode, 2);
+        QVERIFY2(badRecipe.err.contains("flap.ratio"), qPrintable(badRecipe.err));
+    }
+};
+
+QTEST_GUILESS_MAIN(TestEstimate)
+#include "tst_estimate.moc"
