@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -9,6 +11,8 @@
 #include "core/error.h"
 #include "core/estimate/estimate.h"
 #include "core/model/inventory.h"
+#include "gpu/device_caps.h"
+#include "gpu/vulkan_instance.h"
 
 namespace whittle::cli {
 
@@ -28,16 +32,45 @@ void printOutput(const char* what, const OutputEstimate& o, const RuntimeOptions
     std::printf("  host memory the engine reads tables from: %s\n", formatBytes(m.hostTables).c_str());
 }
 
+// What a device offers the model: VK_EXT_memory_budget's free device-local bytes when the driver reports them,
+// otherwise 0.8 × its device-local heaps (labelled an estimate: other programs' use is unknown).
+struct DeviceRoom {
+    std::string name;
+    std::uint64_t available = 0;
+    bool measured = false;
+    std::uint64_t maxBinding = 0;
+};
+
+DeviceRoom deviceRoom(const std::string& preference) {
+    const gpu::VulkanInstance instance;
+    const auto caps = gpu::queryAllCaps(instance.physicalDevices());
+    int i = -1;
+    try {
+        i = gpu::pickDevice(caps, preference);
+    } catch (const UsageError& e) {
+        throw UsageError("--device " + preference + ": " + e.reason() + " (see whittle-cli devices)");
+    }
+    if (i < 0) throw UsageError("--device " + preference + ": the Vulkan loader found no devices");
+    const auto it = std::find_if(caps.begin(), caps.end(), [&](const gpu::DeviceCaps& d) { return int(d.index) == i; });
+    const gpu::DeviceCaps& c = *it;
+    DeviceRoom d;
+    d.name = c.name;
+    d.measured = c.memoryBudget;
+    d.available = c.memoryBudget ? c.freeDeviceLocalBytes() : c.deviceLocalBytes() / 10 * 8;
+    d.maxBinding = c.maxStorageBufferRange;
+    return d;
+}
+
 }  // namespace
 
 int runEstimate(const std::vector<std::string>& argv) {
     std::set<std::string> flags = kRecipeFlags, valued = kRecipeOptions;
     flags.insert("json");
-    valued.insert({"ctx", "chunk", "ple"});
+    valued.insert({"ctx", "chunk", "ple", "device"});
     const Args a(argv, flags, valued);
     if (a.positional().size() != 1)
         throw UsageError("usage: whittle-cli estimate MODEL [--recipe FILE.json | --text-only --vocab P --flap R --quantize M …] "
-                         "[--ctx N] [--chunk N] [--ple host|gpu] [--json]");
+                         "[--ctx N] [--chunk N] [--ple host|gpu] [--device N|NAME] [--json]");
     const bool anyRecipe = a.value("recipe") || a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
     const Recipe recipe = anyRecipe ? recipeFromArgs(a) : Recipe{};
     RuntimeOptions r;
@@ -47,11 +80,22 @@ int runEstimate(const std::vector<std::string>& argv) {
         if (*p != "host" && *p != "gpu") throw UsageError("--ple " + *p + ": host or gpu");
         r.pleInVram = *p == "gpu";
     }
+    std::optional<DeviceRoom> device;
+    if (const auto d = a.value("device")) {
+        device = deviceRoom(*d);
+        r.maxBindingBytes = device->maxBinding;  // the logits come back in chunks one binding holds
+    }
     const Checkpoint ck = Checkpoint::open(a.positional()[0]);
     const Estimate e = estimate(ck, recipe, r);
+    const std::uint64_t need = e.output.memory.deviceTotal();
     if (a.flag("json")) {
         Json j = toJson(e);
         j["runtime"] = {{"context", r.context}, {"prefill_chunk", r.prefillChunk}, {"ple", r.pleInVram ? "gpu" : "host"}, {"kv_type", "f32"}};
+        if (device)
+            j["device"] = {{"name", device->name},
+                           {"available_bytes", device->available},
+                           {"available_source", device->measured ? "VK_EXT_memory_budget" : "estimated: 0.8 x device-local heaps"},
+                           {"fits", need <= device->available}};
         printJsonReport(j);
         return 0;
     }
@@ -62,6 +106,12 @@ int runEstimate(const std::vector<std::string>& argv) {
                     formatBytes(e.high->diskBytes()).c_str(), formatBytes(e.low->memory.deviceTotal()).c_str(),
                     formatBytes(e.high->memory.deviceTotal()).c_str());
     if (!e.note.empty()) std::printf("note: %s\n", e.note.c_str());
+    if (device) {
+        std::printf("%s: %s free%s — ", device->name.c_str(), formatBytes(device->available).c_str(),
+                    device->measured ? "" : " (estimated: 0.8 × its device-local memory)");
+        if (need <= device->available) std::printf("fits, %s to spare\n", formatBytes(device->available - need).c_str());
+        else std::printf("does NOT fit: %s more than it has would spill to host memory or fail\n", formatBytes(need - device->available).c_str());
+    }
     return 0;
 }
 

@@ -6,7 +6,8 @@
 //     allocations (VulkanSession::stats(), which sizes buffers from Vulkan's memory requirements and never calls
 //     the estimator) within 1 % + 64 KiB: the bundled model in bf16, INT4 RTN, INT4 RTN with Q8_0 token tables and
 //     NVFP4, and a mini E2B with an untied head and with the unread k/v of its KV-shared layers stored; the PLE
-//     table on the host and on the device; contexts 256, 4096 and 32768.
+//     table on the host and on the device; contexts 256, 4096 and 32768;
+//   - `whittle-cli estimate --device`: the device's free memory and whether the output fits.
 #include <nlohmann/json.hpp>
 
 #include "core/estimate/engine_memory.h"
@@ -129,6 +130,29 @@ private slots:
         QVERIFY(within(m.deviceTotal(), s.totalAllocatedBytes));
         // The PLE table is on exactly one side.
         QCOMPARE(m.pleTable > 0, pleInVram);
+    }
+
+    // whittle-cli estimate --device: the device's free memory (VK_EXT_memory_budget's figure, or 0.8 × its
+    // device-local heaps, labelled), and whether the output fits; a context no heap holds does not.
+    void estimateOnTheDevice() {
+        const DeviceCaps& c = vk_.device->caps();
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const QString index = QString::number(c.index);
+        const CliResult r = runCli({"estimate", model, "--quantize", "rtn", "--device", index, "--json"});
+        QCOMPARE(r.exitCode, 0);
+        const Json j = Json::parse(r.out.toStdString());
+        QCOMPARE(j["device"]["name"].get<std::string>(), c.name);
+        QCOMPARE(j["device"]["available_source"].get<std::string>() == "VK_EXT_memory_budget", c.memoryBudget);
+        const double expected = c.memoryBudget ? double(c.freeDeviceLocalBytes()) : double(c.deviceLocalBytes() / 10 * 8);
+        const double available = double(j["device"]["available_bytes"].get<std::uint64_t>());
+        QVERIFY2(std::abs(available - expected) <= 0.1 * expected, qPrintable(QString("%1 vs %2").arg(available).arg(expected)));
+        QVERIFY(j["device"]["fits"].get<bool>());
+        const CliResult huge = runCli({"estimate", model, "--device", index, "--ctx", "16777216"});
+        QCOMPARE(huge.exitCode, 0);
+        QVERIFY2(huge.out.contains("does NOT fit"), qPrintable(huge.out));
+        const CliResult none = runCli({"estimate", model, "--device", "no-such-device-name"});
+        QCOMPARE(none.exitCode, 2);
+        QVERIFY2(none.err.contains("--device"), qPrintable(none.err));
     }
 };
 
