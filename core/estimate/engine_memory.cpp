@@ -11,18 +11,6 @@ namespace {
 
 std::uint64_t padTo(std::uint64_t v, std::uint64_t m) { return (v + m - 1) / m * m; }
 
-// Norms and biases the engine uploads as f32 vectors (the layer scalar travels as a push constant).
-bool uploadedAsVector(TensorRole r) {
-    using R = TensorRole;
-    switch (r) {
-        case R::InputNorm: case R::PostAttentionNorm: case R::PreFeedforwardNorm: case R::PostFeedforwardNorm:
-        case R::QNorm: case R::KNorm: case R::PostPleNorm: case R::DownProjBias: case R::PleProjectionNorm: case R::FinalNorm:
-            return true;
-        default:
-            return false;
-    }
-}
-
 }  // namespace
 
 const char* kvCacheTypeName(KvCacheType t) { return t == KvCacheType::F16 ? "f16" : "f32"; }
@@ -61,8 +49,8 @@ EngineMemory estimateEngineMemory(const Checkpoint& ck, const RuntimeOptions& o)
         if (!t.expected || t.unused) continue;  // towers, dead k/v of KV-shared layers, a tied head's saved copy
         const ExpectedTensor& e = *t.expected;
         const std::uint64_t stored = t.entry->info->nbytes;
-        if (e.role == TensorRole::LayerScalar) continue;
-        if (uploadedAsVector(e.role)) {
+        if (e.role == TensorRole::LayerScalar) continue;  // a push constant
+        if (e.vector) {  // norms and FLAP's bias, uploaded as f32
             m.weights += t.entry->info->numel() * 4;
             ++m.buffers;
             continue;

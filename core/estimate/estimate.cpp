@@ -31,11 +31,7 @@ OutputEstimate outputOf(const TensorStream& s, const std::vector<TensorSpec>& te
     OutputEstimate o;
     o.tensorBytes = layoutSafetensors(tensors, {}, s.origin.string()).totalBytes();
     o.sideBytes = sideFileBytes(s.files);
-    TensorStream planned;
-    planned.origin = s.origin;
-    planned.config = s.config;
-    planned.special = s.special;
-    planned.files = s.files;
+    TensorStream planned = s;
     planned.tensors = tensors;
     planned.read = [origin = s.origin.string()](std::size_t, std::uint64_t, std::uint64_t, char*) {
         throw Error(origin, {}, "internal: an estimate reads no tensor");

@@ -63,6 +63,14 @@ std::string sourceRow(const Checkpoint& ck, const std::string& name, std::int64_
     throw std::runtime_error("no tensor " + name);
 }
 
+// The bundled model's stream through text-only, then the English vocabulary.
+TensorStream textOnlyEnglish(const Checkpoint& ck, VocabPruneReport& vr) {
+    TextOnlyReport tr;
+    VocabularyRecipe v;
+    v.preset = "english";
+    return vocabularyStream(textOnlyStream(checkpointStream(ck), tr), v, vr);
+}
+
 std::size_t indexOf(const TensorStream& s, const std::string& name) {
     for (std::size_t i = 0; i < s.tensors.size(); ++i)
         if (s.tensors[i].name == name) return i;
@@ -105,11 +113,8 @@ private slots:
     // source's row new_to_old[r] (padding rows: the placeholder's row), and every other tensor is the source's.
     void vocabularyRows() {
         const Checkpoint ck = Checkpoint::open(bundledModelDir());
-        TextOnlyReport tr;
         VocabPruneReport vr;
-        VocabularyRecipe v;
-        v.preset = "english";
-        const TensorStream s = vocabularyStream(textOnlyStream(checkpointStream(ck), tr), v, vr);
+        const TensorStream s = textOnlyEnglish(ck, vr);
         QCOMPARE(s.config.vocabSize, vr.tokensAfterPadding);
         QVERIFY(vr.tokensAfterPadding < vr.tokensBefore);
         const Json map = s.file(files::kVocabMapping)->json();
@@ -232,11 +237,8 @@ private slots:
     // and the GGUF exporter reading it writes exactly the file it writes from the stream written out and opened.
     void streamAsCheckpoint() {
         const Checkpoint ck = Checkpoint::open(bundledModelDir());
-        TextOnlyReport tr;
         VocabPruneReport vr;
-        VocabularyRecipe v;
-        v.preset = "english";
-        const TensorStream s = vocabularyStream(textOnlyStream(checkpointStream(ck), tr), v, vr);
+        const TensorStream s = textOnlyEnglish(ck, vr);
         const Checkpoint sc = streamCheckpoint(s);
         QCOMPARE(sc.config().vocabSize, vr.tokensAfterPadding);
         QCOMPARE(sc.tensors().size(), s.tensors.size());

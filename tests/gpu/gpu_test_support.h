@@ -1,6 +1,7 @@
 #pragma once
 // The Vulkan suites' device: the default device (lavapipe in CI) on an instance with the Khronos validation
 // layer on, and the check every suite ends with (no validation message at all).
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,14 @@ struct ValidatedDevice {
         return {};
     }
 };
+
+// A variant of the bundled model made by `whittle-cli args…` into `out`: `out`, or an empty path (with the
+// CLI's error printed) when the command failed.
+inline std::filesystem::path cliVariant(const std::filesystem::path& out, const QStringList& args) {
+    const CliResult r = runCli(args, 240000);
+    if (r.exitCode != 0) qWarning("%s", qPrintable(r.err));
+    return r.exitCode == 0 ? out : std::filesystem::path();
+}
 
 // In cleanupTestCase: prints what the validation layer said and fails on any error or warning.
 #define WHITTLE_EXPECT_NO_VALIDATION_MESSAGES(instance)                                         \

@@ -58,9 +58,7 @@ class TestEngineMemory : public QObject {
         if (name == "int4 rtn") args << "--method" << "rtn";
         else if (name == "int4 rtn q8_0 tables") args << "--method" << "rtn" << "--embeddings" << "q8_0";
         else if (name == "nvfp4") args << "--method" << "nvfp4";
-        const CliResult r = runCli(args, 240000);
-        if (r.exitCode != 0) qWarning("%s", qPrintable(r.err));
-        return r.exitCode == 0 ? out : fs::path();
+        return cliVariant(out, args);
     }
 
 private slots:

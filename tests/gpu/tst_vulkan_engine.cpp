@@ -57,9 +57,7 @@ class TestVulkanEngine : public QObject {
         else if (variant == "nvfp4") args = {"quantize", src, QString::fromStdString(out.string()), "--method", "nvfp4"};
         else if (variant == "budget 3.6 bpw")
             args = {"quantize", src, QString::fromStdString(out.string()), "--method", "budget", "--bpw", "3.6", "--calib-samples", "4", "--calib-length", "64"};
-        const CliResult r = runCli(args, 240000);
-        if (r.exitCode != 0) qWarning("%s", qPrintable(r.err));
-        return r.exitCode == 0 ? out : fs::path();
+        return cliVariant(out, args);
     }
 
 private slots:
