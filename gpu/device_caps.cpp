@@ -194,6 +194,10 @@ std::uint64_t DeviceCaps::freeDeviceLocalBytes() const {
     return n;
 }
 
+std::uint64_t DeviceCaps::roomForModel() const { return memoryBudget ? freeDeviceLocalBytes() : deviceLocalBytes() / 10 * 8; }
+
+const char* DeviceCaps::roomSource() const { return memoryBudget ? "VK_EXT_memory_budget" : "estimated: 0.8 x device-local heaps"; }
+
 int pickDevice(const std::vector<DeviceCaps>& devices, const std::string& preferenceIn) {
     std::string preference = preferenceIn;
     if (preference.empty())
@@ -247,6 +251,8 @@ Json toJson(const DeviceCaps& c) {
             {"heaps", heaps},
             {"device_local_bytes", c.deviceLocalBytes()},
             {"free_device_local_bytes", c.freeDeviceLocalBytes()},
+            {"room_for_model_bytes", c.roomForModel()},
+            {"room_source", c.roomSource()},
             {"disabled", c.disabled}};
 }
 

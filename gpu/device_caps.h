@@ -56,6 +56,10 @@ struct DeviceCaps {
     std::uint64_t deviceLocalBytes() const;
     // Σ(budget − usage) over device-local heaps when the budget extension is present, else their size.
     std::uint64_t freeDeviceLocalBytes() const;
+    // What a model may count on: the free device-local bytes when VK_EXT_memory_budget reports them, otherwise
+    // 0.8 × the device-local heaps (an estimate: other programs' use is unknown). roomSource() says which.
+    std::uint64_t roomForModel() const;
+    const char* roomSource() const;  // "VK_EXT_memory_budget" or "estimated: 0.8 x device-local heaps"
 };
 
 DeviceCaps queryCaps(const vk::raii::PhysicalDevice& pd, std::uint32_t index);

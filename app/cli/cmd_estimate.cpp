@@ -32,10 +32,9 @@ void printOutput(const char* what, const OutputEstimate& o, const RuntimeOptions
     std::printf("  host memory the engine reads tables from: %s\n", formatBytes(m.hostTables).c_str());
 }
 
-// What a device offers the model: VK_EXT_memory_budget's free device-local bytes when the driver reports them,
-// otherwise 0.8 × its device-local heaps (labelled an estimate: other programs' use is unknown).
+// What the picked device offers the model (DeviceCaps::roomForModel).
 struct DeviceRoom {
-    std::string name;
+    std::string name, source;
     std::uint64_t available = 0;
     bool measured = false;
     std::uint64_t maxBinding = 0;
@@ -56,7 +55,8 @@ DeviceRoom deviceRoom(const std::string& preference) {
     DeviceRoom d;
     d.name = c.name;
     d.measured = c.memoryBudget;
-    d.available = c.memoryBudget ? c.freeDeviceLocalBytes() : c.deviceLocalBytes() / 10 * 8;
+    d.source = c.roomSource();
+    d.available = c.roomForModel();
     d.maxBinding = c.maxStorageBufferRange;
     return d;
 }
@@ -69,9 +69,9 @@ int runEstimate(const std::vector<std::string>& argv) {
     valued.insert({"ctx", "chunk", "ple", "device"});
     const Args a(argv, flags, valued);
     if (a.positional().size() != 1)
-        throw UsageError("usage: whittle-cli estimate MODEL [--recipe FILE.json | --text-only --vocab P --flap R --quantize M …] "
+        throw UsageError("usage: whittle-cli estimate MODEL [--recipe FILE.json | --preset ID | --text-only --vocab P --flap R --quantize M …] "
                          "[--ctx N] [--chunk N] [--ple host|gpu] [--device N|NAME] [--json]");
-    const bool anyRecipe = a.value("recipe") || a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
+    const bool anyRecipe = hasRecipeArgs(a);
     const Recipe recipe = anyRecipe ? recipeFromArgs(a) : Recipe{};
     RuntimeOptions r;
     r.context = int(a.uintValue("ctx", 4096));
@@ -94,7 +94,7 @@ int runEstimate(const std::vector<std::string>& argv) {
         if (device)
             j["device"] = {{"name", device->name},
                            {"available_bytes", device->available},
-                           {"available_source", device->measured ? "VK_EXT_memory_budget" : "estimated: 0.8 x device-local heaps"},
+                           {"available_source", device->source},
                            {"fits", need <= device->available}};
         printJsonReport(j);
         return 0;

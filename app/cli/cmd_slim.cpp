@@ -15,10 +15,12 @@ namespace whittle::cli {
 
 
 int runSlim(const std::vector<std::string>& argv) {
-    const Args a(argv, {"force", "json", "text-only", "no-compensation", "act-order", "eval", "plan-only"},
-                 {"recipe", "vocab", "flap", "quantize", "group", "calib-samples", "calib-length", "eval-text", "eval-tokens", "eval-ctx", "export"});
+    std::set<std::string> flags = kRecipeFlags, valued = kRecipeOptions;
+    flags.insert({"force", "json", "eval", "plan-only"});
+    valued.insert({"eval-text", "eval-tokens", "eval-ctx"});
+    const Args a(argv, flags, valued);
     if (a.positional().size() != 2)
-        throw UsageError("usage: whittle-cli slim MODEL OUT (--recipe FILE.json | [--text-only] [--vocab english|latin|european|cjk] "
+        throw UsageError("usage: whittle-cli slim MODEL OUT (--recipe FILE.json | --preset fit-8gb|smallest-chat|publish-gptq | [--text-only] [--vocab english|latin|european|cjk] "
                          "[--flap RATIO [--no-compensation]] [--quantize rtn|gptq|nvfp4 [--group N] [--act-order]] "
                          "[--calib-samples N] [--calib-length N]) [--export gguf-q4_0[,gguf-f16…]] [--eval [--eval-text FILE] [--eval-tokens N] [--eval-ctx N]] [--plan-only] [--force] [--json]");
     Recipe recipe = recipeFromArgs(a);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/recipes/recipe_presets.h"
 
 namespace whittle::cli {
 
@@ -24,11 +25,13 @@ Json numberFlag(const Args& a, const char* flag) {
 Recipe recipeFromArgs(const Args& a) {
     Recipe recipe;
     const bool flags = a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
-    if (const auto file = a.value("recipe")) {
-        if (flags) throw UsageError("give either --recipe or the recipe flags, not both");
-        recipe = loadRecipe(*file);
+    if (a.value("recipe") && a.value("preset")) throw UsageError("give either --recipe or --preset, not both");
+    if (a.value("recipe") || a.value("preset")) {
+        const char* which = a.value("recipe") ? "--recipe" : "--preset";
+        if (flags) throw UsageError(std::string("give either ") + which + " or the recipe flags, not both");
+        recipe = a.value("recipe") ? loadRecipe(*a.value("recipe")) : recipePreset(*a.value("preset")).recipe;
         if (a.flag("eval") && !recipe.evaluation) recipe.evaluation = EvaluationRecipe{};
-        if (a.value("export")) throw UsageError("give either --recipe (with its \"export\") or --export, not both");
+        if (a.value("export")) throw UsageError(std::string("give either ") + which + " (with its \"export\") or --export, not both");
     } else {
         // The flags become a recipe, checked by the same rules as a file (errors name the field).
         Json j{{"whittle_recipe", Recipe::kVersion}};
@@ -57,6 +60,10 @@ Recipe recipeFromArgs(const Args& a) {
         }
     }
     return recipe;
+}
+
+bool hasRecipeArgs(const Args& a) {
+    return a.value("recipe") || a.value("preset") || a.flag("text-only") || a.value("vocab") || a.value("flap") || a.value("quantize");
 }
 
 }  // namespace whittle::cli

@@ -12,14 +12,20 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
+#include <QSlider>
 #include <QSpinBox>
 #include <QTimer>
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "app/gui/chat_engine.h"
 #include "app/gui/chat_page.h"
 #include "app/gui/compare_page.h"
+#include "app/gui/estimate_panel.h"
 #include "app/gui/main_window.h"
+#include "app/gui/recipe_editor.h"
+#include "app/gui/recipe_page.h"
 #include "app/gui/run_page.h"
 #include "app/gui/vocabulary_page.h"
 
@@ -105,10 +111,15 @@ int main(int argc, char** argv) {
         if (parser.isSet(runModel)) {
             // One slim job on the Run page, as a user would queue it; the screenshots show it finished.
             auto* run = w.runPage();
+            auto* recipe = w.recipePage();
+            // The job slims the run model; the Recipe page's estimate stays on the window's model.
             run->open(parser.value(runModel));
             w.comparePage()->open(parser.value(runModel));
-            if (parser.isSet(runRecipe)) run->loadRecipeFile(parser.value(runRecipe));
-            run->outputEdit()->setText(parser.value(runOutput));
+            if (parser.isSet(runRecipe) && !recipe->editor()->loadRecipeFile(parser.value(runRecipe))) {
+                std::fprintf(stderr, "whittle: %s\n", recipe->editor()->statusLabel()->text().toUtf8().constData());
+                return 1;
+            }
+            recipe->outputEdit()->setText(parser.value(runOutput));
             QEventLoop wait;
             bool ok = false;
             QObject::connect(run, &whittle::gui::RunPage::jobFinished, &wait, [&](int, bool done, const QString& m) {
@@ -116,8 +127,8 @@ int main(int argc, char** argv) {
                 if (!done) std::fprintf(stderr, "whittle: %s\n", m.toUtf8().constData());
                 wait.quit();
             });
-            if (run->addJob() == 0) {
-                std::fprintf(stderr, "whittle: %s\n", run->statusLabel()->text().toUtf8().constData());
+            if (recipe->run() == 0) {
+                std::fprintf(stderr, "whittle: %s\n", recipe->statusLabel()->text().toUtf8().constData());
                 return 1;
             }
             wait.exec();
@@ -137,6 +148,17 @@ int main(int argc, char** argv) {
             QObject::connect(compare, &whittle::gui::ComparePage::measured, &measured, &QEventLoop::quit);
             compare->measureMissing();
             if (compare->measuring()) measured.exec();
+            // The Recipe page as a user would leave it: English and INT4 on the window's model, 32k positions.
+            if (!recipe->devicesListed()) {
+                QEventLoop listed;
+                QTimer::singleShot(10000, &listed, &QEventLoop::quit);
+                QObject::connect(recipe, &whittle::gui::RecipePage::devicesReady, &listed, &QEventLoop::quit);
+                listed.exec();
+            }
+            recipe->editor()->setRecipe(whittle::parseRecipe(
+                whittle::Json::parse(R"({"whittle_recipe": 1, "vocabulary": {"preset": "english"}, "quantization": {"method": "gptq", "group_size": 128}})"),
+                "the screenshot's recipe"));
+            recipe->estimatePanel()->contextSlider()->setValue(15);
         }
         for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
         return 0;

@@ -20,6 +20,7 @@
 #include "app/gui/model_page.h"
 #include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
+#include "app/gui/recipe_page.h"
 #include "app/gui/run_page.h"
 #include "app/gui/worker_bridge.h"
 #include "app/gui/worker_outcome.h"
@@ -75,7 +76,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     quantizationPage_ = new QuantizationPage(worker_, pages_);
     addPage(tr("Quantize"), quantizationPage_);
     runPage_ = new RunPage(worker_, pages_);
+    recipePage_ = new RecipePage(runPage_, pages_);
+    addPage(tr("Recipe"), recipePage_);
     addPage(tr("Run"), runPage_);
+    connect(recipePage_, &RecipePage::queued, this, [this] { pageList_->setCurrentRow(pages_->indexOf(runPage_)); });
     chatPage_ = new ChatPage(pages_);
     comparePage_ = new ComparePage(worker_, chatPage_->engine(), pages_);  // decode timings share the Chat page's engine
     addPage(tr("Compare"), comparePage_);
@@ -154,6 +158,7 @@ void MainWindow::loadFinished() {
     modelPage_->setInventory(inventory_.get());
     vocabularyPage_->open(loadingDir_, checkpoint_);
     quantizationPage_->open(checkpoint_);
+    recipePage_->open(checkpoint_);
     runPage_->open(checkpoint_);
     comparePage_->open(loadingDir_);
     chatPage_->offerModel(loadingDir_, checkpoint_);

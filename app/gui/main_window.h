@@ -1,6 +1,5 @@
 #pragma once
-// Whittle's main window: a page list on the left (Model, Vocabulary, Quantize, Run, Compare, Chat; Recipe
-// as it lands), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
+// Whittle's main window: a page list on the left (Model, Vocabulary, Quantize, Recipe, Run, Compare, Chat), File menu with recent checkpoints, drag and drop of a folder. Opening a checkpoint runs
 // off the GUI thread; errors go to a dialog and the window keeps running.
 #include <QFutureWatcher>
 #include <QMainWindow>
@@ -18,6 +17,7 @@ class ModelPage;
 class VocabularyPage;
 class QuantizationPage;
 class ChatPage;
+class RecipePage;
 class RunPage;
 class ComparePage;
 class WorkerBridge;
@@ -41,6 +41,7 @@ public:
     VocabularyPage* vocabularyPage() const { return vocabularyPage_; }
     QuantizationPage* quantizationPage() const { return quantizationPage_; }
     ChatPage* chatPage() const { return chatPage_; }
+    RecipePage* recipePage() const { return recipePage_; }
     RunPage* runPage() const { return runPage_; }
     ComparePage* comparePage() const { return comparePage_; }
     WorkerBridge* worker() const { return worker_; }
@@ -74,6 +75,7 @@ private:
     QuantizationPage* quantizationPage_;
     ChatPage* chatPage_;
     WorkerBridge* worker_;
+    RecipePage* recipePage_;
     RunPage* runPage_;
     ComparePage* comparePage_;
     QMenu* recentMenu_;

@@ -1,25 +1,16 @@
 #include "app/gui/run_page.h"
 
 #include <algorithm>
-#include <cmath>
 
-#include <QCheckBox>
-#include <QComboBox>
 #include <QDateTime>
 #include <QDir>
-#include <QDoubleSpinBox>
-#include <QFileDialog>
 #include <QFileInfo>
-#include <QFormLayout>
-#include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
-#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
-#include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
 #include <QVBoxLayout>
@@ -27,7 +18,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/io/file.h"
 #include "core/model/checkpoint.h"
 #include "core/pipeline/slim.h"
 
@@ -55,106 +45,8 @@ QString etaText(double eta) {
 }  // namespace
 
 RunPage::RunPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridge_(bridge) {
-    source_ = new QLabel(tr("Open a checkpoint: jobs slim the open model."), this);
+    source_ = new QLabel(tr("Open a checkpoint, choose a recipe on the Recipe page and press Run: its jobs queue here."), this);
     source_->setWordWrap(true);
-
-    auto* recipeBox = new QGroupBox(tr("Recipe"), this);
-    auto* form = new QFormLayout;
-    vocab_ = new QComboBox(recipeBox);
-    vocab_->addItem(tr("Keep every token"), QString());
-    vocab_->addItem(tr("English"), "english");
-    vocab_->addItem(tr("Latin scripts"), "latin");
-    vocab_->addItem(tr("European scripts"), "european");
-    vocab_->addItem(tr("Chinese, Japanese, Korean"), "cjk");
-    form->addRow(tr("Vocabulary"), vocab_);
-    textOnly_ = new QCheckBox(tr("Drop the vision and audio towers (text only)"), recipeBox);
-    form->addRow(QString(), textOnly_);
-    auto* flapRow = new QHBoxLayout;
-    flap_ = new QCheckBox(tr("Prune FFN channels (FLAP)"), recipeBox);
-    flapRatio_ = new QDoubleSpinBox(recipeBox);
-    flapRatio_->setRange(0.05, 0.9);
-    flapRatio_->setSingleStep(0.05);
-    flapRatio_->setValue(0.2);
-    flapRatio_->setSuffix(tr(" of channels"));
-    compensation_ = new QCheckBox(tr("bias compensation (Whittle-only output)"), recipeBox);
-    compensation_->setChecked(true);
-    flapRow->addWidget(flap_);
-    flapRow->addWidget(flapRatio_);
-    flapRow->addWidget(compensation_);
-    flapRow->addStretch();
-    form->addRow(tr("FLAP"), flapRow);
-    auto* quantRow = new QHBoxLayout;
-    quantize_ = new QComboBox(recipeBox);
-    quantize_->addItem(tr("No quantization"), QString());
-    quantize_->addItem(tr("INT4 RTN"), "rtn");
-    quantize_->addItem(tr("INT4 GPTQ"), "gptq");
-    quantize_->addItem(tr("NVFP4"), "nvfp4");
-    group_ = new QComboBox(recipeBox);
-    for (int g : {32, 64, 128}) group_->addItem(tr("group %1").arg(g), g);
-    group_->setCurrentIndex(2);
-    quantRow->addWidget(quantize_);
-    quantRow->addWidget(group_);
-    quantRow->addStretch();
-    form->addRow(tr("Quantize"), quantRow);
-    auto* calibRow = new QHBoxLayout;
-    samples_ = new QSpinBox(recipeBox);
-    samples_->setRange(1, 4096);
-    samples_->setValue(32);
-    samples_->setSuffix(tr(" windows"));
-    length_ = new QSpinBox(recipeBox);
-    length_->setRange(16, 8192);
-    length_->setValue(512);
-    length_->setSuffix(tr(" tokens"));
-    calibRow->addWidget(samples_);
-    calibRow->addWidget(new QLabel(QStringLiteral("×"), recipeBox));
-    calibRow->addWidget(length_);
-    calibRow->addStretch();
-    form->addRow(tr("Calibration (FLAP, GPTQ)"), calibRow);
-    auto* ggufRow = new QHBoxLayout;
-    for (const auto& [format, label] : std::vector<std::pair<QString, QString>>{
-             {"gguf-q4_0", "Q4_0"}, {"gguf-q8_0", "Q8_0"}, {"gguf-f16", "F16"}, {"gguf-nvfp4", "NVFP4"}}) {
-        auto* box = new QCheckBox(label, recipeBox);
-        gguf_[format] = box;
-        ggufRow->addWidget(box);
-    }
-    ggufRow->addStretch();
-    form->addRow(tr("Also write GGUF"), ggufRow);
-    auto* evalRow = new QHBoxLayout;
-    evaluate_ = new QCheckBox(tr("Measure against the original"), recipeBox);
-    evaluate_->setChecked(true);
-    evalTokens_ = new QSpinBox(recipeBox);
-    evalTokens_->setRange(64, 1 << 20);
-    evalTokens_->setValue(8192);
-    evalTokens_->setSuffix(tr(" held-out tokens"));
-    evalRow->addWidget(evaluate_);
-    evalRow->addWidget(evalTokens_);
-    evalRow->addStretch();
-    form->addRow(tr("Quality report"), evalRow);
-    recipeBox->setLayout(form);
-
-    auto* jsonBox = new QGroupBox(tr("Recipe file (what whittle-cli slim --recipe reads; edit freely)"), this);
-    auto* jsonCol = new QVBoxLayout(jsonBox);
-    json_ = new QPlainTextEdit(jsonBox);
-    json_->setObjectName("recipeJson");
-    json_->setFont(QFont("monospace"));
-    loadRecipe_ = new QPushButton(tr("Load recipe…"), jsonBox);
-    jsonCol->addWidget(json_);
-    jsonCol->addWidget(loadRecipe_, 0, Qt::AlignLeft);
-
-    auto* top = new QHBoxLayout;
-    top->addWidget(recipeBox, 3);
-    top->addWidget(jsonBox, 2);
-
-    auto* outRow = new QHBoxLayout;
-    output_ = new QLineEdit(this);
-    output_->setPlaceholderText(tr("output folder"));
-    browse_ = new QPushButton(tr("Browse…"), this);
-    add_ = new QPushButton(tr("Add to queue"), this);
-    add_->setDefault(true);
-    outRow->addWidget(new QLabel(tr("Output"), this));
-    outRow->addWidget(output_, 1);
-    outRow->addWidget(browse_);
-    outRow->addWidget(add_);
 
     table_ = new QTableWidget(0, ColCount, this);
     table_->setHorizontalHeaderLabels({tr("#"), tr("Output"), tr("Stage"), tr("Progress"), tr("ETA"), tr("State")});
@@ -193,18 +85,8 @@ RunPage::RunPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridg
 
     auto* col = new QVBoxLayout(this);
     col->addWidget(source_);
-    col->addLayout(top);
-    col->addLayout(outRow);
     col->addWidget(split, 1);
 
-    for (QComboBox* b : {vocab_, quantize_, group_}) connect(b, &QComboBox::currentIndexChanged, this, &RunPage::controlsChanged);
-    for (QCheckBox* b : {textOnly_, flap_, compensation_, evaluate_}) connect(b, &QCheckBox::toggled, this, &RunPage::controlsChanged);
-    for (QCheckBox* b : gguf_) connect(b, &QCheckBox::toggled, this, &RunPage::controlsChanged);
-    for (QSpinBox* b : {samples_, length_, evalTokens_}) connect(b, &QSpinBox::valueChanged, this, &RunPage::controlsChanged);
-    connect(flapRatio_, &QDoubleSpinBox::valueChanged, this, &RunPage::controlsChanged);
-    connect(loadRecipe_, &QPushButton::clicked, this, &RunPage::chooseRecipe);
-    connect(browse_, &QPushButton::clicked, this, &RunPage::chooseOutput);
-    connect(add_, &QPushButton::clicked, this, [this] { addJob(); });
     connect(cancel_, &QPushButton::clicked, this, &RunPage::cancelSelected);
     connect(openOutput_, &QPushButton::clicked, this, &RunPage::openSelected);
     connect(table_, &QTableWidget::itemSelectionChanged, this, &RunPage::selectionChanged);
@@ -212,7 +94,6 @@ RunPage::RunPage(WorkerBridge* bridge, QWidget* parent) : QWidget(parent), bridg
     connect(bridge_, &WorkerBridge::progressed, this, &RunPage::jobProgressed);
     connect(bridge_, &WorkerBridge::stageChanged, this, &RunPage::jobStage);
     connect(bridge_, &WorkerBridge::finished, this, &RunPage::jobDone);
-    controlsChanged();
 }
 
 void RunPage::open(std::shared_ptr<const Checkpoint> checkpoint) {
@@ -224,151 +105,26 @@ void RunPage::open(const QString& modelDir) {
     checkpoint_.reset();
     modelDir_ = modelDir;
     source_->setText(tr("Jobs slim %1").arg(QDir::toNativeSeparators(modelDir)));
-    output_->clear();
-    suggestOutput();
 }
 
-void RunPage::controlsChanged() {
-    updateEnabled();
-    const bool flap = flap_->isChecked();
-    const QString method = quantize_->currentData().toString();
-
-    Json j{{"whittle_recipe", Recipe::kVersion}};
-    const Json calib{{"samples", samples_->value()}, {"length", length_->value()}};
-    if (textOnly_->isChecked()) j["text_only"] = true;
-    if (const QString v = vocab_->currentData().toString(); !v.isEmpty()) j["vocabulary"] = {{"preset", v.toStdString()}};
-    if (flap)
-        j["flap"] = {{"ratio", std::round(flapRatio_->value() * 100) / 100}, {"bias_compensation", compensation_->isChecked()}, {"calibration", calib}};
-    if (!method.isEmpty()) {
-        Json q{{"method", method.toStdString()}};
-        if (method != "nvfp4") q["group_size"] = group_->currentData().toInt();
-        if (method == "gptq") q["calibration"] = calib;
-        j["quantization"] = q;
-    }
-    Json gguf = Json::array();
-    for (auto it = gguf_.cbegin(); it != gguf_.cend(); ++it)
-        if (it.value()->isChecked()) gguf.push_back(it.key().toStdString());
-    if (!gguf.empty()) j["export"] = gguf;
-    if (evaluate_->isChecked()) j["evaluation"] = {{"max_tokens", evalTokens_->value()}};
-    json_->setPlainText(QString::fromStdString(j.dump(2)));
-}
-
-void RunPage::showInControls(const Recipe& r) {
-    QList<QWidget*> all{vocab_, quantize_, group_, textOnly_, flap_, compensation_, evaluate_, flapRatio_, samples_, length_, evalTokens_};
-    for (QCheckBox* b : gguf_) all << b;
-    for (QWidget* w : all) w->blockSignals(true);
-    const int v = vocab_->findData(r.vocabulary ? QString::fromStdString(r.vocabulary->preset) : QString());
-    vocab_->setCurrentIndex(std::max(0, v));
-    textOnly_->setChecked(r.textOnly);
-    flap_->setChecked(r.flap.has_value());
-    if (r.flap) {
-        flapRatio_->setValue(r.flap->ratio);
-        compensation_->setChecked(r.flap->biasCompensation);
-        samples_->setValue(r.flap->calibration.samples);
-        length_->setValue(r.flap->calibration.length);
-    }
-    quantize_->setCurrentIndex(std::max(0, quantize_->findData(r.quantization ? QString::fromStdString(r.quantization->method) : QString())));
-    if (r.quantization) {
-        if (const int g = group_->findData(r.quantization->groupSize); g >= 0) group_->setCurrentIndex(g);
-        if (r.quantization->method == "gptq") {
-            samples_->setValue(r.quantization->calibration.samples);
-            length_->setValue(r.quantization->calibration.length);
-        }
-    }
-    evaluate_->setChecked(r.evaluation.has_value());
-    if (r.evaluation) evalTokens_->setValue(r.evaluation->maxTokens);
-    for (auto it = gguf_.cbegin(); it != gguf_.cend(); ++it) {
-        const auto& f = r.exports ? r.exports->formats : std::vector<std::string>{};
-        it.value()->setChecked(std::find(f.begin(), f.end(), it.key().toStdString()) != f.end());
-    }
-    for (QWidget* w : all) w->blockSignals(false);
-    updateEnabled();
-}
-
-void RunPage::updateEnabled() {
-    const bool flap = flap_->isChecked();
-    const QString method = quantize_->currentData().toString();
-    flapRatio_->setEnabled(flap);
-    compensation_->setEnabled(flap);
-    group_->setEnabled(method == "rtn" || method == "gptq");
-    samples_->setEnabled(flap || method == "gptq");  // the calibration FLAP and GPTQ read
-    length_->setEnabled(flap || method == "gptq");
-    evalTokens_->setEnabled(evaluate_->isChecked());
-}
-
-Recipe RunPage::recipe() const {
-    Json j;
-    try {
-        j = Json::parse(json_->toPlainText().toStdString());
-    } catch (const Json::parse_error& e) {
-        throw FormatError("the recipe", {}, std::string("not JSON: ") + e.what());
-    }
-    return parseRecipe(j, "the recipe");
-}
-
-void RunPage::loadRecipeFile(const QString& path) {
-    try {
-        const Recipe r = loadRecipe(path.toStdString());  // checked before it replaces the editor's text
-        showInControls(r);
-        json_->setPlainText(QString::fromStdString(toJson(r).dump(2)));
-        status_->setText(tr("Loaded %1.").arg(QDir::toNativeSeparators(path)));
-    } catch (const std::exception& e) {
-        status_->setText(QString::fromUtf8(e.what()));
-    }
-}
-
-void RunPage::chooseRecipe() {
-    const QString f = QFileDialog::getOpenFileName(this, tr("Load a Whittle recipe"), QString(), tr("Recipes (*.json)"));
-    if (!f.isEmpty()) loadRecipeFile(f);
-}
-
-void RunPage::chooseOutput() {
-    const QString d = QFileDialog::getSaveFileName(this, tr("Output folder (created when the job succeeds)"), output_->text());
-    if (!d.isEmpty()) output_->setText(d);
-}
-
-void RunPage::suggestOutput() {
-    if (modelDir_.isEmpty() || !output_->text().isEmpty()) return;
-    const QFileInfo src(modelDir_);
-    const QString base = src.absoluteDir().filePath(src.fileName() + "-slim");
-    QString candidate = base;
-    auto taken = [this](const QString& p) {
-        if (QFileInfo::exists(p)) return true;
-        for (const auto& [id, j] : jobs_)
-            if (j.output == p && (j.state == JobState::Queued || j.state == JobState::Running)) return true;
-        return false;
-    };
-    for (int n = 2; taken(candidate); ++n) candidate = base + "-" + QString::number(n);
-    output_->setText(candidate);
-}
-
-int RunPage::addJob() {
-    if (modelDir_.isEmpty()) {
-        status_->setText(tr("Open a checkpoint first."));
-        return 0;
-    }
-    Recipe r;
-    try {
-        r = recipe();
-    } catch (const std::exception& e) {
-        status_->setText(QString::fromUtf8(e.what()));
-        return 0;
-    }
-    const auto stages = slimStages(r);
-    if (stages.empty() || (stages.size() == 1 && stages[0] == "evaluation")) {
-        status_->setText(tr("The recipe has nothing to do: choose a vocabulary, text only, FLAP or quantization."));
-        return 0;
-    }
-    const QString out = QFileInfo(output_->text().trimmed()).absoluteFilePath();
-    if (output_->text().trimmed().isEmpty()) {
-        status_->setText(tr("Choose an output folder."));
-        return 0;
-    }
+bool RunPage::writesTo(const QString& path) const {
     for (const auto& [id, j] : jobs_)
-        if (j.output == out && (j.state == JobState::Queued || j.state == JobState::Running)) {
-            status_->setText(tr("Job %1 already writes %2.").arg(id).arg(QDir::toNativeSeparators(out)));
-            return 0;
-        }
+        if (j.output == path && (j.state == JobState::Queued || j.state == JobState::Running)) return true;
+    return false;
+}
+
+int RunPage::addJob(const Recipe& r, const QString& output, QString* why) {
+    auto refuse = [&](const QString& reason) {
+        if (why) *why = reason;
+        return 0;
+    };
+    if (modelDir_.isEmpty()) return refuse(tr("Open a checkpoint first."));
+    const auto stages = slimStages(r);
+    if (stages.empty() || (stages.size() == 1 && stages[0] == "evaluation"))
+        return refuse(tr("The recipe has nothing to do: choose a vocabulary, text only, FLAP or quantization."));
+    if (output.trimmed().isEmpty()) return refuse(tr("Choose an output folder."));
+    const QString out = QFileInfo(output.trimmed()).absoluteFilePath();
+    if (writesTo(out)) return refuse(tr("A queued job already writes %1.").arg(QDir::toNativeSeparators(out)));
     const int id = bridge_->submit(QFileInfo(out).fileName(), [shared = checkpoint_, src = modelDir_.toStdString(), r, dest = out.toStdString()](
                                                                   Progress& progress, const CancelToken& cancel) {
         const std::shared_ptr<const Checkpoint> ck = shared ? shared : std::make_shared<const Checkpoint>(Checkpoint::open(src));
@@ -398,8 +154,6 @@ int RunPage::addJob() {
     if (bridge_->runningJob() == id) jobStarted(id);
     log(tr("job %1 queued: %2 → %3").arg(id).arg(QString::fromStdString(toJson(r).dump())).arg(QDir::toNativeSeparators(out)));
     status_->setText(tr("Job %1 queued.").arg(id));
-    output_->clear();
-    suggestOutput();
     table_->selectRow(row);
     return id;
 }
@@ -443,7 +197,6 @@ void RunPage::jobDone(int id, const WorkerOutcome& outcome) {
     log(tr("job %1 %2: %3").arg(id).arg(stateName(j.state), outcome.message));
     status_->setText(outcome.message);
     selectionChanged();
-    suggestOutput();
     emit jobFinished(id, outcome.ok, outcome.message);
 }
 

@@ -37,7 +37,11 @@ OutputEstimate outputOf(const TensorStream& s, const std::vector<TensorSpec>& te
         throw Error(origin, {}, "internal: an estimate reads no tensor");
     };
     const Checkpoint ck = streamCheckpoint(planned);
-    for (const CheckpointTensor& t : ck.tensors()) o.parameters += t.parameters;  // weights, not GPTQ words or scales
+    for (Part p : kAllParts) o.parts[p] = {};
+    for (const CheckpointTensor& t : ck.tensors()) {
+        o.parameters += t.parameters;  // weights, not GPTQ words or scales
+        o.parts[t.part].add(t.parameters, t.entry->info->nbytes);
+    }
     o.memory = estimateEngineMemory(ck, runtime);
     return o;
 }
@@ -88,6 +92,15 @@ OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkp
         const std::int64_t delta = std::llround(target - planned);
         o.tensorBytes = std::uint64_t(std::int64_t(o.tensorBytes) + delta);
         o.memory.weights = std::uint64_t(std::int64_t(o.memory.weights) + delta);
+        // The budget moves bytes between the quantized weights' formats: charged to the parts they are in.
+        Totals& mlp = o.parts[Part::Mlp];
+        Totals& attn = o.parts[Part::Attention];
+        const std::uint64_t both = mlp.bytes + attn.bytes;
+        if (both > 0) {
+            const std::int64_t toMlp = std::int64_t(double(delta) * double(mlp.bytes) / double(both));
+            mlp.bytes = std::uint64_t(std::int64_t(mlp.bytes) + toMlp);
+            attn.bytes = std::uint64_t(std::int64_t(attn.bytes) + delta - toMlp);
+        }
         note += (note.empty() ? "" : "; ") + std::string("the bit budget at its target of ") + std::to_string(r.quantization->bpw) +
                 " bits per weight (the formats are chosen by measuring)";
     }
@@ -96,6 +109,8 @@ OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkp
 
 Json toJson(const OutputEstimate& o) {
     const EngineMemory& m = o.memory;
+    Json parts = Json::object();
+    for (const auto& [p, t] : o.parts) parts[partKey(p)] = {{"tensors", t.tensors}, {"parameters", t.params}, {"bytes", t.bytes}};
     return Json{{"disk_bytes", {{"safetensors", o.tensorBytes}, {"side_files", o.sideBytes}, {"total", o.diskBytes()}}},
                 {"vram_bytes",
                  {{"weights", m.weights},
@@ -112,7 +127,8 @@ Json toJson(const OutputEstimate& o) {
                   {"full_cells", m.kv.fullCells},
                   {"sliding_bytes", m.kv.slidingBytes},
                   {"full_bytes", m.kv.fullBytes}}},
-                {"parameters", o.parameters}};
+                {"parameters", o.parameters},
+                {"parts", parts}};
 }
 
 }  // namespace

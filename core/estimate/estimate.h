@@ -14,8 +14,11 @@
 #include <optional>
 #include <string>
 
+#include <map>
+
 #include "core/estimate/engine_memory.h"
 #include "core/model/checkpoint.h"
+#include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
 
 namespace whittle {
@@ -25,6 +28,7 @@ struct OutputEstimate {
     std::uint64_t sideBytes = 0;    // configs, tokenizer, chat template, … (whittle.json, the run's record, not counted)
     std::uint64_t diskBytes() const { return tensorBytes + sideBytes; }
     std::uint64_t parameters = 0;   // model weights (CheckpointTensor::parameters: 8 a GPTQ word, 2 an NVFP4 byte)
+    std::map<Part, Totals> parts;   // tensors, parameters and tensor bytes by part (headers not included)
     EngineMemory memory;            // running the output
 };
 

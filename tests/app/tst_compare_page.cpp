@@ -24,6 +24,8 @@
 #include "app/gui/compare_page.h"
 #include "app/gui/kld_size_chart.h"
 #include "app/gui/main_window.h"
+#include "app/gui/recipe_editor.h"
+#include "app/gui/recipe_page.h"
 #include "app/gui/run_page.h"
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
@@ -137,10 +139,11 @@ private slots:
     // A Run page job that finishes appears here by itself.
     void runJobAppears() {
         RunPage* run = w_->runPage();
-        run->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "text_only": true})");
-        run->outputEdit()->setText(QString::fromStdString(out("text-only").string()));
+        RecipePage* recipe = w_->recipePage();
+        recipe->editor()->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "text_only": true})");
+        recipe->outputEdit()->setText(QString::fromStdString(out("text-only").string()));
         QSignalSpy finished(run, &RunPage::jobFinished);
-        QVERIFY(run->addJob() > 0);
+        QVERIFY2(recipe->run() > 0, qPrintable(recipe->statusLabel()->text()));
         QVERIFY(finished.wait(120000));
         QVERIFY(finished.first().at(1).toBool());
         QVERIFY(page_->model()->rowOf(out("text-only")) > 0);

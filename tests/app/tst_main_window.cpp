@@ -56,7 +56,7 @@ private slots:
         MainWindow w;
         w.show();
         QVERIFY(QTest::qWaitForWindowExposed(&w));
-        QCOMPARE(w.pageNames(), (QStringList{"Model", "Vocabulary", "Quantize", "Run", "Compare", "Chat"}));
+        QCOMPARE(w.pageNames(), (QStringList{"Model", "Vocabulary", "Quantize", "Recipe", "Run", "Compare", "Chat"}));
         QVERIFY(w.modelPage()->chart()->bars().empty());
         QVERIFY(!w.recentMenu()->isEnabled());
     }

@@ -1,5 +1,5 @@
-// The Run page driven with Qt Test on the bundled model, inside the real main window: the controls write the
-// recipe the CLI reads (compared with the parser's own JSON); a queued English + text-only + FLAP 20 % + GPTQ
+// The Run page driven with Qt Test on the bundled model, inside the real main window, its jobs queued by the
+// Recipe page's Run (tst_recipe_page checks the recipe controls): a queued English + text-only + FLAP 20 % + GPTQ
 // INT4 job runs end to end in the shared worker with its quality report, while a 10 ms timer measures how
 // late the event loop runs (p50/p95/max printed; max must stay under 1 s) and the progress updates are counted
 // (≤ 20 a second); the log names every stage; a second job waits in the queue and is cancelled there; a
@@ -25,6 +25,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/gui/main_window.h"
+#include "app/gui/recipe_editor.h"
+#include "app/gui/recipe_page.h"
 #include "app/gui/run_page.h"
 #include "app/gui/worker_bridge.h"
 #include "core/recipes/recipe.h"
@@ -75,20 +77,22 @@ class TestRunPage : public QObject {
     QTemporaryDir dir_;
     MainWindow* w_ = nullptr;
     RunPage* page_ = nullptr;
+    RecipePage* recipe_ = nullptr;
+    RecipeEditor* ed_ = nullptr;
 
     void setFullRecipe() {
-        selectData(page_->vocabularyBox(), "english");
-        page_->textOnlyBox()->setChecked(true);
-        page_->flapBox()->setChecked(true);
-        page_->flapRatioBox()->setValue(0.2);
-        page_->compensationBox()->setChecked(true);
-        for (const char* f : {"gguf-q4_0", "gguf-q8_0", "gguf-f16", "gguf-nvfp4"}) page_->ggufBox(f)->setChecked(false);
-        selectData(page_->quantizeBox(), "gptq");
-        selectData(page_->groupBox(), 128);
-        page_->samplesBox()->setValue(4);
-        page_->lengthBox()->setValue(128);
-        page_->evaluateBox()->setChecked(true);
-        page_->evalTokensBox()->setValue(256);
+        selectData(ed_->vocabularyBox(), "english");
+        ed_->textOnlyBox()->setChecked(true);
+        ed_->flapBox()->setChecked(true);
+        ed_->flapRatioBox()->setValue(0.2);
+        ed_->compensationBox()->setChecked(true);
+        for (const char* f : {"gguf-q4_0", "gguf-q8_0", "gguf-f16", "gguf-nvfp4"}) ed_->ggufBox(f)->setChecked(false);
+        selectData(ed_->quantizeBox(), "gptq");
+        selectData(ed_->groupBox(), 128);
+        ed_->samplesBox()->setValue(4);
+        ed_->lengthBox()->setValue(128);
+        ed_->evaluateBox()->setChecked(true);
+        ed_->evalTokensBox()->setValue(256);
     }
     fs::path out(const char* name) const { return fs::path(dir_.path().toStdString()) / name; }
 
@@ -101,92 +105,43 @@ private slots:
         w_->openCheckpoint(QString::fromStdString(bundledModelDir().string()));
         QVERIFY(loaded.wait(30000));
         page_ = w_->runPage();
+        recipe_ = w_->recipePage();
+        ed_ = recipe_->editor();
         QCOMPARE(page_->modelDir(), QString::fromStdString(bundledModelDir().string()));
         w_->showPage(int(w_->pageNames().indexOf("Run")));
     }
     void cleanupTestCase() { delete w_; }
 
-    // The controls write the same recipe the CLI flags and the parser make.
-    void controlsWriteTheRecipe() {
-        setFullRecipe();
-        const Json expected{{"whittle_recipe", 1},
-                            {"text_only", true},
-                            {"vocabulary", {{"preset", "english"}}},
-                            {"flap", {{"ratio", 0.2}, {"bias_compensation", true}, {"calibration", {{"samples", 4}, {"length", 128}}}}},
-                            {"quantization", {{"method", "gptq"}, {"group_size", 128}, {"calibration", {{"samples", 4}, {"length", 128}}}}},
-                            {"evaluation", {{"max_tokens", 256}}}};
-        QCOMPARE(toJson(page_->recipe()), toJson(parseRecipe(expected, "expected")));
-        QVERIFY(page_->groupBox()->isEnabled());
-        page_->ggufBox("gguf-q4_0")->setChecked(true);
-        QCOMPARE(page_->recipe().exports->formats, std::vector<std::string>{"gguf-q4_0"});
-        page_->ggufBox("gguf-q4_0")->setChecked(false);
-        QVERIFY(!page_->recipe().exports);
-        selectData(page_->quantizeBox(), "nvfp4");
-        QVERIFY(!page_->groupBox()->isEnabled());
-        QCOMPARE(page_->recipe().quantization->method, std::string("nvfp4"));
-        // A suggested output next to the model, not an existing folder.
-        QVERIFY(page_->outputEdit()->text().endsWith("-slim"));
-    }
-
-    // A loaded recipe file shows in the controls and is what the editor holds; a bad file changes nothing.
-    void loadRecipeShowsInControls() {
-        const Json file{{"whittle_recipe", 1},
-                        {"vocabulary", {{"preset", "cjk"}}},
-                        {"flap", {{"ratio", 0.3}, {"bias_compensation", false}, {"calibration", {{"samples", 16}, {"length", 256}}}}},
-                        {"quantization", {{"method", "nvfp4"}}},
-                        {"export", {"gguf-nvfp4"}},
-                        {"evaluation", {{"max_tokens", 1024}}}};
-        const fs::path path = out("recipe.json");
-        writeJsonFile(path, file);
-        page_->loadRecipeFile(QString::fromStdString(path.string()));
-        QCOMPARE(toJson(page_->recipe()), toJson(parseRecipe(file, "f")));
-        QCOMPARE(page_->vocabularyBox()->currentData().toString(), QString("cjk"));
-        QVERIFY(page_->flapBox()->isChecked());
-        QCOMPARE(page_->flapRatioBox()->value(), 0.3);
-        QVERIFY(!page_->compensationBox()->isChecked());
-        QCOMPARE(page_->samplesBox()->value(), 16);
-        QCOMPARE(page_->quantizeBox()->currentData().toString(), QString("nvfp4"));
-        QVERIFY(!page_->groupBox()->isEnabled());
-        QVERIFY(!page_->textOnlyBox()->isChecked());
-        QCOMPARE(page_->evalTokensBox()->value(), 1024);
-        QVERIFY(page_->ggufBox("gguf-nvfp4")->isChecked() && !page_->ggufBox("gguf-q4_0")->isChecked());
-        const QString before = page_->recipeEdit()->toPlainText();
-        writeJsonFile(out("bad.json"), Json{{"whittle_recipe", 1}, {"flap", {{"ratoi", 0.2}}}});
-        page_->loadRecipeFile(QString::fromStdString(out("bad.json").string()));
-        QVERIFY2(page_->statusLabel()->text().contains("flap.ratoi"), qPrintable(page_->statusLabel()->text()));
-        QCOMPARE(page_->recipeEdit()->toPlainText(), before);
-    }
-
     // A hand-edited recipe is checked by the parser; the error names the field and nothing is queued.
     void badRecipeNamesTheField() {
-        page_->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "flap": {"ratio": 1.5}})");
-        page_->outputEdit()->setText(QString::fromStdString(out("bad").string()));
+        ed_->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "flap": {"ratio": 1.5}})");
+        recipe_->outputEdit()->setText(QString::fromStdString(out("bad").string()));
         const auto before = page_->jobs().size();
-        QCOMPARE(page_->addJob(), 0);
-        QVERIFY2(page_->statusLabel()->text().contains("flap.ratio"), qPrintable(page_->statusLabel()->text()));
+        QCOMPARE(recipe_->run(), 0);
+        QVERIFY2(recipe_->statusLabel()->text().contains("flap.ratio"), qPrintable(recipe_->statusLabel()->text()));
         QCOMPARE(page_->jobs().size(), before);
-        page_->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "evaluation": true})");
-        QCOMPARE(page_->addJob(), 0);
-        QVERIFY2(page_->statusLabel()->text().contains("nothing to do"), qPrintable(page_->statusLabel()->text()));
-        page_->recipeEdit()->setPlainText("{ not json");
-        QCOMPARE(page_->addJob(), 0);
-        QVERIFY2(page_->statusLabel()->text().contains("not JSON"), qPrintable(page_->statusLabel()->text()));
+        ed_->recipeEdit()->setPlainText(R"({"whittle_recipe": 1, "evaluation": true})");
+        QCOMPARE(recipe_->run(), 0);
+        QVERIFY2(recipe_->statusLabel()->text().contains("nothing to do"), qPrintable(recipe_->statusLabel()->text()));
+        ed_->recipeEdit()->setPlainText("{ not json");
+        QCOMPARE(recipe_->run(), 0);
+        QVERIFY2(recipe_->statusLabel()->text().contains("not JSON"), qPrintable(recipe_->statusLabel()->text()));
     }
 
     // The whole recipe end to end; the event loop stays responsive; a queued second job is cancelled in the queue.
     void runsEndToEndResponsive() {
         setFullRecipe();
-        page_->outputEdit()->setText(QString::fromStdString(out("full").string()));
+        recipe_->outputEdit()->setText(QString::fromStdString(out("full").string()));
         QSignalSpy progressed(w_->worker(), &WorkerBridge::progressed);
         QSignalSpy finished(page_, &RunPage::jobFinished);
         LoopLatency latency;
         latency.start();
         QElapsedTimer wall;
         wall.start();
-        const int id = page_->addJob();
-        QVERIFY2(id > 0, qPrintable(page_->statusLabel()->text()));
-        page_->outputEdit()->setText(QString::fromStdString(out("queued").string()));
-        const int second = page_->addJob();
+        const int id = recipe_->run();
+        QVERIFY2(id > 0, qPrintable(recipe_->statusLabel()->text()));
+        recipe_->outputEdit()->setText(QString::fromStdString(out("queued").string()));
+        const int second = recipe_->run();
         QVERIFY(second > 0);
         QCOMPARE(page_->jobs().at(second).state, RunPage::JobState::Queued);
         w_->worker()->cancel(second);
@@ -209,7 +164,7 @@ private slots:
         const Json w = readJsonFile(out("full") / "whittle.json");
         QCOMPARE(w["slim"]["stages"].size(), std::size_t(5));
         QCOMPARE(w["slim"]["quality"]["tokens"].get<int>(), 256);
-        QCOMPARE(w["recipe"], toJson(page_->recipe()));
+        QCOMPARE(w["recipe"], toJson(ed_->recipe()));
         const int row = page_->jobs().at(id).row;
         QCOMPARE(page_->queueTable()->item(row, 5)->text(), QString("done"));
         auto* bar = static_cast<QProgressBar*>(page_->queueTable()->cellWidget(row, 3));
@@ -243,9 +198,9 @@ private slots:
     // Cancel a running job at its first progress: it ends cancelled within 5 s, nothing is left behind.
     void cancelRunning() {
         setFullRecipe();
-        page_->outputEdit()->setText(QString::fromStdString(out("cancelled").string()));
+        recipe_->outputEdit()->setText(QString::fromStdString(out("cancelled").string()));
         QSignalSpy progressed(w_->worker(), &WorkerBridge::progressed);
-        const int id = page_->addJob();
+        const int id = recipe_->run();
         QVERIFY(id > 0);
         QVERIFY(progressed.wait(60000));
         page_->queueTable()->selectRow(page_->jobs().at(id).row);
@@ -266,14 +221,14 @@ private slots:
         QSignalSpy loaded(w, &MainWindow::checkpointLoaded);
         w->openCheckpoint(QString::fromStdString(bundledModelDir().string()));
         QVERIFY(loaded.wait(30000));
-        RunPage* page = w->runPage();
-        selectData(page->vocabularyBox(), "english");
-        selectData(page->quantizeBox(), "gptq");
-        page->samplesBox()->setValue(4);
-        page->lengthBox()->setValue(128);
-        page->outputEdit()->setText(QString::fromStdString(out("closed").string()));
+        RecipeEditor* ed = w->recipePage()->editor();
+        selectData(ed->vocabularyBox(), "english");
+        selectData(ed->quantizeBox(), "gptq");
+        ed->samplesBox()->setValue(4);
+        ed->lengthBox()->setValue(128);
+        w->recipePage()->outputEdit()->setText(QString::fromStdString(out("closed").string()));
         QSignalSpy progressed(w->worker(), &WorkerBridge::progressed);
-        QVERIFY(page->addJob() > 0);
+        QVERIFY(w->recipePage()->run() > 0);
         QVERIFY(progressed.wait(60000));
         QElapsedTimer t;
         t.start();

@@ -57,7 +57,7 @@ private slots:
         w_->resize(1200, 800);
         w_->show();
         QVERIFY(QTest::qWaitForWindowExposed(w_.get()));
-        QCOMPARE(w_->pageNames(), (QStringList{"Model", "Vocabulary", "Quantize", "Run", "Compare", "Chat"}));
+        QCOMPARE(w_->pageNames(), (QStringList{"Model", "Vocabulary", "Quantize", "Recipe", "Run", "Compare", "Chat"}));
         page_ = w_->vocabularyPage();
         QSignalSpy loaded(page_, &VocabularyPage::loaded);
         w_->openCheckpoint(kBundled);

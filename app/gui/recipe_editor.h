@@ -1,0 +1,88 @@
+#pragma once
+// A recipe, edited two ways that stay in step: controls for every section (vocabulary, text-only, FLAP,
+// quantization method / format / group / act-order / damping / bit budget / token tables, calibration, GGUF
+// exports, the quality report) and the exact JSON whittle-cli reads (editable; checked by the same parser,
+// errors name the field). A control rewrites only the keys it owns, so a loaded file's other keys (exclusion
+// rules, seeds, a corpus) survive. Presets (recipe_presets.h) and recipe files load into both; Save writes
+// the JSON. Emits recipeChanged() whenever the text changes, whatever changed it.
+#include <QMap>
+#include <QWidget>
+
+#include <nlohmann/json.hpp>
+
+#include "core/io/json_file.h"
+#include "core/recipes/recipe.h"
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QPlainTextEdit;
+class QPushButton;
+class QSpinBox;
+
+namespace whittle::gui {
+
+class RecipeEditor : public QWidget {
+    Q_OBJECT
+public:
+    explicit RecipeEditor(QWidget* parent = nullptr);
+
+    // The recipe in the JSON editor; throws FormatError naming the field.
+    Recipe recipe() const;
+    // Shows `r` in the controls and the editor.
+    void setRecipe(const Recipe& r);
+    // Loads a recipe file (checked before it replaces the editor's text); false with the reason in statusLabel().
+    bool loadRecipeFile(const QString& path);
+    // Writes the editor's recipe (checked first) as a recipe file; false with the reason in statusLabel().
+    bool saveRecipeFile(const QString& path);
+    // A shipped preset by id ("fit-8gb", …); the presets box shows it.
+    void applyPreset(const QString& id);
+
+    // Controls, for tests and screenshots.
+    QComboBox* presetBox() const { return preset_; }
+    QComboBox* vocabularyBox() const { return vocab_; }
+    QCheckBox* textOnlyBox() const { return textOnly_; }
+    QCheckBox* flapBox() const { return flap_; }
+    QDoubleSpinBox* flapRatioBox() const { return flapRatio_; }
+    QCheckBox* compensationBox() const { return compensation_; }
+    QComboBox* quantizeBox() const { return quantize_; }
+    QComboBox* groupBox() const { return group_; }
+    QComboBox* formatBox() const { return format_; }
+    QComboBox* embeddingsBox() const { return embeddings_; }
+    QCheckBox* actOrderBox() const { return actOrder_; }
+    QDoubleSpinBox* dampBox() const { return damp_; }
+    QDoubleSpinBox* bpwBox() const { return bpw_; }
+    QSpinBox* samplesBox() const { return samples_; }
+    QSpinBox* lengthBox() const { return length_; }
+    QCheckBox* evaluateBox() const { return evaluate_; }
+    QSpinBox* evalTokensBox() const { return evalTokens_; }
+    // "gguf-q4_0", "gguf-q8_0", "gguf-f16", "gguf-nvfp4": also written by the job, for llama.cpp.
+    QCheckBox* ggufBox(const QString& format) const { return gguf_.value(format); }
+    QPlainTextEdit* recipeEdit() const { return json_; }
+    QLabel* statusLabel() const { return status_; }
+
+signals:
+    void recipeChanged();
+
+private:
+    void controlsChanged();  // rewrites the JSON's control-owned keys
+    void showInControls(const Recipe& r);
+    void updateEnabled();
+    void fillFormats();  // the formats the chosen method can be written in
+    void chooseRecipe();
+    void chooseSaveFile();
+    QList<QWidget*> controls() const;
+
+    Json base_ = Json::object();  // the last recipe loaded or applied: keys no control owns come from here
+    QComboBox *preset_, *vocab_, *quantize_, *group_, *format_, *embeddings_;
+    QCheckBox *textOnly_, *flap_, *compensation_, *actOrder_, *evaluate_;
+    QMap<QString, QCheckBox*> gguf_;
+    QDoubleSpinBox *flapRatio_, *damp_, *bpw_;
+    QSpinBox *samples_, *length_, *evalTokens_;
+    QPlainTextEdit* json_;
+    QPushButton *load_, *save_;
+    QLabel* status_;
+};
+
+}  // namespace whittle::gui
