@@ -10,7 +10,9 @@
 #include "app/cli/commands.h"
 #include "core/error.h"
 #include "core/model/checkpoint.h"
+#include "core/estimate/vocabulary_sizes.h"
 #include "core/model/inventory.h"
+#include "core/recipes/vocab_prune.h"
 #include "core/tokenizer/buckets.h"
 #include "core/model/checkpoint_files.h"
 
@@ -37,11 +39,13 @@ int runBuckets(const std::vector<std::string>& argv) {
     const std::vector<std::string> corpusFiles = a.listValue("corpus");
     const auto corpus = readCorpusLines(corpusFiles);
     const BucketTable table = classifyVocabulary(tok, corpus);
-    // With a model folder, the cost of each token: its rows in the tensors with one row per token id.
-    std::optional<TokenRowCost> cost;
+    // With a model folder, the estimator's sizes by vocabulary: the cost of each token (its rows in the tensors
+    // with one row per token id) and the parameters of any selection — the figures the Vocabulary page shows.
+    std::optional<VocabularySizes> sizes;
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec) && std::filesystem::exists(path / files::kConfig, ec))
-        cost = tokenRowCost(makeInventory(Checkpoint::open(path)));
+        sizes = vocabularySizes(Estimator(std::make_shared<const Checkpoint>(Checkpoint::open(path))), Recipe{});
+    const TokenRowCost* cost = sizes ? &sizes->row : nullptr;
 
     Json presets = Json::object();
     for (const auto& p : presetNames()) {
@@ -49,11 +53,15 @@ int runBuckets(const std::vector<std::string>& argv) {
         KeepSelection s = selectPreset(tok, table, p, corpus);
         const int before = s.kept;
         const int merges = keptMerges(tok, s.keep);
-        const int extra = padSelection(tok, s.keep, 256);
-        const int padded = int(std::count(s.keep.begin(), s.keep.end(), true)) + extra;
+        const FittedSelection fit = fitSelection(tok, s.keep, sizes ? sizes->rows : tok.size(), 256);
+        const int padded = fit.vocabSize;
         presets[p] = {{"description", presetDescription(p)}, {"tokens_kept", before}, {"tokens_after_padding", padded}, {"merges_kept", merges},
                       {"merges_total", tok.merges().size()}, {"tokens_total", tok.size()}};
-        if (cost) presets[p]["parameters_removed"] = std::uint64_t(std::max(0, tok.size() - padded)) * cost->params();
+        if (sizes) {
+            presets[p]["parameters_after"] = sizes->parametersAt(padded);
+            presets[p]["parameters_removed"] = sizes->full.parameters - sizes->parametersAt(padded);
+            presets[p]["safetensors_bytes_after"] = sizes->tensorBytesAt(padded);
+        }
     }
     if (a.flag("json")) {
         Json buckets = Json::array();

@@ -12,6 +12,7 @@
 #include <QSpinBox>
 #include <QTableView>
 #include <QVBoxLayout>
+#include <QtConcurrent>
 #include <algorithm>
 #include <cmath>
 
@@ -151,15 +152,17 @@ EstimatePanel::EstimatePanel(QWidget* parent) : QWidget(parent) {
     connect(chunk_, &QSpinBox::valueChanged, this, &EstimatePanel::recompute);
     connect(ple_, &QComboBox::currentIndexChanged, this, &EstimatePanel::recompute);
     connect(deviceBox_, &QComboBox::currentIndexChanged, this, &EstimatePanel::recompute);
+    connect(&preparing_, &QFutureWatcher<void>::finished, this, &EstimatePanel::recompute);  // the stages are kept now
     clearFigures(tr("Open a checkpoint to see what a recipe makes of it."));
 }
 
-EstimatePanel::~EstimatePanel() = default;
+EstimatePanel::~EstimatePanel() { preparing_.waitForFinished(); }
 
 QAbstractItemModel* EstimatePanel::partsModel() const { return partsModel_; }
 
 void EstimatePanel::setCheckpoint(std::shared_ptr<const Checkpoint> checkpoint) {
     checkpoint_ = std::move(checkpoint);
+    estimator_ = checkpoint_ ? std::make_shared<const Estimator>(checkpoint_) : nullptr;
     // The slider reaches the model's own maximum context (128k for E2B and E4B).
     int top = 17;
     if (checkpoint_ && checkpoint_->config().maxPositionEmbeddings > 0)
@@ -178,6 +181,7 @@ void EstimatePanel::setRecipe(const Recipe& recipe) {
 
 void EstimatePanel::setRecipeError(const QString& why) {
     recipe_.reset();
+    pending_ = false;
     estimate_.reset();
     clearFigures(why);
     emit estimated();
@@ -223,6 +227,7 @@ void EstimatePanel::recompute() {
     const RuntimeOptions r = runtime();
     contextText_->setText(tr("%L1 positions").arg(r.context));
     if (!checkpoint_ || !recipe_) {
+        pending_ = false;
         estimate_.reset();
         clearFigures(checkpoint_ ? note_->text() : tr("Open a checkpoint to see what a recipe makes of it."));
         emit estimated();
@@ -231,16 +236,27 @@ void EstimatePanel::recompute() {
     QElapsedTimer t;
     t.start();
     try {
-        estimate_ = estimate(*checkpoint_, *recipe_, r);
-    } catch (const std::exception& e) {
+        if (std::optional<Estimate> e = estimator_->cached(*recipe_, r)) {
+            lastMs_ = double(t.nsecsElapsed()) / 1e6;
+            estimate_ = std::move(e);
+            pending_ = false;
+            showEstimate();
+            emit estimated();
+            return;
+        }
+    } catch (const std::exception& e) {  // the recipe's stages refused it (named field, already quantized, …)
+        pending_ = false;
         estimate_.reset();
         clearFigures(QString::fromUtf8(e.what()));
         emit estimated();
         return;
     }
-    lastMs_ = double(t.nsecsElapsed()) / 1e6;
-    showEstimate();
-    emit estimated();
+    // Not kept yet: computed on a worker thread, one recipe at a time; when it ends, recompute() asks again
+    // for whatever the recipe is then.
+    pending_ = true;
+    note_->setText(tr("Estimating this recipe…"));
+    if (!preparing_.isRunning())
+        preparing_.setFuture(QtConcurrent::run([estimator = estimator_, recipe = *recipe_] { estimator->prepare(recipe); }));
 }
 
 void EstimatePanel::clearFigures(const QString& why) {

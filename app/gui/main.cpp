@@ -159,6 +159,11 @@ int main(int argc, char** argv) {
                 whittle::Json::parse(R"({"whittle_recipe": 1, "vocabulary": {"preset": "english"}, "quantization": {"method": "gptq", "group_size": 128}})"),
                 "the screenshot's recipe"));
             recipe->estimatePanel()->contextSlider()->setValue(15);
+            while (recipe->estimatePanel()->pending()) {  // the English vocabulary's stage runs on a worker thread
+                QEventLoop wait;
+                QTimer::singleShot(50, &wait, &QEventLoop::quit);
+                wait.exec();
+            }
         }
         for (const QString& f : w.saveScreenshots(parser.value(shots))) std::printf("%s\n", f.toUtf8().constData());
         return 0;

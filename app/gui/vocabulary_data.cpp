@@ -1,7 +1,6 @@
 #include "app/gui/vocabulary_data.h"
 
 #include "core/model/checkpoint.h"
-#include "core/model/inventory.h"
 #include "core/recipes/vocab_prune.h"
 #include "core/model/checkpoint_files.h"
 
@@ -16,14 +15,7 @@ std::shared_ptr<const VocabularyData> loadVocabularyData(const fs::path& path, s
     if (opened || (fs::is_directory(path) && fs::exists(path / whittle::files::kConfig))) {
         d->modelDir = path;
         if (!opened) opened = std::make_shared<const Checkpoint>(Checkpoint::open(path));
-        const Checkpoint& ck = *opened;
-        const Inventory inv = makeInventory(ck);
-        RowCost c;
-        c.row = tokenRowCost(inv);
-        c.rows = c.row.rows;
-        c.totalParams = inv.total.params;
-        c.totalBytes = inv.total.bytes;
-        d->cost = c;
+        d->sizes = vocabularySizes(Estimator(opened), Recipe{});
     }
     d->tokenizer = std::make_shared<const Tokenizer>(opened ? checkpointTokenizer(*opened) : Tokenizer::fromModelOrFile(path));
     d->table = classifyVocabulary(*d->tokenizer);
@@ -39,10 +31,9 @@ SelectionSummary summarize(const VocabularyData& d, const std::vector<bool>& kee
     s.padded = fit.vocabSize;
     s.merges = keptMerges(tok, fit.keep);
     s.mergesBefore = int(tok.merges().size());
-    if (d.cost) {
-        const std::uint64_t removed = std::uint64_t(std::max(0, rows - s.padded));
-        s.paramsAfter = d.cost->totalParams - removed * d.cost->row.params();
-        s.bytesAfter = d.cost->totalBytes - removed * d.cost->row.bytes();
+    if (d.sizes) {
+        s.paramsAfter = d.sizes->parametersAt(s.padded);
+        s.bytesAfter = d.sizes->tensorBytesAt(s.padded);
     }
     return s;
 }

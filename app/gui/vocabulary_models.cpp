@@ -82,7 +82,7 @@ QVariant BucketTableModel::data(const QModelIndex& index, int role) const {
     if (!d_ || !index.isValid() || index.row() >= rowCount()) return {};
     const BucketStats& b = d_->table.buckets[std::size_t(index.row())];
     const std::uint64_t n = std::uint64_t(b.tokens);
-    const auto& cost = d_->cost;
+    const auto& cost = d_->sizes;
     if (role == Qt::CheckStateRole && index.column() == Keep) {
         const int k = kept_[std::size_t(index.row())];
         return k == 0 ? Qt::Unchecked : k >= b.tokens ? Qt::Checked : Qt::PartiallyChecked;

@@ -435,9 +435,9 @@ void VocabularyPage::updateSummaryText() {
                        .arg(s.padded - s.kept)
                        .arg(QLocale().toString(s.mergesBefore))
                        .arg(QLocale().toString(s.merges));
-    if (data_->cost)
-        html += tr(" · <b>parameters</b> %1 → <b>%2</b> · <b>disk</b> %3 → <b>%4</b>")
-                    .arg(params(data_->cost->totalParams), params(s.paramsAfter), bytes(data_->cost->totalBytes), bytes(s.bytesAfter));
+    if (data_->sizes)
+        html += tr(" · <b>parameters</b> %1 → <b>%2</b> · <b>tensors on disk</b> %3 → <b>%4</b>")
+                    .arg(params(data_->sizes->input.parameters), params(s.paramsAfter), bytes(data_->sizes->input.tensorBytes), bytes(s.bytesAfter));
     summaryLabel_->setText(html);
 }
 

@@ -1,5 +1,7 @@
 #include "core/estimate/estimate.h"
 
+#include <list>
+#include <mutex>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -24,26 +26,45 @@ std::uint64_t sideFileBytes(const std::vector<SideFile>& files) {
     return n;
 }
 
-// The output a stream's side files and `tensors` make: sizes from the writer's own layout, and the engine's
-// memory for a checkpoint of exactly those tensors (checked against the table as a folder's would be; no
-// tensor is read).
-OutputEstimate outputOf(const TensorStream& s, const std::vector<TensorSpec>& tensors, const RuntimeOptions& runtime) {
-    OutputEstimate o;
-    o.tensorBytes = layoutSafetensors(tensors, {}, s.origin.string()).totalBytes();
-    o.sideBytes = sideFileBytes(s.files);
-    TensorStream planned = s;
-    planned.tensors = tensors;
-    planned.read = [origin = s.origin.string()](std::size_t, std::uint64_t, std::uint64_t, char*) {
-        throw Error(origin, {}, "internal: an estimate reads no tensor");
-    };
-    const Checkpoint ck = streamCheckpoint(planned);
+// An output's sizes, and the checkpoint its engine memory is computed from for any runtime.
+struct Planned {
+    OutputEstimate sizes;  // memory not filled in
+    std::shared_ptr<const Checkpoint> checkpoint;
+    std::int64_t weightsDelta = 0;  // the bit budget's bytes, beyond the uniform plan's
+
+    OutputEstimate withMemory(const RuntimeOptions& runtime) const {
+        OutputEstimate o = sizes;
+        o.memory = estimateEngineMemory(*checkpoint, runtime);
+        o.memory.weights = std::uint64_t(std::int64_t(o.memory.weights) + weightsDelta);
+        return o;
+    }
+};
+
+void countParts(const Checkpoint& ck, OutputEstimate& o) {
     for (Part p : kAllParts) o.parts[p] = {};
     for (const CheckpointTensor& t : ck.tensors()) {
         o.parameters += t.parameters;  // weights, not GPTQ words or scales
         o.parts[t.part].add(t.parameters, t.entry->info->nbytes);
     }
-    o.memory = estimateEngineMemory(ck, runtime);
-    return o;
+}
+
+// The output a stream's side files and `tensors` make: sizes from the writer's own layout, and a checkpoint of
+// exactly those tensors (checked against the table as a folder's would be; no tensor is read) for its memory.
+Planned planOutput(const TensorStream& s, const std::vector<TensorSpec>& tensors) {
+    Planned p;
+    p.sizes.tensorBytes = layoutSafetensors(tensors, {}, s.origin.string()).totalBytes();
+    p.sizes.sideBytes = sideFileBytes(s.files);
+    TensorStream planned;
+    planned.origin = s.origin;
+    planned.config = s.config;
+    planned.special = s.special;  // no side files: the engine's memory does not read them, and a tokenizer is large
+    planned.tensors = tensors;
+    planned.read = [origin = s.origin.string()](std::size_t, std::uint64_t, std::uint64_t, char*) {
+        throw Error(origin, {}, "internal: an estimate reads no tensor");
+    };
+    p.checkpoint = std::make_shared<const Checkpoint>(streamCheckpoint(planned));
+    countParts(*p.checkpoint, p.sizes);
+    return p;
 }
 
 // FLAP's channels as its global ranking picks them when every layer's scores have the same spread: removal in
@@ -62,8 +83,7 @@ FlapSelection proportionalSelection(const Gemma4Config& c, const FlapRecipe& f, 
 }
 
 // The recipe's output from `stream` (text-only and vocabulary already applied) with FLAP at `ratio`.
-OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& ck, const Recipe& r, double ratio,
-                                        const RuntimeOptions& runtime, std::string& note) {
+Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& ck, const Recipe& r, double ratio, std::string& note) {
     TensorStream s = stream;
     if (r.flap) {
         FlapReport rep;
@@ -71,7 +91,7 @@ OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkp
         f.ratio = ratio;
         s = flapStream(std::move(s), f, proportionalSelection(s.config, f, ratio), rep);
     }
-    if (!r.quantization) return outputOf(s, s.tensors, runtime);
+    if (!r.quantization) return planOutput(s, s.tensors);
     QuantizeRecipe q = *r.quantization;
     const bool budget = q.method == "budget";
     if (budget) {
@@ -83,7 +103,8 @@ OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkp
     const Checkpoint sc = streamCheckpoint(s);
     if (sc.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
     const QuantizePlan plan = planQuantization(sc, q);
-    OutputEstimate o = outputOf(s, plan.tensors, runtime);
+    Planned p = planOutput(s, plan.tensors);
+    OutputEstimate& o = p.sizes;
     // The quantization configs written beside config.json (a few hundred bytes each): counted as 2 KiB.
     o.sideBytes += q.format == "hf" ? 0 : 2048;
     if (budget && r.quantization->bpw > 0) {
@@ -91,7 +112,7 @@ OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkp
         const double planned = plan.bitsPerWeight * double(plan.weightsQuantized) / 8;
         const std::int64_t delta = std::llround(target - planned);
         o.tensorBytes = std::uint64_t(std::int64_t(o.tensorBytes) + delta);
-        o.memory.weights = std::uint64_t(std::int64_t(o.memory.weights) + delta);
+        p.weightsDelta = delta;
         // The budget moves bytes between the quantized weights' formats: charged to the parts they are in.
         Totals& mlp = o.parts[Part::Mlp];
         Totals& attn = o.parts[Part::Attention];
@@ -104,7 +125,7 @@ OutputEstimate afterFlapAndQuantization(const TensorStream& stream, const Checkp
         note += (note.empty() ? "" : "; ") + std::string("the bit budget at its target of ") + std::to_string(r.quantization->bpw) +
                 " bits per weight (the formats are chosen by measuring)";
     }
-    return o;
+    return p;
 }
 
 Json toJson(const OutputEstimate& o) {
@@ -133,37 +154,179 @@ Json toJson(const OutputEstimate& o) {
 
 }  // namespace
 
-Estimate estimate(const Checkpoint& ck, const Recipe& r, const RuntimeOptions& runtime) {
-    Estimate e;
-    TensorStream s = checkpointStream(ck);
-    e.input = outputOf(s, s.tensors, runtime);
+struct Estimator::Impl {
+    // What a recipe makes, up to the engine memory: the output, FLAP's range, exactness, the note.
+    struct RecipeOutput {
+        Planned output;
+        std::optional<Planned> low, high;
+        bool exact = true;
+        std::string note;
+    };
+    // A stage kept: its result, or the error computing it threw.
+    template <class T>
+    struct Kept {
+        std::shared_ptr<const T> value;
+        std::exception_ptr error;
+    };
+    template <class T>
+    using Cache = std::list<std::pair<std::string, Kept<T>>>;  // most recent first
+
+    std::shared_ptr<const Checkpoint> ck;
+    Planned input;
+    mutable std::mutex mutex;
+    mutable Cache<TensorStream> streams;   // text-only + vocabulary (each holds a rewritten tokenizer: few are kept)
+    mutable Cache<RecipeOutput> outputs;  // + FLAP and quantization
+    static constexpr std::size_t kStreams = 4, kOutputs = 32;
+
+    static std::string streamKey(const Recipe& r) {
+        return Json{{"text_only", r.textOnly}, {"vocabulary", r.vocabulary ? toJson(*r.vocabulary) : Json()}}.dump();
+    }
+    static std::string outputKey(const Recipe& r) {
+        return streamKey(r) + Json{{"flap", r.flap ? toJson(*r.flap) : Json()}, {"quantization", r.quantization ? toJson(*r.quantization) : Json()}}.dump();
+    }
+    template <class T>
+    const Kept<T>* find(Cache<T>& cache, const std::string& key) const {
+        for (auto it = cache.begin(); it != cache.end(); ++it)
+            if (it->first == key) {
+                cache.splice(cache.begin(), cache, it);
+                return &cache.front().second;
+            }
+        return nullptr;
+    }
+    template <class T>
+    void keep(Cache<T>& cache, std::size_t limit, const std::string& key, Kept<T> kept) const {
+        for (auto it = cache.begin(); it != cache.end(); ++it)
+            if (it->first == key) {
+                cache.erase(it);
+                break;
+            }
+        cache.emplace_front(key, std::move(kept));
+        if (cache.size() > limit) cache.pop_back();
+    }
+    template <class T>
+    static std::shared_ptr<const T> valueOf(const Kept<T>& k) {
+        if (k.error) std::rethrow_exception(k.error);
+        return k.value;
+    }
+
+    std::shared_ptr<const TensorStream> streamOf(const Recipe& r) const {
+        const std::string key = streamKey(r);
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            if (const auto* k = find(streams, key)) return valueOf(*k);
+        }
+        Kept<TensorStream> k;  // computed without the lock: the GUI thread may ask meanwhile
+        try {
+            TensorStream s = checkpointStream(*ck);
+            if (r.textOnly) {
+                TextOnlyReport rep;
+                s = textOnlyStream(std::move(s), rep);
+            }
+            if (r.vocabulary) {
+                VocabPruneReport rep;
+                s = vocabularyStream(std::move(s), *r.vocabulary, rep);
+            }
+            k.value = std::make_shared<const TensorStream>(std::move(s));
+        } catch (...) {
+            k.error = std::current_exception();
+        }
+        const std::lock_guard<std::mutex> lock(mutex);
+        keep(streams, kStreams, key, k);
+        return valueOf(k);
+    }
+
+    std::shared_ptr<const RecipeOutput> outputOf(const Recipe& r) const {
+        const std::string key = outputKey(r);
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            if (const auto* k = find(outputs, key)) return valueOf(*k);
+        }
+        Kept<RecipeOutput> k;
+        try {
+            const std::shared_ptr<const TensorStream> stream = streamOf(r);
+            const TensorStream& s = *stream;
+            RecipeOutput out;
+            const double ratio = r.flap ? r.flap->ratio : 0;
+            out.output = afterFlapAndQuantization(s, *ck, r, ratio, out.note);
+            if (r.flap) {
+                // Each layer's width is rounded to a multiple of `multiple`: at most that many channels a layer either way.
+                std::int64_t total = 0;
+                for (const LayerSpec& l : s.config.layers) total += l.ffnWidth;
+                const double slack = double(s.config.layers.size()) * double(r.flap->multiple) / double(total);
+                std::string ignored;
+                out.low = afterFlapAndQuantization(s, *ck, r, std::min(0.95, ratio + slack), ignored);
+                out.high = afterFlapAndQuantization(s, *ck, r, std::max(0.01, ratio - slack), ignored);
+                out.exact = false;
+                out.note = std::string("FLAP's widths are known after calibration: channels removed in proportion to each layer's width, ") +
+                           "within the range for rounding to multiples of " + std::to_string(r.flap->multiple) + (out.note.empty() ? "" : "; " + out.note);
+            }
+            if (r.quantization && r.quantization->method == "budget" && r.quantization->bpw > 0) out.exact = false;
+            k.value = std::make_shared<const RecipeOutput>(std::move(out));
+        } catch (...) {
+            k.error = std::current_exception();
+        }
+        const std::lock_guard<std::mutex> lock(mutex);
+        keep(outputs, kOutputs, key, k);
+        return valueOf(k);
+    }
+
+    Estimate assemble(const RecipeOutput& out, const RuntimeOptions& runtime) const {
+        Estimate e;
+        e.input = input.withMemory(runtime);
+        e.output = out.output.withMemory(runtime);
+        if (out.low) e.low = out.low->withMemory(runtime);
+        if (out.high) e.high = out.high->withMemory(runtime);
+        e.exact = out.exact;
+        e.note = out.note;
+        return e;
+    }
+};
+
+Estimator::Estimator(std::shared_ptr<const Checkpoint> checkpoint) : impl_(std::make_unique<Impl>()) {
+    impl_->ck = std::move(checkpoint);
+    const Checkpoint& ck = *impl_->ck;
+    Planned& in = impl_->input;
+    in.checkpoint = impl_->ck;
     // The input's own files, however they were sharded (another writer's shard size, metadata, index).
-    e.input.tensorBytes = ck.store().fileBytes();
-    if (ck.store().sharded()) e.input.tensorBytes += fs::file_size(ck.dir() / TensorStore::kIndexFile);
-    if (r.textOnly) {
-        TextOnlyReport rep;
-        s = textOnlyStream(std::move(s), rep);
+    in.sizes.tensorBytes = ck.store().fileBytes();
+    if (ck.store().sharded()) in.sizes.tensorBytes += fs::file_size(ck.dir() / TensorStore::kIndexFile);
+    in.sizes.sideBytes = sideFileBytes(ck.sideFiles());
+    countParts(ck, in.sizes);
+}
+
+Estimator::~Estimator() = default;
+
+const Checkpoint& Estimator::checkpoint() const { return *impl_->ck; }
+
+Estimate Estimator::estimate(const Recipe& r, const RuntimeOptions& runtime) const {
+    (void)kvCacheSize(impl_->ck->config(), runtime.context, runtime.prefillChunk);  // a bad runtime is refused first
+    return impl_->assemble(*impl_->outputOf(r), runtime);
+}
+
+std::optional<Estimate> Estimator::cached(const Recipe& r, const RuntimeOptions& runtime) const {
+    std::shared_ptr<const Impl::RecipeOutput> out;
+    {
+        const std::lock_guard<std::mutex> lock(impl_->mutex);
+        const auto* k = impl_->find(impl_->outputs, Impl::outputKey(r));
+        if (!k) return std::nullopt;
+        out = Impl::valueOf(*k);
     }
-    if (r.vocabulary) {
-        VocabPruneReport rep;
-        s = vocabularyStream(std::move(s), *r.vocabulary, rep);
+    return impl_->assemble(*out, runtime);
+}
+
+void Estimator::prepare(const Recipe& r) const {
+    try {
+        (void)impl_->outputOf(r);
+    } catch (...) {  // kept with the stage: cached() throws it
     }
-    const double ratio = r.flap ? r.flap->ratio : 0;
-    e.output = afterFlapAndQuantization(s, ck, r, ratio, runtime, e.note);
-    if (r.flap) {
-        // Each layer's width is rounded to a multiple of `multiple`: at most that many channels a layer either way.
-        std::int64_t total = 0;
-        for (const LayerSpec& l : s.config.layers) total += l.ffnWidth;
-        const double slack = double(s.config.layers.size()) * double(r.flap->multiple) / double(total);
-        std::string ignored;
-        e.low = afterFlapAndQuantization(s, ck, r, std::min(0.95, ratio + slack), runtime, ignored);
-        e.high = afterFlapAndQuantization(s, ck, r, std::max(0.01, ratio - slack), runtime, ignored);
-        e.exact = false;
-        e.note = std::string("FLAP's widths are known after calibration: channels removed in proportion to each layer's width, ") +
-                 "within the range for rounding to multiples of " + std::to_string(r.flap->multiple) + (e.note.empty() ? "" : "; " + e.note);
-    }
-    if (r.quantization && r.quantization->method == "budget" && r.quantization->bpw > 0) e.exact = false;
-    return e;
+}
+
+std::shared_ptr<const Checkpoint> Estimator::plannedOutput(const Recipe& r) const { return impl_->outputOf(r)->output.checkpoint; }
+
+Estimate estimate(const Checkpoint& ck, const Recipe& r, const RuntimeOptions& runtime) {
+    // The caller's checkpoint, not owned: the estimator lives only for this call.
+    const Estimator estimator(std::shared_ptr<const Checkpoint>(&ck, [](const Checkpoint*) {}));
+    return estimator.estimate(r, runtime);
 }
 
 Json toJson(const Estimate& e) {

@@ -15,6 +15,7 @@
 #include <string>
 
 #include <map>
+#include <memory>
 
 #include "core/estimate/engine_memory.h"
 #include "core/model/checkpoint.h"
@@ -42,6 +43,36 @@ struct Estimate {
 
 // Throws UsageError naming the recipe field for a combination the pipeline would refuse.
 Estimate estimate(const Checkpoint& checkpoint, const Recipe& recipe, const RuntimeOptions& runtime);
+
+// The same estimates of one checkpoint, for a page that recomputes them on every change: the recipe's stages are
+// kept (the text-only and vocabulary stream — the vocabulary's rewritten tokenizer is the slow part, about
+// 1.5 s for a 262k vocabulary — and the planned output of FLAP and quantization on it), so a change of the
+// runtime, or of a section after the vocabulary, reuses them and only the engine memory is computed afresh.
+// Thread-safe: a page computes a recipe's stages on a worker thread (prepare) and asks on the GUI thread
+// (cached), which answers only when nothing slow is left.
+class Estimator {
+public:
+    explicit Estimator(std::shared_ptr<const Checkpoint> checkpoint);
+    ~Estimator();
+    Estimator(const Estimator&) = delete;
+    Estimator& operator=(const Estimator&) = delete;
+
+    const Checkpoint& checkpoint() const;
+    // Computes what is not kept yet; throws as estimate() does.
+    Estimate estimate(const Recipe& recipe, const RuntimeOptions& runtime) const;
+    // The estimate when the recipe's stages are kept (only the engine memory is computed), else nothing. Throws
+    // what the recipe's stages threw when they were prepared.
+    std::optional<Estimate> cached(const Recipe& recipe, const RuntimeOptions& runtime) const;
+    // Computes and keeps the recipe's stages (for a worker thread); an error is kept and thrown by cached().
+    void prepare(const Recipe& recipe) const;
+    // The recipe's output as the checkpoint of its planned tensors (none can be read): what sizes by tensor are
+    // computed from. Throws as estimate() does.
+    std::shared_ptr<const Checkpoint> plannedOutput(const Recipe& recipe) const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 Json toJson(const Estimate& e);
 

@@ -15,6 +15,7 @@
 #include <QTableView>
 
 #include "app/gui/main_window.h"
+#include "core/estimate/estimate.h"
 #include "app/gui/vocabulary_data.h"
 #include "app/gui/vocabulary_page.h"
 #include "core/model/checkpoint.h"
@@ -92,8 +93,17 @@ private slots:
         QCOMPARE(page_->summary().merges, keptMerges(tok, keep));
         const QString s = page_->summaryLabel()->text();
         QVERIFY2(s.contains(QLocale().toString(page_->summary().padded)), qPrintable(s));
-        QVERIFY2(s.contains("parameters") && s.contains("disk"), qPrintable(s));
-        QVERIFY(page_->summary().paramsAfter < page_->data()->cost->totalParams);
+        QVERIFY2(s.contains("parameters") && s.contains("tensors on disk"), qPrintable(s));
+        QVERIFY(page_->summary().paramsAfter < page_->data()->sizes->input.parameters);
+        // The page's sizes are the estimator's: the same recipe's estimate has the same parameters, and the same
+        // safetensors bytes but for the shape digits in the header (a few bytes a token table).
+        Recipe withVocabulary;
+        withVocabulary.vocabulary = r;
+        const Estimate e = estimate(Checkpoint::open(kBundled.toStdString()), withVocabulary, RuntimeOptions{});
+        QCOMPARE(page_->summary().paramsAfter, e.output.parameters);
+        const std::int64_t dBytes = std::int64_t(page_->summary().bytesAfter) - std::int64_t(e.output.tensorBytes);
+        QVERIFY2(std::abs(dBytes) <= 64, qPrintable(QString::number(dBytes)));
+        QVERIFY2(s.contains(QString::fromStdString(formatBytes(e.output.tensorBytes))), qPrintable(s));
         // The always-kept buckets cannot be unticked.
         auto* m = page_->bucketModel();
         const int special = m->rowOf("special");
@@ -272,8 +282,8 @@ private slots:
         auto opened = std::make_shared<const Checkpoint>(Checkpoint::open(copy));
         fs::remove(copy / "model.safetensors");
         const auto d = loadVocabularyData(copy, opened);
-        QVERIFY(d->cost.has_value());
-        QCOMPARE(d->cost->totalBytes, page_->data()->cost->totalBytes);
+        QVERIFY(d->sizes.has_value());
+        QCOMPARE(d->sizes->input.tensorBytes, page_->data()->sizes->input.tensorBytes);
         QCOMPARE(d->tokenizer->size(), page_->data()->tokenizer->size());
         WHITTLE_EXPECT_ERROR(loadVocabularyData(copy), Error, "model.safetensors");
     }
@@ -288,7 +298,7 @@ private slots:
         QVERIFY(loaded.wait(120000));
         QVERIFY(waitIdle(page_, 120000));
         qInfo("262k tokenizer loaded and classified in %.1f s", double(t.elapsed()) / 1000);
-        QVERIFY(!page_->data()->cost);
+        QVERIFY(!page_->data()->sizes);
         QVERIFY(!page_->pruneButton()->isEnabled());
         QCOMPARE(page_->tokenModel()->rowCount(), 262145);
         QCOMPARE(page_->summary().kept, 155884);

@@ -3,11 +3,13 @@
 // exactly, the whole folder (whittle.json, the run's record, aside) within 0.5 % + 64 KiB, and the engine memory
 // estimated before the run equals, field by field, the estimate made from the written output (which
 // tst_engine_memory checks against the Vulkan engine's own allocations). FLAP, before calibration: the written
-// output lies inside the estimate's range. `whittle-cli estimate --json` gives the same figures.
+// output lies inside the estimate's range. `whittle-cli estimate --json` gives the same figures. The sizes by
+// vocabulary (Vocabulary page, `buckets`) equal the estimator's.
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/estimate/estimate.h"
+#include "core/estimate/vocabulary_sizes.h"
 #include "core/fixtures/tiny_checkpoint.h"
 #include "core/pipeline/slim.h"
 #include "core/recipes/recipe.h"
@@ -129,6 +131,40 @@ private slots:
     }
 
     // The CLI prints the same figures; a bad flag names itself.
+    // The sizes by vocabulary (the Vocabulary page's and `buckets`' figures) are the estimator's: at each preset's
+    // vocabulary size, the same parameters as estimate() with that vocabulary section, and the same safetensors
+    // bytes but for the header's shape digits; `buckets --json` reports those figures. A kept stage is reused:
+    // the Estimator answers cached() only once the recipe was estimated or prepared.
+    void vocabularySizesAreTheEstimators() {
+        for (const fs::path& model : {bundledModelDir(), mini_}) {
+            const auto ck = std::make_shared<const Checkpoint>(Checkpoint::open(model));
+            const Estimator est(ck);
+            const VocabularySizes sizes = vocabularySizes(est, Recipe{});
+            QCOMPARE(sizes.rows, ck->config().vocabSize);
+            QCOMPARE(sizes.parametersAt(sizes.rows), sizes.full.parameters);
+            const CliResult cli = runCli({"buckets", QString::fromStdString(model.string()), "--json"});
+            QVERIFY2(cli.exitCode == 0, qPrintable(cli.err));
+            const Json buckets = Json::parse(cli.out.toStdString());
+            for (const char* preset : {"english", "latin", "cjk"}) {
+                Recipe r;
+                r.vocabulary = VocabularyRecipe{};
+                r.vocabulary->preset = preset;
+                QVERIFY(!est.cached(r, RuntimeOptions{}));
+                const Estimate e = est.estimate(r, RuntimeOptions{});
+                QVERIFY(est.cached(r, RuntimeOptions{}).has_value());
+                const int rows = est.plannedOutput(r)->config().vocabSize;
+                QVERIFY(rows < sizes.rows);
+                QCOMPARE(sizes.parametersAt(rows), e.output.parameters);
+                const std::int64_t d = std::int64_t(sizes.tensorBytesAt(rows)) - std::int64_t(e.output.tensorBytes);
+                QVERIFY2(std::abs(d) <= 64, qPrintable(QString("%1 %2: %3 bytes").arg(QString::fromStdString(model.string()), preset).arg(d)));
+                const Json& p = buckets["presets"][preset];
+                QCOMPARE(p["tokens_after_padding"].get<int>(), rows);
+                QCOMPARE(p["parameters_after"].get<std::uint64_t>(), e.output.parameters);
+                QCOMPARE(p["parameters_removed"].get<std::uint64_t>(), sizes.full.parameters - e.output.parameters);
+            }
+        }
+    }
+
     void cli() {
         const QString model = QString::fromStdString(bundledModelDir().string());
         const CliResult r = runCli({"estimate", model, "--text-only", "--quantize", "rtn", "--ctx", "32768", "--ple", "gpu", "--json"});
