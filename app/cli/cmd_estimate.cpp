@@ -66,15 +66,23 @@ DeviceRoom deviceRoom(const std::string& preference) {
 int runEstimate(const std::vector<std::string>& argv) {
     std::set<std::string> flags = kRecipeFlags, valued = kRecipeOptions;
     flags.insert("json");
-    valued.insert({"ctx", "chunk", "ple", "device"});
+    valued.insert({"ctx", "chunk", "ple", "device", "markdown"});
     const Args a(argv, flags, valued);
     if (a.positional().size() != 1)
         throw UsageError("usage: whittle-cli estimate MODEL [--recipe FILE.json | --preset ID | --text-only --vocab P --flap R --quantize M …] "
-                         "[--ctx N] [--chunk N] [--ple host|gpu] [--device N|NAME] [--json]");
+                         "[--ctx N] [--chunk N] [--ple host|gpu] [--device N|NAME] [--json | --ctx N,N,… --markdown LABEL]");
     const bool anyRecipe = hasRecipeArgs(a);
     const Recipe recipe = anyRecipe ? recipeFromArgs(a) : Recipe{};
     RuntimeOptions r;
-    r.context = int(a.uintValue("ctx", 4096));
+    std::vector<int> contexts;
+    for (const std::string& c : a.listValue("ctx")) {
+        if (c.empty() || c.find_first_not_of("0123456789") != std::string::npos || c.size() > 9)
+            throw UsageError("--ctx " + c + ": a number of positions");
+        contexts.push_back(std::stoi(c));
+    }
+    if (contexts.empty()) contexts.push_back(4096);
+    if (contexts.size() > 1 && !a.value("markdown")) throw UsageError("--ctx: several contexts go with --markdown");
+    r.context = contexts.front();
     r.prefillChunk = int(a.uintValue("chunk", 32));
     if (const auto p = a.value("ple")) {
         if (*p != "host" && *p != "gpu") throw UsageError("--ple " + *p + ": host or gpu");
@@ -85,8 +93,19 @@ int runEstimate(const std::vector<std::string>& argv) {
         device = deviceRoom(*d);
         r.maxBindingBytes = device->maxBinding;  // the logits come back in chunks one binding holds
     }
-    const Checkpoint ck = Checkpoint::open(a.positional()[0]);
-    const Estimate e = estimate(ck, recipe, r);
+    const Estimator estimator(std::make_shared<const Checkpoint>(Checkpoint::open(a.positional()[0])));
+    const Estimate e = estimator.estimate(recipe, r);
+    if (const auto label = a.value("markdown")) {
+        // One row of a README table: | label | disk | weights | device memory at each context | host RAM |
+        std::printf("| %s | %s | %s |", label->c_str(), formatBytes(e.output.diskBytes()).c_str(), formatBytes(e.output.memory.weights).c_str());
+        for (int c : contexts) {
+            RuntimeOptions at = r;
+            at.context = c;
+            std::printf(" %s |", formatBytes(estimator.estimate(recipe, at).output.memory.deviceTotal()).c_str());
+        }
+        std::printf(" %s |\n", formatBytes(e.output.memory.hostTables).c_str());
+        return 0;
+    }
     const std::uint64_t need = e.output.memory.deviceTotal();
     if (a.flag("json")) {
         Json j = toJson(e);

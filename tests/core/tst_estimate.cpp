@@ -5,6 +5,9 @@
 // tst_engine_memory checks against the Vulkan engine's own allocations). FLAP, before calibration: the written
 // output lies inside the estimate's range. `whittle-cli estimate --json` gives the same figures. The sizes by
 // vocabulary (Vocabulary page, `buckets`) equal the estimator's.
+#include <fstream>
+#include <iterator>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -161,6 +164,39 @@ private slots:
                 QCOMPARE(p["tokens_after_padding"].get<int>(), rows);
                 QCOMPARE(p["parameters_after"].get<std::uint64_t>(), e.output.parameters);
                 QCOMPARE(p["parameters_removed"].get<std::uint64_t>(), sizes.full.parameters - e.output.parameters);
+            }
+        }
+    }
+
+    // The README's size-and-memory table is the tool's output: tools/estimate_tables.sh's rows, made again here
+    // by `whittle-cli estimate --markdown` on full-size E2B/E4B-shaped checkpoints (zero weights) with Google's
+    // tokenizer, each found verbatim in README.md.
+    void readmeTables() {
+        const fs::path tj = peersDir() / "gemma-tokenizer/tokenizer.json";
+        WHITTLE_REQUIRE_OR_SKIP(fs::exists(tj), "test peers not installed (tests/peers/install.sh)");
+        std::string readme;
+        {
+            std::ifstream f(fs::path(WHITTLE_SOURCE_DIR) / "README.md", std::ios::binary);
+            readme.assign(std::istreambuf_iterator<char>(f), {});
+        }
+        QVERIFY(!readme.empty());
+        for (const char* preset : {"e2b-full", "e4b-full"}) {
+            const fs::path model = fs::path(dir_.path().toStdString()) / (std::string(preset) + "-gemma-tokenizer");
+            const CliResult made = runCli({"make-tiny", QString::fromStdString(model.string()), "--preset", preset, "--zeros", "--tokenizer",
+                                           QString::fromStdString(tj.string())},
+                                          240000);
+            QVERIFY2(made.exitCode == 0, qPrintable(made.err));
+            const QString name = QString(preset).left(3).toUpper();
+            const QString m = QString::fromStdString(model.string());
+            const std::vector<std::pair<QStringList, QString>> rows{
+                {{}, name + " as it is"},
+                {{"--vocab", "english"}, name + ", English"},
+                {{"--vocab", "english", "--quantize", "gptq"}, name + ", English + INT4 GPTQ g128"}};
+            for (const auto& [flags, label] : rows) {
+                const CliResult r = runCli(QStringList{"estimate", m} + flags + QStringList{"--ctx", "4096,32768,131072", "--markdown", label});
+                QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+                const std::string row = r.out.trimmed().toStdString();
+                QVERIFY2(readme.find(row + "\n") != std::string::npos, ("README.md lacks the row " + row).c_str());
             }
         }
     }
