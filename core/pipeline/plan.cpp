@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/estimate/estimate.h"
 #include "core/export/gguf_export.h"
 #include "core/model/checkpoint_files.h"
 #include "core/model/inventory.h"
@@ -37,7 +38,7 @@ std::string formatPlan(const SlimPlan& p) {
         if (s.forwardTokens) o << ", " << s.forwardTokens << " tokens through the model";
         o << "\n";
     }
-    o << "tensor data " << formatBytes(p.inputBytes) << " -> about " << formatBytes(p.outputBytes) << "\n";
+    o << "safetensors " << formatBytes(p.inputBytes) << " -> about " << formatBytes(p.outputBytes) << "\n";
     return o.str();
 }
 
@@ -49,14 +50,20 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         throw UsageError("quantization.format " + r.quantization->format + ": give GGUF formats in \"export\" (slim --export " +
                          r.quantization->format + ")");
     const Inventory inv = makeInventory(ck);
-    plan.inputBytes = inv.total.bytes;
-    // The running estimate of the tensor bytes by part, as each stage leaves them.
-    std::map<Part, double> bytes;
-    for (const auto& [p, t] : inv.byPart) bytes[p] = double(t.bytes);
-    auto total = [&] {
-        double s = 0;
-        for (const auto& [p, b] : bytes) s += b;
-        return std::uint64_t(std::llround(s));
+    // The safetensors bytes each stage leaves: the estimator's output of the recipe up to that stage (its
+    // stages are kept, so the text-only + vocabulary stream is made once). Errors name the stage.
+    const Estimator estimator(std::shared_ptr<const Checkpoint>(&ck, [](const Checkpoint*) {}));
+    Recipe sofar;
+    std::uint64_t last = estimator.estimate(sofar, RuntimeOptions{}).input.tensorBytes;
+    plan.inputBytes = last;
+    auto stageBytes = [&](PlannedStage& s, const char* stage) {
+        s.bytesRead = last;
+        try {
+            last = estimator.estimate(sofar, RuntimeOptions{}).output.tensorBytes;
+        } catch (const UsageError& e) {
+            throw UsageError(e.file(), e.tensor(), std::string(stage) + ": " + e.reason());
+        }
+        s.bytesWritten = last;
     };
 
     if (r.textOnly) {
@@ -69,23 +76,19 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         PlannedStage s{"text_only", "drop the vision and audio towers (" + formatParams(inv.byPart.at(Part::VisionTower).params +
                                                                                        inv.byPart.at(Part::AudioTower).params) +
                                         " parameters)"};
-        s.bytesRead = total();
-        bytes[Part::VisionTower] = bytes[Part::AudioTower] = 0;
-        s.bytesWritten = total();
+        sofar.textOnly = true;
+        stageBytes(s, "text_only");
         plan.stages.push_back(s);
     }
     if (r.vocabulary) {
         const Tokenizer tok = checkpointTokenizer(ck);
-        const TokenRowCost cost = tokenRowCost(inv);  // bytes of one token's rows
-        const FittedSelection f = recipeFittedSelection(tok, *r.vocabulary, cost.rows);
+        const int rows = ck.config().vocabSize;
+        const FittedSelection f = recipeFittedSelection(tok, *r.vocabulary, rows);
         if (f.kept <= 0) throw UsageError(ck.dir().string(), {}, "vocabulary: the selection keeps no token of this tokenizer");
-        PlannedStage s{"vocabulary", "keep " + std::to_string(f.kept) + " of " + std::to_string(cost.rows) + " token rows (" +
+        PlannedStage s{"vocabulary", "keep " + std::to_string(f.kept) + " of " + std::to_string(rows) + " token rows (" +
                                          std::to_string(f.vocabSize) + " with padding)"};
-        s.bytesRead = total();
-        const double dropped = double(cost.rows) - double(f.vocabSize);
-        bytes[Part::MainEmbedding] -= dropped * double(cost.mainBytes);
-        bytes[Part::PleTable] -= dropped * double(cost.pleBytes);
-        s.bytesWritten = total();
+        sofar.vocabulary = r.vocabulary;
+        stageBytes(s, "vocabulary");
         plan.stages.push_back(s);
     }
     if (r.flap) {
@@ -100,10 +103,9 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         what << "remove about " << std::lround(100 * r.flap->ratio) << " % of the FFN channels ("
              << (r.flap->biasCompensation ? "with bias compensation: a Whittle-only model" : "without compensation") << ")";
         PlannedStage s{"flap", what.str()};
-        s.bytesRead = total();
         s.forwardTokens = std::int64_t(r.flap->calibration.samples) * r.flap->calibration.length;
-        bytes[Part::Mlp] *= 1 - r.flap->ratio;
-        s.bytesWritten = total();
+        sofar.flap = r.flap;
+        stageBytes(s, "flap");  // before calibration: channels removed in proportion to each layer's width
         plan.stages.push_back(s);
     }
     if (r.quantization) {
@@ -131,12 +133,9 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         what.precision(2);
         what << qp.bitsPerWeight << " bits per weight";
         PlannedStage s{"quantization", what.str()};
-        s.bytesRead = total();
         s.forwardTokens = q.method == "gptq" || q.method == "budget" ? std::int64_t(q.calibration.samples) * q.calibration.length : 0;
-        // The input's plan shrinks it by bytesAfter/bytesBefore; apply that to what the earlier stages left.
-        const double shrink = qp.bytesBefore ? double(qp.bytesAfter) / double(qp.bytesBefore) : 1.0;
-        for (auto& [p, b] : bytes) b *= shrink;
-        s.bytesWritten = total();
+        sofar.quantization = r.quantization;
+        stageBytes(s, "quantization");  // the bit budget at its target bits per weight
         plan.stages.push_back(s);
     }
     if (r.exports) {
@@ -154,7 +153,7 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         std::string list;
         for (const auto& f : r.exports->formats) list += (list.empty() ? "" : ", ") + ggufFileName(f);
         PlannedStage s{"export", "write " + list + " for llama.cpp from the result (size measured when written)"};
-        s.bytesRead = total();
+        s.bytesRead = last;
         plan.stages.push_back(s);
     }
     if (r.evaluation) {
@@ -164,7 +163,7 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         s.forwardTokens = 2 * std::int64_t(r.evaluation->maxTokens);  // the output and the input
         plan.stages.push_back(s);
     }
-    plan.outputBytes = total();
+    plan.outputBytes = last;
     return plan;
 }
 

@@ -1,10 +1,9 @@
 #pragma once
 // The plan of one slimming run, made before any work: the recipe's combination checked against the checkpoint
 // (every error names the recipe field and the file), and the stages it will run with their estimated cost —
-// tensor bytes each pass reads and writes, and the tokens its forward passes run (calibration, evaluation).
-// Estimates follow each stage's own arithmetic on the input's inventory: the towers' bytes, the token tables'
-// rows the vocabulary keeps (the real selection, from the tokenizer), FLAP's share of the MLP, and the
-// quantization plan of the input scaled to what the earlier stages leave. slim() runs it first.
+// safetensors bytes each pass reads and writes, and the tokens its forward passes run (calibration, evaluation).
+// The bytes are the estimator's (core/estimate) for the recipe up to each stage: exact but for FLAP before
+// calibration and the bit budget before its measurement. slim() runs it first.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,14 +18,14 @@ struct Recipe;
 struct PlannedStage {
     std::string name;     // text_only | vocabulary | flap | quantization | export | evaluation
     std::string summary;  // what it will do, in words
-    std::uint64_t bytesRead = 0, bytesWritten = 0;  // tensor bytes, estimated
+    std::uint64_t bytesRead = 0, bytesWritten = 0;  // safetensors bytes (headers included), estimated
     std::int64_t forwardTokens = 0;                 // tokens through the CPU reference (calibration, evaluation)
 };
 
 struct SlimPlan {
     std::vector<PlannedStage> stages;
-    std::uint64_t inputBytes = 0;   // tensor bytes of the input
-    std::uint64_t outputBytes = 0;  // estimated tensor bytes of the output
+    std::uint64_t inputBytes = 0;   // safetensors bytes of the input
+    std::uint64_t outputBytes = 0;  // estimated safetensors bytes of the output
 };
 Json toJson(const SlimPlan& p);
 std::string formatPlan(const SlimPlan& p);  // one line per stage, for the CLI and the Run page's log

@@ -160,11 +160,12 @@ private slots:
         QCOMPARE(params("before"), std::uint64_t(12872742));
         QCOMPARE(params("after"), std::uint64_t(10564134));
         QCOMPARE(bytes("after"), std::uint64_t(9726284));
-        // The plan made before any work: its stages, and its size estimate within 10 % of what was written.
+        // The plan made before any work: its stages, and its size estimate (the estimator's: FLAP before calibration)
+        // within 5 % of what was written.
         QCOMPARE(rep.plan.stages.size(), std::size_t(5));
         QCOMPARE(w["slim"]["plan"], toJson(rep.plan));
         qInfo("plan:\n%s", formatPlan(rep.plan).c_str());
-        QVERIFY2(std::abs(double(rep.plan.outputBytes) / double(bytes("after")) - 1) < 0.10, formatPlan(rep.plan).c_str());
+        QVERIFY2(std::abs(double(rep.plan.outputBytes) / double(bytes("after")) - 1) < 0.05, formatPlan(rep.plan).c_str());
         QCOMPARE(rep.plan.stages[2].forwardTokens, std::int64_t(8 * 128));
         QCOMPARE(w["recipe"], toJson(recipe));
         QVERIFY(w["slim"]["stages"][2]["report"]["ratio_removed"].get<double>() > 0.1);
