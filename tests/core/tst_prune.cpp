@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/estimate/estimate.h"
 #include "core/io/file.h"
 #include "core/engine/generator.h"
 #include "core/reference/reference_session.h"
@@ -349,6 +350,33 @@ private slots:
         QVERIFY2(allocated < (64ull << 20), qPrintable(QString::number(allocated)));
         qInfo("e2b-full zeros, English preset: %.1f s, peak RSS %.0f MB, %.2f GB logical, %.1f MB allocated",
               j.at("seconds").get<double>(), double(rss) / 1e6, double(logical) / 1e9, double(allocated) / 1e6);
+        // The estimate made before the run, at full size: the safetensors bytes written exactly, the folder
+        // (whittle.json, the run's record, aside) within 0.5 % + 64 KiB, the engine memory field by field.
+        Recipe english;
+        english.vocabulary = VocabularyRecipe{};
+        english.vocabulary->preset = "english";
+        RuntimeOptions rt;
+        rt.context = 32768;
+        const Estimate e = estimate(Checkpoint::open(src.toStdString()), english, rt);
+        std::uint64_t tensors = 0, all = 0;
+        for (const auto& f : fs::directory_iterator(dst.toStdString())) {
+            const std::string n = f.path().filename().string();
+            if (n == "whittle.json") continue;
+            all += f.file_size();
+            if (f.path().extension() == ".safetensors" || n == "model.safetensors.index.json") tensors += f.file_size();
+        }
+        QCOMPARE(e.output.tensorBytes, tensors);
+        const double off = std::abs(double(e.output.diskBytes()) - double(all));
+        QVERIFY2(off <= 0.005 * double(all) + 65536, qPrintable(QString("estimated %1, written %2").arg(e.output.diskBytes()).arg(all)));
+        const EngineMemory written = estimateEngineMemory(Checkpoint::open(dst.toStdString()), rt);
+        QCOMPARE(e.output.memory.weights, written.weights);
+        QCOMPARE(e.output.memory.kv.total(), written.kv.total());
+        QCOMPARE(e.output.memory.scratch, written.scratch);
+        QCOMPARE(e.output.memory.hostVisible, written.hostVisible);
+        QCOMPARE(e.output.memory.hostTables, written.hostTables);
+        qInfo("estimated before the run: %llu safetensors bytes (written: %llu), folder %llu (written: %llu)",
+              (unsigned long long)e.output.tensorBytes, (unsigned long long)tensors, (unsigned long long)e.output.diskBytes(),
+              (unsigned long long)all);
     }
 
     void refusals() {
