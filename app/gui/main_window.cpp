@@ -20,6 +20,7 @@
 #include "app/gui/model_page.h"
 #include "app/gui/quantization_page.h"
 #include "app/gui/recent_models.h"
+#include "app/gui/recipe_editor.h"
 #include "app/gui/recipe_page.h"
 #include "app/gui/run_page.h"
 #include "app/gui/worker_bridge.h"
@@ -80,6 +81,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     addPage(tr("Recipe"), recipePage_);
     addPage(tr("Run"), runPage_);
     connect(recipePage_, &RecipePage::queued, this, [this] { pageList_->setCurrentRow(pages_->indexOf(runPage_)); });
+    // The Recipe page offers the Vocabulary page's selection as its vocabulary, and follows it.
+    const auto offerSelection = [this] { recipePage_->editor()->setVocabularyPageSelection(vocabularyPage_->recipe().vocabulary); };
+    connect(vocabularyPage_, &VocabularyPage::selectionChanged, this, offerSelection);
+    connect(vocabularyPage_, &VocabularyPage::loaded, this, offerSelection);
     chatPage_ = new ChatPage(pages_);
     comparePage_ = new ComparePage(worker_, chatPage_->engine(), pages_);  // decode timings share the Chat page's engine
     addPage(tr("Compare"), comparePage_);

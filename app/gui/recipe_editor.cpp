@@ -12,6 +12,7 @@
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSaveFile>
@@ -28,6 +29,21 @@ namespace whittle::gui {
 namespace {
 // The vocabulary box's entry for a loaded vocabulary section no preset entry shows (listed buckets, a corpus).
 const QString kLoadedVocabulary = QStringLiteral("*loaded*");
+// The vocabulary box's entry that follows the Vocabulary page's selection.
+const QString kPageVocabulary = QStringLiteral("*vocabulary-page*");
+
+QStringList splitList(const QString& text) {
+    QStringList out;
+    for (const QString& part : text.split(',', Qt::SkipEmptyParts))
+        if (const QString t = part.trimmed(); !t.isEmpty()) out << t;
+    return out;
+}
+
+QString joinList(const std::vector<std::string>& items) {
+    QStringList l;
+    for (const auto& i : items) l << QString::fromStdString(i);
+    return l.join(", ");
+}
 
 QHBoxLayout* row(std::initializer_list<QWidget*> widgets) {
     auto* r = new QHBoxLayout;
@@ -101,6 +117,14 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     embeddings_->addItem(tr("Q4_0 rows"), "q4_0");
     embeddings_->setToolTip(tr("The main embedding and PLE table stored as rows of GGUF blocks: most of E2B's bytes are there."));
     form->addRow(tr("Token tables"), row({embeddings_}));
+    exclude_ = new QLineEdit(joinList(QuantizeRecipe::defaultExclusions()), box);
+    exclude_->setToolTip(tr("Glob patterns over Hugging Face tensor names, comma-separated: the linears they match stay unquantized"));
+    form->addRow(tr("Keep unquantized"), exclude_);
+    excluded_ = new QPlainTextEdit(box);
+    excluded_->setReadOnly(true);
+    excluded_->setMaximumHeight(64);
+    excluded_->setObjectName("excludedLinears");
+    form->addRow(QString(), excluded_);
 
     samples_ = new QSpinBox(box);
     samples_->setRange(1, 4096);
@@ -111,6 +135,14 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     length_->setValue(512);
     length_->setSuffix(tr(" tokens"));
     form->addRow(tr("Calibration (FLAP, GPTQ)"), row({samples_, new QLabel(QStringLiteral("×"), box), length_}));
+    calibFiles_ = new QLineEdit(box);
+    calibFiles_->setPlaceholderText(tr("the model's heldout.txt"));
+    calibFiles_->setToolTip(tr("Text files to calibrate on, comma-separated"));
+    browseCalib_ = new QPushButton(tr("Files…"), box);
+    auto* filesRow = new QHBoxLayout;
+    filesRow->addWidget(calibFiles_, 1);
+    filesRow->addWidget(browseCalib_);
+    form->addRow(tr("Calibration text"), filesRow);
 
     auto* ggufRow = new QHBoxLayout;
     for (const auto& [format, label] : std::vector<std::pair<QString, QString>>{
@@ -165,6 +197,8 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     connect(preset_, &QComboBox::activated, this, [this](int i) {
         if (const QString id = preset_->itemData(i).toString(); !id.isEmpty()) applyPreset(id);
     });
+    for (QLineEdit* e : {exclude_, calibFiles_}) connect(e, &QLineEdit::textChanged, this, &RecipeEditor::controlsChanged);
+    connect(browseCalib_, &QPushButton::clicked, this, &RecipeEditor::chooseCalibrationFiles);
     connect(load_, &QPushButton::clicked, this, &RecipeEditor::chooseRecipe);
     connect(save_, &QPushButton::clicked, this, &RecipeEditor::chooseSaveFile);
     connect(json_, &QPlainTextEdit::textChanged, this, &RecipeEditor::recipeChanged);
@@ -172,8 +206,8 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
 }
 
 QList<QWidget*> RecipeEditor::controls() const {
-    QList<QWidget*> all{preset_, vocab_, quantize_, group_, format_, embeddings_, textOnly_, flap_, compensation_, actOrder_,
-                        evaluate_, flapRatio_, damp_, bpw_, samples_, length_, evalTokens_};
+    QList<QWidget*> all{preset_,  vocab_,     quantize_, group_,   format_,  embeddings_, textOnly_, flap_,      compensation_,
+                        actOrder_, evaluate_, flapRatio_, damp_, bpw_, samples_, length_,     evalTokens_, exclude_, calibFiles_};
     for (QCheckBox* b : gguf_) all << b;
     return all;
 }
@@ -201,13 +235,19 @@ void RecipeEditor::controlsChanged() {
     }
     Json j = base_;
     j["whittle_recipe"] = Recipe::kVersion;
-    const Json calib{{"samples", samples_->value()}, {"length", length_->value()}};
+    Json calib{{"samples", samples_->value()}, {"length", length_->value()}};
+    if (const QStringList files = splitList(calibFiles_->text()); !files.isEmpty()) {
+        Json f = Json::array();
+        for (const QString& file : files) f.push_back(file.toStdString());
+        calib["files"] = f;
+    }
     auto section = [&](const char* key) { return j.contains(key) && j[key].is_object() ? j[key] : Json::object(); };
 
     if (textOnly_->isChecked()) j["text_only"] = true;
     else j.erase("text_only");
     if (const QString v = vocab_->currentData().toString(); v.isEmpty()) j.erase("vocabulary");
-    else if (v != kLoadedVocabulary) j["vocabulary"] = {{"preset", v.toStdString()}};
+    else if (v == kPageVocabulary && pageSelection_) j["vocabulary"] = toJson(*pageSelection_);
+    else if (v != kLoadedVocabulary && v != kPageVocabulary) j["vocabulary"] = {{"preset", v.toStdString()}};
 
     if (flap_->isChecked()) {
         Json f = section("flap");
@@ -231,6 +271,9 @@ void RecipeEditor::controlsChanged() {
         q["format"] = format_->currentData().toString().toStdString();
         if (const QString e = embeddings_->currentData().toString(); e == "keep") q.erase("embeddings");
         else q["embeddings"] = e.toStdString();
+        Json rules = Json::array();
+        for (const QString& g : splitList(exclude_->text())) rules.push_back(g.toStdString());
+        q["exclude"] = rules;
         if (method == "gptq" || method == "budget") {
             q["act_order"] = actOrder_->isChecked();
             q["damp"] = damp_->value();
@@ -253,6 +296,7 @@ void RecipeEditor::controlsChanged() {
         j.erase("evaluation");
     }
     json_->setPlainText(QString::fromStdString(j.dump(2)));
+    showExcluded();
     try {
         (void)recipe();
         status_->clear();
@@ -266,20 +310,25 @@ void RecipeEditor::showInControls(const Recipe& r) {
     for (QWidget* w : all) w->blockSignals(true);
     for (int i = vocab_->count() - 1; i >= 0; --i)
         if (vocab_->itemData(i).toString() == kLoadedVocabulary) vocab_->removeItem(i);
-    if (r.vocabulary) {
-        int v = r.vocabulary->buckets.empty() && r.vocabulary->preset != "corpus" ? vocab_->findData(QString::fromStdString(r.vocabulary->preset)) : -1;
-        if (v < 0) {
-            const std::string what = r.vocabulary->buckets.empty() ? r.vocabulary->preset : [&] {
-                std::string s;
-                for (const auto& b : r.vocabulary->buckets) s += (s.empty() ? "" : ", ") + b;
-                return s;
-            }();
-            vocab_->addItem(tr("As loaded: %1").arg(QString::fromStdString(what)), kLoadedVocabulary);
-            v = vocab_->count() - 1;
-        }
-        vocab_->setCurrentIndex(v);
-    } else {
+    // A preset's own entry first; then the Vocabulary page's selection when the recipe's is that; else "as loaded".
+    const int presetAt = r.vocabulary && r.vocabulary->buckets.empty() && r.vocabulary->preset != "corpus"
+                             ? vocab_->findData(QString::fromStdString(r.vocabulary->preset))
+                             : -1;
+    const int pageAt = vocab_->findData(kPageVocabulary);
+    if (!r.vocabulary) {
         vocab_->setCurrentIndex(0);
+    } else if (presetAt >= 0) {
+        vocab_->setCurrentIndex(presetAt);
+    } else if (pageAt >= 0 && pageSelection_ && toJson(*r.vocabulary) == toJson(*pageSelection_)) {
+        vocab_->setCurrentIndex(pageAt);
+    } else {
+        std::string what = r.vocabulary->preset;
+        if (!r.vocabulary->buckets.empty()) {
+            what.clear();
+            for (const auto& b : r.vocabulary->buckets) what += (what.empty() ? "" : ", ") + b;
+        }
+        vocab_->addItem(tr("As loaded: %1").arg(QString::fromStdString(what)), kLoadedVocabulary);
+        vocab_->setCurrentIndex(vocab_->count() - 1);
     }
     textOnly_->setChecked(r.textOnly);
     flap_->setChecked(r.flap.has_value());
@@ -288,6 +337,7 @@ void RecipeEditor::showInControls(const Recipe& r) {
         compensation_->setChecked(r.flap->biasCompensation);
         samples_->setValue(r.flap->calibration.samples);
         length_->setValue(r.flap->calibration.length);
+        calibFiles_->setText(joinList(r.flap->calibration.files));
     }
     quantize_->setCurrentIndex(std::max(0, quantize_->findData(r.quantization ? QString::fromStdString(r.quantization->method) : QString())));
     fillFormats();
@@ -298,9 +348,11 @@ void RecipeEditor::showInControls(const Recipe& r) {
         actOrder_->setChecked(q->actOrder);
         damp_->setValue(q->damp);
         bpw_->setValue(q->bpw);
+        exclude_->setText(joinList(q->exclude));
         if (q->method == "gptq" || q->method == "budget") {
             samples_->setValue(q->calibration.samples);
             length_->setValue(q->calibration.length);
+            calibFiles_->setText(joinList(q->calibration.files));
         }
     }
     evaluate_->setChecked(r.evaluation.has_value());
@@ -311,6 +363,7 @@ void RecipeEditor::showInControls(const Recipe& r) {
     }
     for (QWidget* w : all) w->blockSignals(false);
     updateEnabled();
+    showExcluded();
 }
 
 void RecipeEditor::updateEnabled() {
@@ -327,6 +380,10 @@ void RecipeEditor::updateEnabled() {
     bpw_->setEnabled(method == "budget");
     samples_->setEnabled(flap || gptq);  // the calibration FLAP and GPTQ read
     length_->setEnabled(flap || gptq);
+    calibFiles_->setEnabled(flap || gptq);
+    browseCalib_->setEnabled(flap || gptq);
+    exclude_->setEnabled(!method.isEmpty());
+    excluded_->setEnabled(!method.isEmpty());
     evalTokens_->setEnabled(evaluate_->isChecked());
 }
 
@@ -380,6 +437,46 @@ void RecipeEditor::applyPreset(const QString& id) {
     setRecipe(p.recipe);
     preset_->setCurrentIndex(std::max(0, preset_->findData(id)));
     status_->setText(QString::fromStdString(p.description));
+}
+
+void RecipeEditor::setCheckpoint(std::shared_ptr<const Checkpoint> checkpoint) {
+    checkpoint_ = std::move(checkpoint);
+    showExcluded();
+}
+
+void RecipeEditor::setVocabularyPageSelection(std::optional<VocabularyRecipe> selection) {
+    pageSelection_ = std::move(selection);
+    const int at = vocab_->findData(kPageVocabulary);
+    if (pageSelection_ && at < 0) {
+        const QSignalBlocker block(vocab_);
+        vocab_->addItem(tr("The Vocabulary page's selection"), kPageVocabulary);
+    } else if (!pageSelection_ && at >= 0) {
+        if (vocab_->currentIndex() == at) vocab_->setCurrentIndex(0);  // rewrites the recipe without it
+        vocab_->removeItem(at);
+    }
+    if (pageSelection_ && vocab_->currentData().toString() == kPageVocabulary) controlsChanged();  // follow it
+}
+
+void RecipeEditor::showExcluded() {
+    if (!checkpoint_ || quantize_->currentData().toString().isEmpty()) {
+        excluded_->setPlainText(checkpoint_ ? QString() : tr("Open a checkpoint to see the linears these rules keep."));
+        return;
+    }
+    QuantizeRecipe q;
+    q.exclude.clear();
+    for (const QString& g : splitList(exclude_->text())) q.exclude.push_back(g.toStdString());
+    const std::vector<std::string> names = excludedLinears(q, checkpoint_->table());
+    QStringList lines;
+    lines << tr("%n linear(s) kept unquantized:", nullptr, int(names.size()));
+    for (const std::string& n : names) lines << QString::fromStdString(n);
+    excluded_->setPlainText(lines.join('\n'));
+}
+
+void RecipeEditor::chooseCalibrationFiles() {
+    const QStringList files = QFileDialog::getOpenFileNames(this, tr("Calibration text"), QString(), tr("Text (*.txt);;All files (*)"));
+    if (files.isEmpty()) return;
+    calibFiles_->setText(files.join(", "));
+    controlsChanged();
 }
 
 void RecipeEditor::chooseRecipe() {

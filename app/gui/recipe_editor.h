@@ -4,19 +4,24 @@
 // exports, the quality report) and the exact JSON whittle-cli reads (editable; checked by the same parser,
 // errors name the field). A control rewrites only the keys it owns, so a loaded file's other keys (exclusion
 // rules, seeds, a corpus) survive. Presets (recipe_presets.h) and recipe files load into both; Save writes
-// the JSON. Emits recipeChanged() whenever the text changes, whatever changed it.
+// the JSON. With a checkpoint, the exclusion rules show the linears they keep unquantized; the vocabulary can
+// follow the Vocabulary page's selection. Emits recipeChanged() whenever the text changes, whatever changed it.
 #include <QMap>
 #include <QWidget>
+#include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "core/io/json_file.h"
+#include "core/model/checkpoint.h"
 #include "core/recipes/recipe.h"
 
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
+class QLineEdit;
 class QPlainTextEdit;
 class QPushButton;
 class QSpinBox;
@@ -38,6 +43,10 @@ public:
     bool saveRecipeFile(const QString& path);
     // A shipped preset by id ("fit-8gb", …); the presets box shows it.
     void applyPreset(const QString& id);
+    // The checkpoint the exclusion rules are shown against (its tensor table).
+    void setCheckpoint(std::shared_ptr<const Checkpoint> checkpoint);
+    // The Vocabulary page's selection, offered as a vocabulary choice that follows it (nothing: not offered).
+    void setVocabularyPageSelection(std::optional<VocabularyRecipe> selection);
 
     // Controls, for tests and screenshots.
     QComboBox* presetBox() const { return preset_; }
@@ -50,6 +59,9 @@ public:
     QComboBox* groupBox() const { return group_; }
     QComboBox* formatBox() const { return format_; }
     QComboBox* embeddingsBox() const { return embeddings_; }
+    QLineEdit* excludeEdit() const { return exclude_; }        // globs, comma-separated
+    QPlainTextEdit* excludedView() const { return excluded_; }  // the linears they match
+    QLineEdit* calibrationFilesEdit() const { return calibFiles_; }  // text files, comma-separated; empty: heldout.txt
     QCheckBox* actOrderBox() const { return actOrder_; }
     QDoubleSpinBox* dampBox() const { return damp_; }
     QDoubleSpinBox* bpwBox() const { return bpw_; }
@@ -73,6 +85,8 @@ private:
     void chooseRecipe();
     void chooseSaveFile();
     QList<QWidget*> controls() const;
+    void showExcluded();
+    void chooseCalibrationFiles();
 
     Json base_ = Json::object();  // the last recipe loaded or applied: keys no control owns come from here
     QComboBox *preset_, *vocab_, *quantize_, *group_, *format_, *embeddings_;
@@ -80,8 +94,11 @@ private:
     QMap<QString, QCheckBox*> gguf_;
     QDoubleSpinBox *flapRatio_, *damp_, *bpw_;
     QSpinBox *samples_, *length_, *evalTokens_;
-    QPlainTextEdit* json_;
-    QPushButton *load_, *save_;
+    QLineEdit *exclude_, *calibFiles_;
+    QPlainTextEdit *excluded_, *json_;
+    std::shared_ptr<const Checkpoint> checkpoint_;
+    std::optional<VocabularyRecipe> pageSelection_;
+    QPushButton *load_, *save_, *browseCalib_;
     QLabel* status_;
 };
 

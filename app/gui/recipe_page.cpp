@@ -82,6 +82,7 @@ void RecipePage::open(std::shared_ptr<const Checkpoint> checkpoint) {
     const QString dir = QString::fromStdString(checkpoint_->dir().string());
     source_->setText(tr("What this recipe makes of %1").arg(QDir::toNativeSeparators(dir)));
     panel_->setCheckpoint(checkpoint_);
+    editor_->setCheckpoint(checkpoint_);
     output_->clear();
     suggestOutput();
 }

@@ -139,6 +139,13 @@ bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e) {
     return true;
 }
 
+std::vector<std::string> excludedLinears(const QuantizeRecipe& q, const std::vector<ExpectedTensor>& table) {
+    std::vector<std::string> out;
+    for (const ExpectedTensor& e : table)
+        if (e.linear && e.read && !quantizes(q, e)) out.push_back(e.name);
+    return out;
+}
+
 Json toJson(const QuantizeReport& r) {
     Json j{{"dequantized", r.dequantized}, {"tables_as_rows", r.tablesAsRows}, {"table_bytes_before", r.tableBytesBefore},
            {"table_bytes_after", r.tableBytesAfter}, {"tensors_quantized", r.tensorsQuantized}, {"tensors_kept", r.tensorsKept}, {"weights_quantized", r.weightsQuantized},

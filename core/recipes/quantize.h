@@ -61,6 +61,9 @@ QuantizeRecipe parseQuantizeRecipe(const Json& section, const std::string& sourc
 
 // Whether a tensor of the table is quantized under the recipe (a read linear weight no rule excludes).
 bool quantizes(const QuantizeRecipe& q, const ExpectedTensor& e);
+// The read linear weights of `table` an exclusion rule keeps unquantized, in table order (the Recipe page
+// shows them beside the rules).
+std::vector<std::string> excludedLinears(const QuantizeRecipe& q, const std::vector<ExpectedTensor>& table);
 
 // What a recipe will write, worked out from the checkpoint's tensor list alone (nothing is read): the
 // output tensors in order, counts, bits per weight and bytes. The GUI shows it live; quantizeCheckpoint

@@ -8,6 +8,8 @@
 //     recipe seen before, is there when the change returns (no worker thread: its stages are kept);
 //   - the spill warning: E2B with its PLE table in device memory at 128k does not fit a 4 GB GPU, and fits
 //     one of 24 GB;
+//   - the exclusion rules list the linears they keep; calibration files reach both calibrations; the vocabulary
+//     can follow the Vocabulary page's selection;
 //   - Run queues the recipe on the Run page (which the window then shows);
 //   - QAbstractItemModelTester watches the parts model through the changes.
 #include <QAbstractItemModelTester>
@@ -34,10 +36,12 @@
 #include "app/gui/recipe_editor.h"
 #include "app/gui/recipe_page.h"
 #include "app/gui/run_page.h"
+#include "app/gui/vocabulary_page.h"
 #include "app/gui/worker_bridge.h"
 #include "core/io/json_file.h"
 #include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
+#include "core/recipes/quantize.h"
 #include "core/recipes/recipe_presets.h"
 #include "gui_test_support.h"
 #include "test_support.h"
@@ -313,6 +317,68 @@ private slots:
         qInfo("E2B (fit-8gb preset, 128k, PLE on device): %s of device memory; estimate took %.3f ms on the GUI thread",
               formatBytes(panel_->current()->output.memory.deviceTotal()).c_str(), panel_->lastMilliseconds());
         openModel(QString::fromStdString(bundledModelDir().string()));
+    }
+
+    // The exclusion rules show the linears they keep unquantized (the table's own list), and a rule typed in
+    // becomes the recipe's and moves the estimate; calibration files go to FLAP's and GPTQ's calibration.
+    void exclusionRulesAndCalibrationFiles() {
+        ed_->setRecipe(parseRecipe(Json{{"whittle_recipe", 1}, {"quantization", {{"method", "rtn"}}}}, "r"));
+        settle();
+        const std::uint64_t before = panel_->current()->output.tensorBytes;
+        const auto& table = w_->checkpoint()->table();
+        const std::vector<std::string> byDefault = excludedLinears(QuantizeRecipe{}, table);
+        QVERIFY(!byDefault.empty());
+        QString shown = ed_->excludedView()->toPlainText();
+        QVERIFY2(shown.startsWith(QString("%1 linear").arg(byDefault.size())), qPrintable(shown));
+        for (const auto& n : byDefault) QVERIFY2(shown.contains(QString::fromStdString(n)), n.c_str());
+        ed_->excludeEdit()->setText("*.mlp.down_proj.weight");
+        QCOMPARE(ed_->recipe().quantization->exclude, std::vector<std::string>{"*.mlp.down_proj.weight"});
+        QuantizeRecipe downOnly;
+        downOnly.exclude = {"*.mlp.down_proj.weight"};
+        const std::vector<std::string> down = excludedLinears(downOnly, table);
+        QCOMPARE(int(down.size()), w_->checkpoint()->config().numLayers);
+        shown = ed_->excludedView()->toPlainText();
+        QVERIFY2(shown.startsWith(QString("%1 linear").arg(down.size())), qPrintable(shown));
+        QVERIFY(!shown.contains("per_layer_input_gate"));
+        settle();
+        QVERIFY(panel_->current()->output.tensorBytes > before);  // the down projections stay in 16 bits
+        compareWithCli(QString::fromStdString(bundledModelDir().string()));
+        // Calibration text for GPTQ and FLAP.
+        selectData(ed_->quantizeBox(), "gptq");
+        ed_->flapBox()->setChecked(true);
+        ed_->calibrationFilesEdit()->setText("a.txt, b.txt");
+        const Recipe r = ed_->recipe();
+        QCOMPARE(r.quantization->calibration.files, (std::vector<std::string>{"a.txt", "b.txt"}));
+        QCOMPARE(r.flap->calibration.files, (std::vector<std::string>{"a.txt", "b.txt"}));
+        ed_->calibrationFilesEdit()->clear();
+        QVERIFY(ed_->recipe().quantization->calibration.files.empty());
+    }
+
+    // The vocabulary can follow the Vocabulary page's selection: a preset chosen there, then a bucket ticked.
+    void followsTheVocabularyPage() {
+        VocabularyPage* vp = w_->vocabularyPage();
+        QTRY_VERIFY_WITH_TIMEOUT(!vp->busy() && vp->data(), 60000);
+        ed_->setRecipe(Recipe{});
+        const int at = ed_->vocabularyBox()->findData("*vocabulary-page*");
+        QVERIFY(at >= 0);
+        ed_->vocabularyBox()->setCurrentIndex(at);
+        vp->choosePreset("cjk");
+        QTRY_VERIFY_WITH_TIMEOUT(!vp->busy(), 60000);
+        QTRY_COMPARE_WITH_TIMEOUT(toJson(*ed_->recipe().vocabulary), toJson(*vp->recipe().vocabulary), 10000);
+        QCOMPARE(ed_->recipe().vocabulary->preset, std::string("cjk"));
+        vp->setBucketKept("Cyrillic", true);
+        QTRY_VERIFY_WITH_TIMEOUT(!vp->busy(), 60000);
+        QTRY_COMPARE_WITH_TIMEOUT(toJson(*ed_->recipe().vocabulary), toJson(*vp->recipe().vocabulary), 10000);
+        const Recipe followed = ed_->recipe();
+        const auto& buckets = followed.vocabulary->buckets;
+        QVERIFY(std::find(buckets.begin(), buckets.end(), "Cyrillic") != buckets.end());
+        settle();
+        compareWithCli(QString::fromStdString(bundledModelDir().string()));
+        // Another choice stops following it.
+        selectData(ed_->vocabularyBox(), "english");
+        vp->choosePreset("latin");
+        QTRY_VERIFY_WITH_TIMEOUT(!vp->busy(), 60000);
+        QCOMPARE(ed_->recipe().vocabulary->preset, std::string("english"));
     }
 
     // Run: the recipe is queued on the Run page, which the window shows; a bad recipe queues nothing.
