@@ -22,6 +22,7 @@ void printOutput(const char* what, const OutputEstimate& o, const RuntimeOptions
     const EngineMemory& m = o.memory;
     std::printf("%s: %s on disk (tensors %s, other files %s), %s parameters\n", what, formatBytes(o.diskBytes()).c_str(),
                 formatBytes(o.tensorBytes).c_str(), formatBytes(o.sideBytes).c_str(), formatParams(o.parameters).c_str());
+    for (const auto& [file, bytes] : o.ggufBytes) std::printf("  %s for llama.cpp: %s (in the total)\n", file.c_str(), formatBytes(bytes).c_str());
     std::printf("  device memory at %d positions (prefill chunk %d, PLE table on the %s): %s\n", r.context, r.prefillChunk,
                 r.pleInVram ? "device" : "host", formatBytes(m.deviceTotal()).c_str());
     std::printf("    weights %s%s, KV cache %s (sliding %s in %d layers of %lld positions, full %s in %d layers of %lld), scratch %s, host-visible %s\n",

@@ -277,6 +277,7 @@ void EstimatePanel::showEstimate() {
     const RuntimeOptions r = runtime();
     QString disk = tr("Disk: %1 → <b>%2</b> (%3)").arg(bytes(in.diskBytes()), bytes(out.diskBytes()), change(in.diskBytes(), out.diskBytes()));
     if (e.low && e.high) disk += tr(", %1 … %2 for FLAP's widths").arg(bytes(e.low->diskBytes()), bytes(e.high->diskBytes()));
+    for (const auto& [file, n] : out.ggufBytes) disk += tr("; with %1 %2").arg(QString::fromStdString(file), bytes(n));
     disk_->setText(disk + (e.exact ? QString() : tr(" — estimated")));
     partsModel_->setEstimate(&e);
 

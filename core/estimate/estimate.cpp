@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/export/gguf_export.h"
 #include "core/io/safetensors_writer.h"
 #include "core/pipeline/tensor_stream.h"
 #include "core/recipes/flap.h"
@@ -49,8 +50,9 @@ void countParts(const Checkpoint& ck, OutputEstimate& o) {
 }
 
 // The output a stream's side files and `tensors` make: sizes from the writer's own layout, and a checkpoint of
-// exactly those tensors (checked against the table as a folder's would be; no tensor is read) for its memory.
-Planned planOutput(const TensorStream& s, const std::vector<TensorSpec>& tensors) {
+// exactly those tensors (checked against the table as a folder's would be; no tensor is read) for its memory;
+// with the recipe's GGUF exports sized by the exporter's plan of that output.
+Planned planOutput(const TensorStream& s, const std::vector<TensorSpec>& tensors, const Recipe& r) {
     Planned p;
     p.sizes.tensorBytes = layoutSafetensors(tensors, {}, s.origin.string()).totalBytes();
     p.sizes.sideBytes = sideFileBytes(s.files);
@@ -64,6 +66,16 @@ Planned planOutput(const TensorStream& s, const std::vector<TensorSpec>& tensors
     };
     p.checkpoint = std::make_shared<const Checkpoint>(streamCheckpoint(planned));
     countParts(*p.checkpoint, p.sizes);
+    if (r.exports && !r.exports->formats.empty()) {
+        planned.files = s.files;  // the exporter writes the tokenizer into the GGUF metadata
+        const Checkpoint withFiles = streamCheckpoint(planned);
+        const bool symmetric = !r.quantization || r.quantization->symmetric;
+        for (const std::string& f : r.exports->formats) {
+            GgufExportOptions o;
+            o.weightType = ggufFormatType(f, "export.formats");
+            p.sizes.ggufBytes[ggufFileName(f)] = ggufExportBytes(withFiles, o, symmetric);
+        }
+    }
     return p;
 }
 
@@ -91,7 +103,7 @@ Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& c
         f.ratio = ratio;
         s = flapStream(std::move(s), f, proportionalSelection(s.config, f, ratio), rep);
     }
-    if (!r.quantization) return planOutput(s, s.tensors);
+    if (!r.quantization) return planOutput(s, s.tensors, r);
     QuantizeRecipe q = *r.quantization;
     const bool budget = q.method == "budget";
     if (budget) {
@@ -103,7 +115,7 @@ Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& c
     const Checkpoint sc = streamCheckpoint(s);
     if (sc.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
     const QuantizePlan plan = planQuantization(sc, q);
-    Planned p = planOutput(s, plan.tensors);
+    Planned p = planOutput(s, plan.tensors, r);
     OutputEstimate& o = p.sizes;
     // The quantization configs written beside config.json (a few hundred bytes each): counted as 2 KiB.
     o.sideBytes += q.format == "hf" ? 0 : 2048;
@@ -132,7 +144,9 @@ Json toJson(const OutputEstimate& o) {
     const EngineMemory& m = o.memory;
     Json parts = Json::object();
     for (const auto& [p, t] : o.parts) parts[partKey(p)] = {{"tensors", t.tensors}, {"parameters", t.params}, {"bytes", t.bytes}};
-    return Json{{"disk_bytes", {{"safetensors", o.tensorBytes}, {"side_files", o.sideBytes}, {"total", o.diskBytes()}}},
+    Json gguf = Json::object();
+    for (const auto& [f, b] : o.ggufBytes) gguf[f] = b;
+    return Json{{"disk_bytes", {{"safetensors", o.tensorBytes}, {"side_files", o.sideBytes}, {"gguf", gguf}, {"total", o.diskBytes()}}},
                 {"vram_bytes",
                  {{"weights", m.weights},
                   {"ple_table", m.pleTable},
@@ -182,7 +196,10 @@ struct Estimator::Impl {
         return Json{{"text_only", r.textOnly}, {"vocabulary", r.vocabulary ? toJson(*r.vocabulary) : Json()}}.dump();
     }
     static std::string outputKey(const Recipe& r) {
-        return streamKey(r) + Json{{"flap", r.flap ? toJson(*r.flap) : Json()}, {"quantization", r.quantization ? toJson(*r.quantization) : Json()}}.dump();
+        return streamKey(r) + Json{{"flap", r.flap ? toJson(*r.flap) : Json()},
+                                   {"quantization", r.quantization ? toJson(*r.quantization) : Json()},
+                                   {"export", r.exports ? Json(r.exports->formats) : Json()}}
+                                  .dump();
     }
     template <class T>
     const Kept<T>* find(Cache<T>& cache, const std::string& key) const {

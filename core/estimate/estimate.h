@@ -9,7 +9,9 @@
 // proportion to each layer's width (the global ranking with the same score spread in every layer) and gives a
 // range for the rounding to width multiples (the run's whittle.json has the widths calibration chose). The
 // bit budget's formats come from its sensitivity measurement: its estimate is the target bits per weight
-// applied to the quantized weights (labelled). GGUF files are not estimated yet.
+// applied to the quantized weights (labelled). The GGUF files a recipe exports are sized by the exporter's own
+// plan and the GGUF writer's layout (ggufExportBytes); a GGUF quantization.format (whittle-cli quantize's) is not
+// estimated yet.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,7 +29,13 @@ namespace whittle {
 struct OutputEstimate {
     std::uint64_t tensorBytes = 0;  // the safetensors files (headers and index included)
     std::uint64_t sideBytes = 0;    // configs, tokenizer, chat template, … (whittle.json, the run's record, not counted)
-    std::uint64_t diskBytes() const { return tensorBytes + sideBytes; }
+    std::map<std::string, std::uint64_t> ggufBytes;  // the recipe's "export" files: model-q4_0.gguf, … (the exporter's plan)
+    std::uint64_t ggufTotal() const {
+        std::uint64_t n = 0;
+        for (const auto& [f, b] : ggufBytes) n += b;
+        return n;
+    }
+    std::uint64_t diskBytes() const { return tensorBytes + sideBytes + ggufTotal(); }
     std::uint64_t parameters = 0;   // model weights (CheckpointTensor::parameters: 8 a GPTQ word, 2 an NVFP4 byte)
     std::map<Part, Totals> parts;   // tensors, parameters and tensor bytes by part (headers not included)
     EngineMemory memory;            // running the output

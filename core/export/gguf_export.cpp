@@ -429,15 +429,26 @@ int llamaCppKvSource(const Gemma4Config& c, int layer) {
     return firstShared - (c.layers[std::size_t(layer)].kind == AttentionKind::Sliding ? 2 : 1);
 }
 
-GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const GgufExportOptions& options, Progress& progress,
-                            const CancelToken& cancel) {
-    const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+// What an export writes: its tensors (with where each comes from), metadata and report. `reads`: false for a
+// size estimate, which reads no tensor: a stored GPTQ linear's symmetry is `symmetricCodes` (its zeros are not
+// read) and every NVFP4 weight is given a .scale tensor (its global scale is 1 only for an all-zero weight).
+struct ExportPlan {
+    std::vector<PlannedTensor> tensors;
+    GgufMetadata metadata;
+    GgufExportReport report;
+};
+
+ExportPlan planExport(const Checkpoint& ck, const fs::path& dest, const GgufExportOptions& options, const CancelToken& cancel, bool reads,
+                      bool symmetricCodes) {
     if (options.weightType != GgmlType::F32 && options.weightType != GgmlType::F16 && !isBlockType(options.weightType))
         throw UsageError(dest.string(), {}, "GGUF export writes F32, F16, Q8_0, Q4_0 or NVFP4 weights, not " +
                                                 std::string(ggmlTypeTraits(options.weightType).name));
     const Gemma4Config& c = ck.config();
     checkLlamaCppCompatible(ck);
-    GgufExportReport rep;
+    ExportPlan ep;
+    GgufExportReport& rep = ep.report;
     rep.weightType = std::string(ggmlTypeTraits(options.weightType).name);
     const int rows = c.vocabSize;
     rep.vocabulary = rows;
@@ -445,7 +456,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     // ---- Tensor plan: rope_freqs, then the tensor table in order. ----
     std::unordered_map<std::string, const CheckpointTensor*> byName;
     for (const auto& t : ck.tensors()) byName.emplace(t.entry->info->name, &t);
-    std::vector<PlannedTensor> plan;
+    std::vector<PlannedTensor>& plan = ep.tensors;
     {
         PlannedTensor rf;
         const int half = c.globalHeadDim / 2;
@@ -486,10 +497,16 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
             const std::int64_t K = e.shape[1];
             std::optional<GgmlType> exact;
             std::string what = "NVFP4";
-            if (gq) {
+            if (gq && reads) {
                 const IntTensor t = unpackGptqV1(loadGptq(*gq), e.name);
                 exact = exactGgufType(t);
                 what = describe(t);
+            } else if (gq) {  // an estimate: the codes' shape from the tensor list, their symmetry as told
+                const std::int64_t group = gq->groups > 0 ? gq->inFeatures / gq->groups : gq->inFeatures;
+                if (!gq->qresidual && symmetricCodes && group % kGgmlBlockValues == 0 && K % kGgmlBlockValues == 0 &&
+                    (gq->bits == 4 || gq->bits == 8))
+                    exact = gq->bits == 4 ? GgmlType::Q4_0 : GgmlType::Q8_0;
+                what = "INT" + std::to_string(gq->bits) + " g" + std::to_string(group);
             } else if (K % kNvfp4GgufBlockValues == 0) {
                 exact = GgmlType::NVFP4;
             }
@@ -504,7 +521,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
                 if (pt.spec.type == GgmlType::F16) rep.fallbacks.push_back(e.ggufName);
                 ++requantized[what + " → " + std::string(ggmlTypeTraits(pt.spec.type).name)];
             }
-            if (pt.exact && fq) pt.nvfp4Scale = loadNvfp4(*fq, e.name).globalScale;
+            if (pt.exact && fq) pt.nvfp4Scale = reads ? loadNvfp4(*fq, e.name).globalScale : 2.0f;
             push(std::move(pt));
             continue;
         }
@@ -540,7 +557,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
         pt.spec.type = e.vector ? GgmlType::F32 : tensorType(e, pt.spec.dims[0], options.weightType, rep);
         if (pt.spec.type == GgmlType::NVFP4) {
             cancel.throwIfCancelled();
-            pt.nvfp4Scale = nvfp4TensorScale(*pt.source, pt.spec.dims[1], pt.spec.dims[0]);
+            pt.nvfp4Scale = reads ? nvfp4TensorScale(*pt.source, pt.spec.dims[1], pt.spec.dims[0]) : 2.0f;
         }
         push(std::move(pt));
     }
@@ -566,7 +583,7 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     if (others > 0) rep.notes.push_back(std::to_string(others) + " tensors outside the Gemma 4 text decoder skipped");
 
     // ---- Metadata, as conversion/gemma.py writes it. ----
-    GgufMetadata md;
+    GgufMetadata& md = ep.metadata;
     std::string name = options.name.empty() ? ck.dir().lexically_normal().filename().string() : options.name;
     if (name.empty()) name = ck.dir().lexically_normal().parent_path().filename().string();
     md.addString("general.architecture", kArch);
@@ -609,6 +626,19 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     const Tokenizer tok = checkpointTokenizer(ck);
     addTokenizer(md, ck, tok, rows, rep.notes);
     cancel.throwIfCancelled();
+    for (const auto& p : plan) rep.parameters += p.spec.numel();
+    return ep;
+}
+
+}  // namespace
+
+GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const GgufExportOptions& options, Progress& progress,
+                            const CancelToken& cancel) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ExportPlan ep = planExport(ck, dest, options, cancel, true, true);
+    const std::vector<PlannedTensor>& plan = ep.tensors;
+    const GgufMetadata& md = ep.metadata;
+    GgufExportReport rep = std::move(ep.report);
 
     // ---- Data, streamed tensor by tensor. ----
     std::vector<GgufTensorSpec> specs;
@@ -616,7 +646,6 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     for (const auto& p : plan) {
         specs.push_back(p.spec);
         total += p.spec.nbytes();
-        rep.parameters += p.spec.numel();
     }
     GgufWriteOptions wo;
     wo.force = options.force;
@@ -672,6 +701,14 @@ GgufExportReport exportGguf(const Checkpoint& ck, const fs::path& dest, const Gg
     rep.tensors = int(plan.size());
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return rep;
+}
+
+std::uint64_t ggufExportBytes(const Checkpoint& ck, const GgufExportOptions& options, bool symmetricCodes) {
+    const fs::path dest = ck.dir() / "estimate.gguf";  // named in errors only: nothing is written
+    const ExportPlan ep = planExport(ck, dest, options, CancelToken{}, false, symmetricCodes);
+    std::vector<GgufTensorSpec> specs;
+    for (const auto& p : ep.tensors) specs.push_back(p.spec);
+    return layoutGguf(dest.string(), ep.metadata, specs).fileSize;
 }
 
 Json toJson(const GgufExportReport& r) {

@@ -68,6 +68,12 @@ std::string ggufFileName(const std::string& format);
 GgufExportReport exportGguf(const Checkpoint& checkpoint, const std::filesystem::path& dest, const GgufExportOptions& options,
                             Progress& progress, const CancelToken& cancel);
 
+// The size of the file exportGguf would write, from the tensor list, config and tokenizer alone (no tensor is
+// read): the same plan and the writer's own layout (layoutGguf). A stored GPTQ linear counts as symmetric when
+// `symmetricCodes` (its zeros are not read), and every NVFP4 weight gets a .scale tensor (omitted only when its
+// global scale is 1: an all-zero weight).
+std::uint64_t ggufExportBytes(const Checkpoint& checkpoint, const GgufExportOptions& options, bool symmetricCodes = true);
+
 // The layer whose KV cache llama.cpp's Gemma 4 graph reads for `layer` (its reuse callback in
 // src/llama-model.cpp: the first shared layer index minus 2 for sliding layers, minus 1 for full ones),
 // or `layer` itself when it owns its cache. Our rule is Gemma4Config::layers[i].kvSource; the exporter

@@ -156,26 +156,25 @@ std::uint64_t GgufTensorSpec::nbytes() const {
 
 // ---- GgufWriter ------------------------------------------------------------------------------------
 
-GgufWriter::GgufWriter(const fs::path& dest, const GgufMetadata& metadata, std::vector<GgufTensorSpec> tensors,
-                       const GgufWriteOptions& options)
-    : dest_(dest), force_(options.force), tensors_(std::move(tensors)) {
-    const std::string file = dest.string();
-    const std::uint32_t align = options.alignment;
+GgufLayout layoutGguf(const std::string& file, const GgufMetadata& metadata, const std::vector<GgufTensorSpec>& tensors,
+                      std::uint32_t align) {
     if (align == 0 || (align & (align - 1)) != 0)
         throw UsageError(file, {}, "GGUF alignment " + std::to_string(align) + " is not a power of two");
     if (metadata.has("general.alignment"))
         throw UsageError(file, {}, "general.alignment is set through GgufWriteOptions::alignment, not as metadata");
 
     // Validate the whole plan before anything touches the disk.
-    slots_.resize(tensors_.size());
-    for (std::size_t i = 0; i < tensors_.size(); ++i) {
-        const GgufTensorSpec& t = tensors_[i];
+    GgufLayout l;
+    l.offsets.resize(tensors.size());
+    std::unordered_set<std::string> names;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const GgufTensorSpec& t = tensors[i];
         if (t.name.empty()) throw UsageError(file, {}, "tensor #" + std::to_string(i) + " has an empty name");
         if (t.name.size() > kMaxTensorName)
             throw UsageError(file, t.name, "name has " + std::to_string(t.name.size()) + " bytes; ggml allows at most " +
                                                std::to_string(kMaxTensorName));
         if (!utf8::isValid(t.name)) throw UsageError(file, t.name, "name is not valid UTF-8");
-        if (!byName_.emplace(t.name, i).second) throw UsageError(file, t.name, "tensor declared twice");
+        if (!names.insert(t.name).second) throw UsageError(file, t.name, "tensor declared twice");
         const GgmlTypeTraits* traits = ggmlTypeTraits(std::uint32_t(t.type));
         if (!traits) throw UsageError(file, t.name, "unknown ggml type " + std::to_string(std::uint32_t(t.type)));
         if (t.dims.empty() || t.dims.size() > kMaxDims)
@@ -192,13 +191,13 @@ GgufWriter::GgufWriter(const fs::path& dest, const GgufMetadata& metadata, std::
             throw UsageError(file, t.name, "innermost dimension " + std::to_string(t.dims[0]) + " is not a multiple of the " +
                                                std::string(traits->name) + " block size " +
                                                std::to_string(traits->blockSize));
-        slots_[i].nbytes = t.nbytes();
     }
 
     // Header, metadata (plus general.alignment when it is not the default), tensor table.
-    std::string head(kGgufMagic, 4);
+    std::string& head = l.head;
+    head.assign(kGgufMagic, 4);
     putLE(head, kGgufVersion, 4);
-    putLE(head, tensors_.size(), 8);
+    putLE(head, tensors.size(), 8);
     putLE(head, metadata.size() + (align != kDefaultAlignment ? 1 : 0), 8);
     head += metadata.encoded();
     if (align != kDefaultAlignment) {
@@ -207,19 +206,35 @@ GgufWriter::GgufWriter(const fs::path& dest, const GgufMetadata& metadata, std::
         putLE(head, align, 4);
     }
     std::uint64_t rel = 0;
-    for (std::size_t i = 0; i < tensors_.size(); ++i) {
-        const GgufTensorSpec& t = tensors_[i];
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const GgufTensorSpec& t = tensors[i];
         putString(head, t.name);
         putLE(head, t.dims.size(), 4);
         for (const auto d : t.dims) putLE(head, std::uint64_t(d), 8);
         putLE(head, std::uint32_t(t.type), 4);
         putLE(head, rel, 8);
-        slots_[i].offset = rel;
-        rel += alignUp(slots_[i].nbytes, align);  // every tensor, the last one too, is padded (gguf-py does)
+        l.offsets[i] = rel;
+        rel += alignUp(t.nbytes(), align);  // every tensor, the last one too, is padded (gguf-py does)
     }
-    dataOffset_ = alignUp(head.size(), align);
-    for (auto& s : slots_) s.offset += dataOffset_;
-    fileSize_ = dataOffset_ + rel;
+    l.dataOffset = alignUp(head.size(), align);
+    for (auto& o : l.offsets) o += l.dataOffset;
+    l.fileSize = l.dataOffset + rel;
+    return l;
+}
+
+GgufWriter::GgufWriter(const fs::path& dest, const GgufMetadata& metadata, std::vector<GgufTensorSpec> tensors,
+                       const GgufWriteOptions& options)
+    : dest_(dest), force_(options.force), tensors_(std::move(tensors)) {
+    const GgufLayout layout = layoutGguf(dest.string(), metadata, tensors_, options.alignment);
+    slots_.resize(tensors_.size());
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+        byName_.emplace(tensors_[i].name, i);
+        slots_[i].offset = layout.offsets[i];
+        slots_[i].nbytes = tensors_[i].nbytes();
+    }
+    dataOffset_ = layout.dataOffset;
+    fileSize_ = layout.fileSize;
+    const std::string& head = layout.head;
 
     // The partial folder gives the input checks, the existing-output refusal and stale-partial cleanup;
     // the file inside it is renamed onto the destination by finish().

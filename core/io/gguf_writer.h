@@ -69,6 +69,18 @@ struct GgufTensorSpec {
     std::uint64_t nbytes() const;  // for a spec the writer accepted
 };
 
+// Where everything of a GGUF file goes: the header, metadata and tensor table as bytes, each tensor's absolute
+// offset, the aligned start of the data and the file's size. A pure function of the plan: the writer lays its
+// file out with it, and estimates size a file before writing it. Checks the plan as GgufWriter documents.
+struct GgufLayout {
+    std::string head;
+    std::vector<std::uint64_t> offsets;
+    std::uint64_t dataOffset = 0;
+    std::uint64_t fileSize = 0;
+};
+GgufLayout layoutGguf(const std::string& file, const GgufMetadata& metadata, const std::vector<GgufTensorSpec>& tensors,
+                      std::uint32_t alignment = 32);
+
 struct GgufWriteOptions {
     bool force = false;                            // replace an existing destination
     std::vector<std::filesystem::path> inputs;     // folders or files the output must neither replace nor sit inside

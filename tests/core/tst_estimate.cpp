@@ -3,7 +3,8 @@
 // exactly, the whole folder (whittle.json, the run's record, aside) within 0.5 % + 64 KiB, and the engine memory
 // estimated before the run equals, field by field, the estimate made from the written output (which
 // tst_engine_memory checks against the Vulkan engine's own allocations). FLAP, before calibration: the written
-// output lies inside the estimate's range. `whittle-cli estimate --json` gives the same figures. The sizes by
+// output lies inside the estimate's range. GGUF exports: each file's size exactly. `whittle-cli estimate --json`
+// gives the same figures. The sizes by
 // vocabulary (Vocabulary page, `buckets`) equal the estimator's.
 #include <fstream>
 #include <iterator>
@@ -73,6 +74,10 @@ private slots:
             R"({"quantization": {"method": "rtn", "embeddings": "q8_0"}})",
             R"({"quantization": {"method": "gptq", "group_size": 64, "calibration": {"samples": 4, "length": 64}}})",
             R"({"quantization": {"method": "rtn", "format": "hf"}})",
+            R"({"text_only": true, "vocabulary": {"preset": "english"}, "export": ["gguf-q8_0", "gguf-f16"]})",
+            R"({"text_only": true, "export": ["gguf-q4_0"]})",
+            R"({"quantization": {"method": "rtn", "group_size": 32}, "export": ["gguf-q4_0", "gguf-f32"]})",
+            R"({"quantization": {"method": "nvfp4"}, "export": ["gguf-nvfp4"]})",
         };
         for (const char* model : {"bundled", "mini"})
             for (const char* r : recipes) {
@@ -101,6 +106,14 @@ private slots:
               (unsigned long long)e.output.tensorBytes, (unsigned long long)w.all, (unsigned long long)w.tensors);
         QCOMPARE(e.output.tensorBytes, w.tensors);
         QVERIFY(std::abs(double(e.output.diskBytes()) - double(w.all)) <= 0.005 * double(w.all) + 65536);
+        // GGUF exports: each file as the exporter's plan and the writer's layout size it (NVFP4's .scale tensors
+        // are planned for every weight: exact unless a weight is all zeros).
+        QCOMPARE(e.output.ggufBytes.size(), r.exports ? r.exports->formats.size() : std::size_t(0));
+        for (const auto& [file, bytes] : e.output.ggufBytes) {
+            QVERIFY2(fs::exists(out / file), file.c_str());
+            qInfo("%s: estimated %llu, written %llu", file.c_str(), (unsigned long long)bytes, (unsigned long long)fs::file_size(out / file));
+            QCOMPARE(bytes, std::uint64_t(fs::file_size(out / file)));
+        }
         const Checkpoint written = Checkpoint::open(out);
         QVERIFY(sameMemory(e.output.memory, estimateEngineMemory(written, rt)));
         std::uint64_t params = 0;
