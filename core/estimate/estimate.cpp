@@ -226,14 +226,27 @@ struct Estimator::Impl {
         return k.value;
     }
 
-    std::shared_ptr<const TensorStream> streamOf(const Recipe& r) const {
-        const std::string key = streamKey(r);
+    // The kept stage for `key`, or `compute()` run without the lock (the GUI thread may ask meanwhile) and kept,
+    // its error too.
+    template <class T, class F>
+    std::shared_ptr<const T> memoized(Cache<T>& cache, std::size_t limit, const std::string& key, F compute) const {
         {
             const std::lock_guard<std::mutex> lock(mutex);
-            if (const auto* k = find(streams, key)) return valueOf(*k);
+            if (const auto* k = find(cache, key)) return valueOf(*k);
         }
-        Kept<TensorStream> k;  // computed without the lock: the GUI thread may ask meanwhile
+        Kept<T> k;
         try {
+            k.value = std::make_shared<const T>(compute());
+        } catch (...) {
+            k.error = std::current_exception();
+        }
+        const std::lock_guard<std::mutex> lock(mutex);
+        keep(cache, limit, key, k);
+        return valueOf(k);
+    }
+
+    std::shared_ptr<const TensorStream> streamOf(const Recipe& r) const {
+        return memoized(streams, kStreams, streamKey(r), [&] {
             TensorStream s = checkpointStream(*ck);
             if (r.textOnly) {
                 TextOnlyReport rep;
@@ -243,23 +256,12 @@ struct Estimator::Impl {
                 VocabPruneReport rep;
                 s = vocabularyStream(std::move(s), *r.vocabulary, rep);
             }
-            k.value = std::make_shared<const TensorStream>(std::move(s));
-        } catch (...) {
-            k.error = std::current_exception();
-        }
-        const std::lock_guard<std::mutex> lock(mutex);
-        keep(streams, kStreams, key, k);
-        return valueOf(k);
+            return s;
+        });
     }
 
     std::shared_ptr<const RecipeOutput> outputOf(const Recipe& r) const {
-        const std::string key = outputKey(r);
-        {
-            const std::lock_guard<std::mutex> lock(mutex);
-            if (const auto* k = find(outputs, key)) return valueOf(*k);
-        }
-        Kept<RecipeOutput> k;
-        try {
+        return memoized(outputs, kOutputs, outputKey(r), [&] {
             const std::shared_ptr<const TensorStream> stream = streamOf(r);
             const TensorStream& s = *stream;
             RecipeOutput out;
@@ -278,13 +280,8 @@ struct Estimator::Impl {
                            "within the range for rounding to multiples of " + std::to_string(r.flap->multiple) + (out.note.empty() ? "" : "; " + out.note);
             }
             if (r.quantization && r.quantization->method == "budget" && r.quantization->bpw > 0) out.exact = false;
-            k.value = std::make_shared<const RecipeOutput>(std::move(out));
-        } catch (...) {
-            k.error = std::current_exception();
-        }
-        const std::lock_guard<std::mutex> lock(mutex);
-        keep(outputs, kOutputs, key, k);
-        return valueOf(k);
+            return out;
+        });
     }
 
     Estimate assemble(const RecipeOutput& out, const RuntimeOptions& runtime) const {
