@@ -8,10 +8,12 @@
 //     NVFP4, a mini E2B with an untied head and with the unread k/v of its KV-shared layers stored, and a full-size
 //     E2B (zero weights) in INT4 RTN with Q4_0 token tables; the PLE table on the host and on the device (the
 //     full-size E2B: host only, lavapipe's heap is smaller than its table); contexts 256, 4096 and 32768;
+//   - the full-size E2B's recipe estimate, made from its zero-weight input, equals what quantize wrote;
 //   - `whittle-cli estimate --device`: the device's free memory and whether the output fits.
 #include <nlohmann/json.hpp>
 
 #include "core/estimate/engine_memory.h"
+#include "core/estimate/estimate.h"
 #include "core/fixtures/tiny_checkpoint.h"
 #include "core/model/checkpoint.h"
 #include "core/reference/reference_model.h"
@@ -144,6 +146,19 @@ private slots:
         QVERIFY(within(m.deviceTotal(), s.totalAllocatedBytes));
         // The PLE table is on exactly one side.
         QCOMPARE(m.pleTable > 0, pleInVram);
+        if (weights == "e2b-full int4 q4_0 tables" && context == 256) {
+            // At full size the recipe's estimate made from the zero-weight input equals what quantize wrote: the
+            // safetensors byte for byte, and this engine memory.
+            const Recipe r = parseRecipe(Json::parse(R"({"whittle_recipe": 1, "quantization": {"method": "rtn", "embeddings": "q4_0"}})"), "r");
+            const Estimate e = estimate(Checkpoint::open(tempPath(dir_, "e2b-full-zeros")), r, ro);
+            std::uint64_t tensors = 0;
+            for (const auto& f : fs::directory_iterator(dir))
+                if (f.path().extension() == ".safetensors" || f.path().filename() == "model.safetensors.index.json") tensors += f.file_size();
+            qInfo("full-size E2B INT4 RTN + Q4_0 tables: %llu safetensors bytes estimated, %llu written", (unsigned long long)e.output.tensorBytes,
+                  (unsigned long long)tensors);
+            QCOMPARE(e.output.tensorBytes, tensors);
+            QCOMPARE(e.output.memory.deviceTotal(), m.deviceTotal());
+        }
     }
 
     // whittle-cli estimate --device: the device's free memory (VK_EXT_memory_budget's figure, or 0.8 × its
