@@ -161,12 +161,11 @@ EstimatePanel::~EstimatePanel() { preparing_.waitForFinished(); }
 QAbstractItemModel* EstimatePanel::partsModel() const { return partsModel_; }
 
 void EstimatePanel::setCheckpoint(std::shared_ptr<const Checkpoint> checkpoint) {
-    checkpoint_ = std::move(checkpoint);
-    estimator_ = checkpoint_ ? std::make_shared<const Estimator>(checkpoint_) : nullptr;
     // The slider reaches the model's own maximum context (128k for E2B and E4B).
     int top = 17;
-    if (checkpoint_ && checkpoint_->config().maxPositionEmbeddings > 0)
-        top = std::max(kMinContextLog2, int(std::floor(std::log2(double(checkpoint_->config().maxPositionEmbeddings)))));
+    if (checkpoint && checkpoint->config().maxPositionEmbeddings > 0)
+        top = std::max(kMinContextLog2, int(std::floor(std::log2(double(checkpoint->config().maxPositionEmbeddings)))));
+    estimator_ = checkpoint ? std::make_shared<const Estimator>(std::move(checkpoint)) : nullptr;
     {
         const QSignalBlocker block(context_);
         context_->setMaximum(top);
@@ -216,7 +215,8 @@ const EstimatePanel::Target* EstimatePanel::target() const {
 RuntimeOptions EstimatePanel::runtime() const {
     RuntimeOptions r;
     r.context = 1 << context_->value();
-    if (checkpoint_ && checkpoint_->config().maxPositionEmbeddings > 0) r.context = std::min(r.context, checkpoint_->config().maxPositionEmbeddings);
+    if (estimator_ && estimator_->checkpoint().config().maxPositionEmbeddings > 0)
+        r.context = std::min(r.context, estimator_->checkpoint().config().maxPositionEmbeddings);
     r.prefillChunk = chunk_->value();
     r.pleInVram = ple_->currentData().toString() == "gpu";
     if (const Target* t = target()) r.maxBindingBytes = t->maxBinding;  // as the engine chunks the logits
@@ -226,10 +226,10 @@ RuntimeOptions EstimatePanel::runtime() const {
 void EstimatePanel::recompute() {
     const RuntimeOptions r = runtime();
     contextText_->setText(tr("%L1 positions").arg(r.context));
-    if (!checkpoint_ || !recipe_) {
+    if (!estimator_ || !recipe_) {
         pending_ = false;
         estimate_.reset();
-        clearFigures(checkpoint_ ? note_->text() : tr("Open a checkpoint to see what a recipe makes of it."));
+        clearFigures(estimator_ ? note_->text() : tr("Open a checkpoint to see what a recipe makes of it."));
         emit estimated();
         return;
     }

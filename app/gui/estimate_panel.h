@@ -76,8 +76,7 @@ private:
     void showEstimate();
     void clearFigures(const QString& why);
 
-    std::shared_ptr<const Checkpoint> checkpoint_;
-    std::shared_ptr<const Estimator> estimator_;
+    std::shared_ptr<const Estimator> estimator_;  // of the open checkpoint; null before one is open
     QFutureWatcher<void> preparing_;
     bool pending_ = false;
     std::optional<Recipe> recipe_;

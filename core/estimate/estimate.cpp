@@ -41,12 +41,11 @@ struct Planned {
     }
 };
 
+// Parameters and tensor bytes by part, as the inventory counts them (headers not included).
 void countParts(const Checkpoint& ck, OutputEstimate& o) {
-    for (Part p : kAllParts) o.parts[p] = {};
-    for (const CheckpointTensor& t : ck.tensors()) {
-        o.parameters += t.parameters;  // weights, not GPTQ words or scales
-        o.parts[t.part].add(t.parameters, t.entry->info->nbytes);
-    }
+    const Inventory inv = makeInventory(ck);
+    o.parts = inv.byPart;
+    o.parameters = inv.total.params;  // weights, not GPTQ words or scales
 }
 
 // The output a stream's side files and `tensors` make: sizes from the writer's own layout, and a checkpoint of
@@ -212,11 +211,7 @@ struct Estimator::Impl {
     }
     template <class T>
     void keep(Cache<T>& cache, std::size_t limit, const std::string& key, Kept<T> kept) const {
-        for (auto it = cache.begin(); it != cache.end(); ++it)
-            if (it->first == key) {
-                cache.erase(it);
-                break;
-            }
+        if (find(cache, key)) cache.pop_front();  // computed twice meanwhile: the newer result replaces it
         cache.emplace_front(key, std::move(kept));
         if (cache.size() > limit) cache.pop_back();
     }
