@@ -41,6 +41,21 @@ public:
     void report(const ProgressReport&) override {}
 };
 
+// Passes reports on with the stage prefixed ("2/5 flap: " + stage): a step of a longer run.
+class PrefixedProgress final : public Progress {
+public:
+    PrefixedProgress(Progress& inner, std::string prefix) : inner_(inner), prefix_(std::move(prefix)) {}
+    void report(const ProgressReport& r) override {
+        ProgressReport p = r;
+        p.stage = prefix_ + r.stage;
+        inner_.report(p);
+    }
+
+private:
+    Progress& inner_;
+    std::string prefix_;
+};
+
 // Turns byte counts into fraction and ETA for one stage, and rate-limits reports to ~20 per second.
 class StageMeter {
 public:

@@ -24,6 +24,7 @@ int runFlap(const std::vector<std::string>& args);
 int runTextOnly(const std::vector<std::string>& args);
 int runSlim(const std::vector<std::string>& args);
 int runEstimate(const std::vector<std::string>& args);
+int runPlan(const std::vector<std::string>& args);
 int runQuantize(const std::vector<std::string>& args);
 int runExport(const std::vector<std::string>& args);
 

@@ -24,6 +24,8 @@ const Command kCommands[] = {
      whittle::cli::runSlim},
     {"estimate", "MODEL [--recipe FILE | --preset ID | the slim flags] [--ctx N] [--chunk N] [--ple host|gpu] [--device N] [--json]   disk size and memory, before running",
      whittle::cli::runEstimate},
+    {"plan", "MODEL PLANNED.json (--recipe FILE | --preset ID | the slim flags) [--force] [--json]   calibrate FLAP's widths and the bit budget's formats into the recipe: exact sizes before the run",
+     whittle::cli::runPlan},
     {"prune-vocab", "MODEL OUT --preset P | --buckets B,… | --recipe FILE   keep part of the vocabulary",
      whittle::cli::runPruneVocab},
     {"flap", "MODEL OUT --ratio R [--no-compensation] [--metric wifv|random] [--calib FILES]   FLAP structured FFN pruning",

@@ -1,5 +1,6 @@
 #include "core/estimate/estimate.h"
 
+#include <cstdio>
 #include <list>
 #include <mutex>
 #include <numeric>
@@ -25,6 +26,12 @@ std::uint64_t sideFileBytes(const std::vector<SideFile>& files) {
     std::uint64_t n = 0;
     for (const SideFile& f : files) n += f.text ? f.text->size() : fs::file_size(f.from);
     return n;
+}
+
+std::string twoDecimals(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f", v);
+    return b;
 }
 
 // An output's sizes, and the checkpoint its engine memory is computed from for any runtime.
@@ -78,9 +85,11 @@ Planned planOutput(const TensorStream& s, const std::vector<TensorSpec>& tensors
     return p;
 }
 
-// FLAP's channels as its global ranking picks them when every layer's scores have the same spread: removal in
-// proportion to each layer's width, rounded to the recipe's width multiple as the real selection is.
-FlapSelection proportionalSelection(const Gemma4Config& c, const FlapRecipe& f, double ratio) {
+// FLAP's channels: the recipe's planned widths (flap.widths, exact), or, before calibration, as its global
+// ranking picks them when every layer's scores have the same spread: removal in proportion to each layer's
+// width, rounded to the recipe's width multiple as the real selection is. Which channels does not matter to a
+// size, only how many.
+FlapSelection plannedSelection(const Gemma4Config& c, const FlapRecipe& f, double ratio, const std::string& source) {
     std::vector<std::vector<double>> scores;
     for (const LayerSpec& l : c.layers) {
         std::vector<double> s(static_cast<std::size_t>(l.ffnWidth));
@@ -88,7 +97,8 @@ FlapSelection proportionalSelection(const Gemma4Config& c, const FlapRecipe& f, 
         scores.push_back(std::move(s));
     }
     FlapSelection sel;
-    sel.kept = selectChannels(scores, ratio, f.minKeep, f.multiple);
+    checkFlapWidths(c, f, source);
+    sel.kept = f.widths.empty() ? selectChannels(scores, ratio, f.minKeep, f.multiple) : keepBestChannels(scores, f.widths);
     if (f.biasCompensation) sel.bias.assign(c.layers.size(), std::vector<float>(std::size_t(c.hiddenSize), 0.0f));
     return sel;
 }
@@ -100,26 +110,29 @@ Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& c
         FlapReport rep;
         FlapRecipe f = *r.flap;
         f.ratio = ratio;
-        s = flapStream(std::move(s), f, proportionalSelection(s.config, f, ratio), rep);
+        s = flapStream(std::move(s), f, plannedSelection(s.config, f, ratio, ck.dir().string()), rep);
     }
     if (!r.quantization) return planOutput(s, s.tensors, r);
     QuantizeRecipe q = *r.quantization;
-    const bool budget = q.method == "budget";
+    const bool planned = q.method == "budget" && !q.formats.empty();  // the formats a measurement chose
+    const bool budget = q.method == "budget" && !planned;
     if (budget) {
         q.method = "rtn";  // the same tensors and group; the budget's formats change only their bytes
         q.symmetric = true;
     }
     if (q.format.rfind("gguf-", 0) == 0)
-        throw UsageError("quantization.format " + q.format + ": GGUF files are not estimated yet");
+        throw UsageError("quantization.format " + q.format + ": a recipe writes GGUF files through \"export\" (estimated there, as slim runs "
+                         "it); whittle-cli quantize --format writes one alone");
     const Checkpoint sc = streamCheckpoint(s);
     if (sc.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
-    const QuantizePlan plan = planQuantization(sc, q);
+    const QuantizePlan plan = planQuantization(sc, q, planned ? recipeBudgetFormats(sc, q) : std::map<std::string, IntOptions>{});
     Planned p = planOutput(s, plan.tensors, r);
     OutputEstimate& o = p.sizes;
     // The quantization configs written beside config.json (a few hundred bytes each): counted as 2 KiB.
     o.sideBytes += q.format == "hf" ? 0 : 2048;
-    if (budget && r.quantization->bpw > 0) {
-        const double target = r.quantization->bpw * double(plan.weightsQuantized) / 8;
+    if (budget) {
+        // Stored bits up to the target: the recipe's bits per weight, or uniform INT4 g128's (the plan's).
+        const double target = (r.quantization->bpw > 0 ? r.quantization->bpw : plan.bitsPerWeight) * double(plan.weightsQuantized) / 8;
         const double planned = plan.bitsPerWeight * double(plan.weightsQuantized) / 8;
         const std::int64_t delta = std::llround(target - planned);
         o.tensorBytes = std::uint64_t(std::int64_t(o.tensorBytes) + delta);
@@ -133,8 +146,9 @@ Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& c
             mlp.bytes = std::uint64_t(std::int64_t(mlp.bytes) + toMlp);
             attn.bytes = std::uint64_t(std::int64_t(attn.bytes) + delta - toMlp);
         }
-        note += (note.empty() ? "" : "; ") + std::string("the bit budget at its target of ") + std::to_string(r.quantization->bpw) +
-                " bits per weight (the formats are chosen by measuring)";
+        note += (note.empty() ? "" : "; ") + std::string("the bit budget at its target of ") +
+                (r.quantization->bpw > 0 ? twoDecimals(r.quantization->bpw) : std::string("INT4 g128's")) +
+                " bits per weight (the formats are chosen by measuring: plan the recipe for the exact figure)";
     }
     return p;
 }
@@ -262,7 +276,7 @@ struct Estimator::Impl {
             RecipeOutput out;
             const double ratio = r.flap ? r.flap->ratio : 0;
             out.output = afterFlapAndQuantization(s, *ck, r, ratio, out.note);
-            if (r.flap) {
+            if (r.flap && r.flap->widths.empty()) {
                 // Each layer's width is rounded to a multiple of `multiple`: at most that many channels a layer either way.
                 std::int64_t total = 0;
                 for (const LayerSpec& l : s.config.layers) total += l.ffnWidth;
@@ -272,9 +286,10 @@ struct Estimator::Impl {
                 out.high = afterFlapAndQuantization(s, *ck, r, std::max(0.01, ratio - slack), ignored);
                 out.exact = false;
                 out.note = std::string("FLAP's widths are known after calibration: channels removed in proportion to each layer's width, ") +
-                           "within the range for rounding to multiples of " + std::to_string(r.flap->multiple) + (out.note.empty() ? "" : "; " + out.note);
+                           "within the range for rounding to multiples of " + std::to_string(r.flap->multiple) +
+                           " (plan the recipe for the exact figure)" + (out.note.empty() ? "" : "; " + out.note);
             }
-            if (r.quantization && r.quantization->method == "budget" && r.quantization->bpw > 0) out.exact = false;
+            if (r.quantization && r.quantization->method == "budget" && r.quantization->formats.empty()) out.exact = false;
             return out;
         });
     }

@@ -5,13 +5,14 @@
 // safetensors layout the writer uses (layoutSafetensors) — and the engine-memory estimate of that output
 // (engine_memory.h). So the figures are the output's, not a rule of thumb.
 //
-// FLAP keeps the widths its calibration picks: before calibration the estimate assumes channels removed in
-// proportion to each layer's width (the global ranking with the same score spread in every layer) and gives a
-// range for the rounding to width multiples (the run's whittle.json has the widths calibration chose). The
-// bit budget's formats come from its sensitivity measurement: its estimate is the target bits per weight
-// applied to the quantized weights (labelled). The GGUF files a recipe exports are sized by the exporter's own
-// plan and the GGUF writer's layout (ggufExportBytes); a GGUF quantization.format (whittle-cli quantize's) is not
-// estimated yet.
+// FLAP keeps the widths its calibration picks and the bit budget the formats its measurement picks. A recipe
+// that names them (flap.widths, quantization.formats: written by whittle-cli plan or the Recipe page's
+// "Calibrate", core/pipeline/calibrate.h) is estimated exactly. Before that, FLAP's estimate assumes channels
+// removed in proportion to each layer's width (the global ranking with the same score spread in every layer)
+// with a range for the rounding to width multiples, and the budget's is its target bits per weight applied to
+// the quantized weights; both are labelled. The GGUF files a recipe exports are sized by the exporter's own
+// plan and the GGUF writer's layout (ggufExportBytes). A GGUF quantization.format (whittle-cli quantize's) is
+// refused as slim refuses it: a recipe's GGUF files are its "export".
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -44,7 +45,7 @@ struct OutputEstimate {
 struct Estimate {
     OutputEstimate input;   // the checkpoint as it is
     OutputEstimate output;  // after the recipe
-    bool exact = true;      // false before FLAP's calibration or the budget's measurement
+    bool exact = true;      // false before FLAP's widths or the budget's formats are planned
     std::optional<OutputEstimate> low, high;  // FLAP: the output at the rounding's extremes
     std::string note;       // what is approximate and why
 };

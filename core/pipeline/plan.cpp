@@ -126,7 +126,8 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         }
         std::ostringstream what;
         what << (q.method == "nvfp4"    ? std::string("NVFP4")
-                 : q.method == "budget" ? std::string("mixed bit budget (estimated as INT4 g128)")
+                 : q.method == "budget" ? std::string(q.formats.empty() ? "mixed bit budget (estimated as INT4 g128)"
+                                                                        : "mixed bit budget (formats planned; shown as INT4 g128)")
                                         : "INT4 " + q.method + " g" + std::to_string(q.groupSize))
              << ": "
              << qp.tensorsQuantized << " linear weights at " << std::fixed;

@@ -51,21 +51,6 @@ Json toJson(const SlimReport& r) {
 
 namespace {
 
-// Reports a stage's progress as "i/n name: stage".
-class StageProgress final : public Progress {
-public:
-    StageProgress(Progress& inner, std::string prefix) : inner_(inner), prefix_(std::move(prefix)) {}
-    void report(const ProgressReport& r) override {
-        ProgressReport p = r;
-        p.stage = prefix_ + r.stage;
-        inner_.report(p);
-    }
-
-private:
-    Progress& inner_;
-    std::string prefix_;
-};
-
 double secondsSince(std::chrono::steady_clock::time_point t) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count(); }
 
 // Each regular file of the input folder: name, bytes, SHA-256 (so a variant names exactly what it was made from).
@@ -154,7 +139,7 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         const std::vector<std::size_t> ks = pending;
         const PassName p = passName(ks);
         fs::create_directory(p.dir);
-        StageProgress sp(progress, p.label);
+        PrefixedProgress sp(progress, p.label);
         const auto ts = std::chrono::steady_clock::now();
         const StreamWriteReport w = writeStream(stream, p.dir, sp, cancel);
         for (std::size_t k : ks) rep.stageReports[k]["bytes_written"] = w.tensorBytes;
@@ -165,7 +150,7 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         cancel.throwIfCancelled();
         const auto ts = std::chrono::steady_clock::now();
         const std::string& stage = rep.stages[i];
-        StageProgress sp(progress, std::to_string(i + 1) + "/" + n + " " + stage + ": ");
+        PrefixedProgress sp(progress, std::to_string(i + 1) + "/" + n + " " + stage + ": ");
         if (stage == "text_only") {
             sp.report(ProgressReport{"dropping the towers (written with the pass)", 0});
             TextOnlyReport r;
@@ -192,7 +177,7 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
             std::vector<std::size_t> ks = pending;
             ks.push_back(i);
             const PassName p = passName(ks);
-            StageProgress qp(progress, p.label);
+            PrefixedProgress qp(progress, p.label);
             Recipe one;  // the stage's own section, so its report says what it did
             one.quantization = recipe.quantization;
             std::optional<Checkpoint> streamed;
@@ -213,7 +198,7 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
         // From the last pass's folder (a GGUF is never written into the checkpoint folder it reads), named
         // after the destination, so each file equals what `whittle-cli export OUT` writes.
         const auto ts = std::chrono::steady_clock::now();
-        StageProgress sp(progress, std::to_string(transforms + 1) + "/" + n + " export: ");
+        PrefixedProgress sp(progress, std::to_string(transforms + 1) + "/" + n + " export: ");
         Json reports = Json::array();
         for (const std::string& f : recipe.exports->formats) {
             GgufExportOptions o;
@@ -237,7 +222,7 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
     const Checkpoint result = Checkpoint::open(out.path());  // the result must open before it replaces anything
     if (recipe.evaluation) {
         const auto ts = std::chrono::steady_clock::now();
-        StageProgress sp(progress, n + "/" + n + " evaluation: ");
+        PrefixedProgress sp(progress, n + "/" + n + " evaluation: ");
         rep.quality = evaluateAgainstOriginal(result, ck, *recipe.evaluation, sp, cancel);
         rep.stageReports.push_back(toJson(*rep.quality));
         rep.stageSeconds.push_back(secondsSince(ts));

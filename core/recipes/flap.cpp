@@ -27,18 +27,20 @@ using recipe_json::onlyKeys;
 using recipe_json::positiveInt;
 
 Json toJson(const FlapRecipe& f) {
-    return Json{{"ratio", f.ratio},
+    Json j{{"ratio", f.ratio},
                 {"metric", f.metric},
                 {"bias_compensation", f.biasCompensation},
                 {"min_keep", f.minKeep},
                 {"multiple", f.multiple},
                 {"seed", f.seed},
                 {"calibration", toJson(f.calibration)}};
+    if (!f.widths.empty()) j["widths"] = f.widths;
+    return j;
 }
 
 FlapRecipe parseFlapRecipe(const Json& j, const std::string& src) {
     if (!j.is_object()) throw FormatError(src, {}, "'flap' must be an object");
-    onlyKeys(j, {"ratio", "metric", "bias_compensation", "min_keep", "multiple", "seed", "calibration"}, "flap", src);
+    onlyKeys(j, {"ratio", "metric", "bias_compensation", "min_keep", "multiple", "seed", "calibration", "widths"}, "flap", src);
     FlapRecipe f;
     auto number = [&](const char* key, double lo, double hi, double fallback) {
         if (!j.contains(key)) return fallback;
@@ -65,7 +67,42 @@ FlapRecipe parseFlapRecipe(const Json& j, const std::string& src) {
         f.seed = j["seed"].get<std::uint64_t>();
     }
     if (j.contains("calibration")) parseCalibrationText(j["calibration"], "flap.calibration", src, f.calibration);
+    if (j.contains("widths")) {
+        if (!j["widths"].is_array() || j["widths"].empty()) throw FormatError(src, {}, "'flap.widths' must list one kept width per layer");
+        for (const Json& w : j["widths"]) f.widths.push_back(positiveInt(w, "flap.widths", src));
+    }
     return f;
+}
+
+void checkFlapWidths(const Gemma4Config& c, const FlapRecipe& f, const std::string& src) {
+    if (f.widths.empty()) return;
+    if (f.widths.size() != c.layers.size())
+        throw UsageError(src, {}, "flap.widths lists " + std::to_string(f.widths.size()) + " widths for a model of " + std::to_string(c.layers.size()) +
+                                      " layers (it was planned for another model?)");
+    for (const LayerSpec& l : c.layers) {
+        const int w = f.widths[std::size_t(l.index)], F = l.ffnWidth;
+        const int floorKeep = std::min(F, int(std::ceil(f.minKeep * F - 1e-9)));
+        if (w == F) continue;
+        if (w > F || w % f.multiple != 0 || w < floorKeep)
+            throw UsageError(src, {}, "flap.widths: layer " + std::to_string(l.index) + " keeps " + std::to_string(w) + " of its " + std::to_string(F) +
+                                          " channels; a kept width is the whole layer or a multiple of " + std::to_string(f.multiple) +
+                                          " from " + std::to_string(floorKeep) + " (min_keep) up");
+    }
+}
+
+std::vector<std::vector<int>> keepBestChannels(const std::vector<std::vector<double>>& scores, const std::vector<int>& widths) {
+    if (widths.size() != scores.size()) throw Error("internal: FLAP widths for another number of layers");
+    std::vector<std::vector<int>> kept(scores.size());
+    for (std::size_t l = 0; l < scores.size(); ++l) {
+        const int F = int(scores[l].size());
+        if (widths[l] < 1 || widths[l] > F) throw Error("internal: a FLAP width outside its layer");
+        std::vector<int> order(static_cast<std::size_t>(F));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[l][std::size_t(a)] > scores[l][std::size_t(b)]; });
+        kept[l].assign(order.begin(), order.begin() + widths[l]);
+        std::sort(kept[l].begin(), kept[l].end());
+    }
+    return kept;
 }
 
 void ChannelStats::add(const float* x, int tokens, int width) {
@@ -135,7 +172,7 @@ std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<doubl
             ++done;
         }
     }
-    std::vector<std::vector<int>> kept(scores.size());
+    std::vector<int> widths(scores.size());
     for (std::size_t l = 0; l < scores.size(); ++l) {
         const int F = int(scores[l].size());
         const int want = F - removed[l];
@@ -143,13 +180,9 @@ std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<doubl
         int keep = F;
         for (int k = multiple; k < F; k += multiple)
             if (k >= floorKeep[l] && std::abs(k - want) < std::abs(keep - want)) keep = k;
-        std::vector<int> order(static_cast<std::size_t>(F));
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[l][std::size_t(a)] > scores[l][std::size_t(b)]; });
-        kept[l].assign(order.begin(), order.begin() + keep);
-        std::sort(kept[l].begin(), kept[l].end());
+        widths[l] = keep;
     }
-    return kept;
+    return keepBestChannels(scores, widths);
 }
 
 std::vector<ChannelStats> collectFlapStatistics(const ReferenceModel& model, const std::vector<std::vector<int>>& windows, Progress& progress,
@@ -201,6 +234,7 @@ FlapSelection selectFlapChannels(const Checkpoint& ck, const FlapRecipe& f, Flap
     rep.ratioRequested = f.ratio;
     rep.metric = f.metric;
     rep.biasCompensation = f.biasCompensation;
+    checkFlapWidths(c, f, src.string());  // before the calibration run
 
     // The MLP weights must be plain tensors: FLAP runs before quantization.
     const ReferenceModel model(ck, {});
@@ -230,7 +264,7 @@ FlapSelection selectFlapChannels(const Checkpoint& ck, const FlapRecipe& f, Flap
         }
     }
     FlapSelection sel;
-    sel.kept = selectChannels(scores, f.ratio, f.minKeep, f.multiple);
+    sel.kept = f.widths.empty() ? selectChannels(scores, f.ratio, f.minKeep, f.multiple) : keepBestChannels(scores, f.widths);
     std::int64_t before = 0, after = 0;
     for (const LayerSpec& l : c.layers) {
         rep.widthsBefore.push_back(l.ffnWidth);

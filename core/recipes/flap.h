@@ -37,6 +37,10 @@ struct FlapRecipe {
     int multiple = 128;            // kept widths are multiples of this (or the layer's whole width)
     std::uint64_t seed = 0;        // metric random
     CalibrationText calibration;  // 32 windows × 512 tokens by default
+    // The kept width of each layer, once a calibration has chosen them (whittle-cli plan, the Recipe page's
+    // "Calibrate"): the run then keeps each layer's best-scoring channels at exactly these widths (ratio and
+    // min_keep are only the label), so its sizes are known before it runs. Empty: the global ranking chooses.
+    std::vector<int> widths;
 };
 Json toJson(const FlapRecipe& f);
 FlapRecipe parseFlapRecipe(const Json& section, const std::string& source);
@@ -59,6 +63,13 @@ std::vector<double> wifvScores(const ChannelStats& stats, const WeightView& down
 // is then rounded to the nearest allowed width (a multiple of `multiple` not below the minimum, or F) and the
 // layer keeps its best-scoring channels.
 std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<double>>& scores, double ratio, double minKeep, int multiple);
+
+// The best-scoring `widths[l]` channels of each layer, ascending.
+std::vector<std::vector<int>> keepBestChannels(const std::vector<std::vector<double>>& scores, const std::vector<int>& widths);
+
+// Throws UsageError naming flap.widths (and `source`) unless the recipe's widths fit `config`: one per layer,
+// each the layer's whole width or a multiple of `multiple` not below min_keep's share.
+void checkFlapWidths(const Gemma4Config& config, const FlapRecipe& recipe, const std::string& source);
 
 class ReferenceModel;
 // Runs the windows through the CPU reference and returns every layer's statistics.

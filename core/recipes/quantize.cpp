@@ -40,6 +40,7 @@ Json toJson(const QuantizeRecipe& q) {
         j.erase("symmetric");
         j["bpw"] = q.bpw;
         if (!q.candidates.empty()) j["candidates"] = q.candidates;
+        if (!q.formats.empty()) j["formats"] = q.formats;
     }
     if (q.method == "gptq" || q.method == "budget") {
         j["act_order"] = q.actOrder;
@@ -52,7 +53,7 @@ Json toJson(const QuantizeRecipe& q) {
 QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
     using namespace recipe_json;
     if (!j.is_object()) throw FormatError(src, {}, "'quantization' must be an object");
-    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration", "bpw", "candidates", "embeddings"},
+    onlyKeys(j, {"method", "group_size", "symmetric", "exclude", "format", "act_order", "damp", "calibration", "bpw", "candidates", "embeddings", "formats"},
              "quantization", src);
     QuantizeRecipe q;
     if (j.contains("method")) {
@@ -89,6 +90,20 @@ QuantizeRecipe parseQuantizeRecipe(const Json& j, const std::string& src) {
             } catch (const UsageError& e) {
                 throw FormatError(src, {}, std::string("'quantization.candidates': ") + e.what());
             }
+    }
+    if (j.contains("formats")) {
+        if (!budget) throw FormatError(src, {}, "'quantization.formats' applies to method \"budget\" only");
+        if (!j["formats"].is_object() || j["formats"].empty())
+            throw FormatError(src, {}, "'quantization.formats' must map each quantized tensor's name to a format id");
+        for (const auto& [name, id] : j["formats"].items()) {
+            if (!id.is_string()) throw FormatError(src, name, "'quantization.formats': a format id must be a string");
+            try {
+                parseFormatId(id.get<std::string>());
+            } catch (const UsageError& e) {
+                throw FormatError(src, name, std::string("'quantization.formats': ") + e.what());
+            }
+            q.formats[name] = id.get<std::string>();
+        }
     }
     if (j.contains("act_order")) {
         if (!j["act_order"].is_boolean()) throw FormatError(src, {}, "'quantization.act_order' must be true or false");
@@ -374,6 +389,27 @@ QuantizePlan planQuantization(const Checkpoint& ck, const QuantizeRecipe& q, con
     return p;
 }
 
+std::map<std::string, IntOptions> recipeBudgetFormats(const Checkpoint& ck, const QuantizeRecipe& q) {
+    std::map<std::string, IntOptions> out;
+    for (const auto& t : ck.tensors()) {
+        if (!quantizesStored(q, t)) continue;
+        const std::string& name = t.entry->info->name;
+        const auto it = q.formats.find(name);
+        if (it == q.formats.end())
+            throw UsageError(ck.dir().string(), name, "quantization.formats has no format for this tensor (planned for another model or recipe?)");
+        out[name] = parseFormatId(it->second);
+    }
+    for (const auto& [name, id] : q.formats)
+        if (!out.count(name)) throw UsageError(ck.dir().string(), name, "quantization.formats names a tensor this recipe does not quantize");
+    return out;
+}
+
+std::map<std::string, std::string> formatIds(const BitBudgetPlan& plan) {
+    std::map<std::string, std::string> ids;
+    for (const auto& [name, f] : plan.formats()) ids[name] = formatId(f);
+    return ids;
+}
+
 BitBudgetPlan planBitBudget(const Checkpoint& ck, const QuantizeRecipe& q, const fs::path& scratchDir, Progress& progress,
                             const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -424,7 +460,9 @@ QuantizeReport quantizeCheckpoint(const Checkpoint& ck, const Recipe& recipe, co
     rep.dequantized = dequantized;
 
     std::map<std::string, IntOptions> formats;
-    if (q.method == "budget") {
+    if (q.method == "budget" && !q.formats.empty()) {
+        formats = recipeBudgetFormats(ck, q);  // planned before: no measurement
+    } else if (q.method == "budget") {
         rep.budget = budgetPlan ? *budgetPlan : planBitBudget(ck, q, fs::absolute(dest).parent_path(), progress, cancel);
         formats = rep.budget->formats();
     }

@@ -49,6 +49,10 @@ struct QuantizeRecipe {
     // scales, zeros, g_idx, residuals); 0: the bits uniform INT4 g128 would take.
     double bpw = 0;
     std::vector<std::string> candidates;  // budget only: format ids (bit_budget.h) to choose from; empty: budgetCandidates()
+    // budget only: each quantized linear's format id, once a measurement has chosen them (whittle-cli plan, the
+    // Recipe page's "Calibrate"): the run quantizes with exactly these (no sensitivity measurement), so its
+    // sizes are known before it runs. Empty: measured by the run.
+    std::map<std::string, std::string> formats;
     // GPTQ and budget (which quantizes its formats by GPTQ).
     bool actOrder = false;  // visit inputs by decreasing activity (static groups: g_idx stays k / g)
     double damp = 0.01;     // fraction of the Hessian's mean diagonal added to it
@@ -81,6 +85,12 @@ struct QuantizePlan {
 };
 QuantizePlan planQuantization(const Checkpoint& checkpoint, const QuantizeRecipe& recipe,
                               const std::map<std::string, IntOptions>& formats = {});
+
+// The budget's formats a recipe names (quantization.formats), checked against the linears it quantizes in
+// `checkpoint`: one for each, none for another tensor (UsageError naming the field and the tensor).
+std::map<std::string, IntOptions> recipeBudgetFormats(const Checkpoint& checkpoint, const QuantizeRecipe& recipe);
+// The recipe's spelling of a budget plan's choice (for quantization.formats).
+std::map<std::string, std::string> formatIds(const BitBudgetPlan& plan);
 
 // The budget method's measurement and choice (bit_budget.h), before anything is written: calibration windows
 // from the recipe, sensitivity, formats for the recipe's target. `scratchDir` takes calibration state that

@@ -3,7 +3,8 @@
 // exactly, the whole folder (whittle.json, the run's record, aside) within 0.5 % + 64 KiB, and the engine memory
 // estimated before the run equals, field by field, the estimate made from the written output (which
 // tst_engine_memory checks against the Vulkan engine's own allocations). FLAP, before calibration: the written
-// output lies inside the estimate's range. GGUF exports: each file's size exactly. `whittle-cli estimate --json`
+// output lies inside the estimate's range. Planned (calibrateRecipe: FLAP's widths, the bit budget's formats
+// in the recipe): exact, and the run of the original recipe writes the same files as the planned one. GGUF exports: each file's size exactly. `whittle-cli estimate --json`
 // gives the same figures. The sizes by
 // vocabulary (Vocabulary page, `buckets`) equal the estimator's.
 #include <fstream>
@@ -15,8 +16,10 @@
 #include "core/estimate/estimate.h"
 #include "core/estimate/vocabulary_sizes.h"
 #include "core/fixtures/tiny_checkpoint.h"
+#include "core/pipeline/calibrate.h"
 #include "core/pipeline/slim.h"
 #include "core/recipes/recipe.h"
+#include "core/util/sha256.h"
 #include "test_support.h"
 
 using namespace whittle;
@@ -144,6 +147,134 @@ private slots:
               (unsigned long long)m.weights, (unsigned long long)e.low->memory.weights, (unsigned long long)e.high->memory.weights);
         QVERIFY(e.low->diskBytes() <= w.all && w.all <= e.high->diskBytes());
         QVERIFY(e.low->memory.weights <= m.weights && m.weights <= e.high->memory.weights);
+    }
+
+    // After planning (calibrateRecipe) FLAP's widths and the budget's formats are in the recipe and the estimate
+    // is exact: the safetensors bytes estimated equal the bytes the run of the ORIGINAL recipe writes, and the
+    // engine memory equals its output's field by field; the planned recipe's run writes the same tensor file
+    // byte for byte (the run keeps the plan's choices, which are the ones it would make). The scratch folder
+    // the stages' models were written to is gone afterwards.
+    void plannedRecipesAreExact_data() {
+        QTest::addColumn<QString>("recipe");
+        QTest::newRow("flap + rtn") << R"({"flap": {"ratio": 0.3, "calibration": {"samples": 4, "length": 64}},
+                                          "quantization": {"method": "rtn", "group_size": 32}})";
+        QTest::newRow("budget") << R"({"quantization": {"method": "budget", "bpw": 3.6, "calibration": {"samples": 4, "length": 64}}})";
+        QTest::newRow("english + flap + budget")
+            << R"({"vocabulary": {"preset": "english"}, "flap": {"ratio": 0.25, "bias_compensation": false, "calibration": {"samples": 4, "length": 64}},
+                  "quantization": {"method": "budget", "calibration": {"samples": 4, "length": 64}}, "export": ["gguf-q8_0"]})";
+    }
+    void plannedRecipesAreExact() {
+        QFETCH(QString, recipe);
+        Json j = Json::parse(recipe.toStdString());
+        j["whittle_recipe"] = 1;
+        const Recipe r = parseRecipe(j, "recipe.json");
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        RuntimeOptions rt;
+        rt.context = 2048;
+        const Estimate before = estimate(ck, r, rt);
+        QVERIFY(!before.exact);
+        QVERIFY(needsCalibration(r));
+        const std::string tag = std::to_string(std::hash<std::string>{}(recipe.toStdString()));
+        const fs::path scratch = tempPath(dir_, ("scratch-" + tag).c_str());
+        NullProgress np;
+        const CalibratedRecipe c = calibrateRecipe(ck, r, scratch, np, CancelToken{});
+        QVERIFY(!needsCalibration(c.recipe));
+        QCOMPARE(c.flap.has_value(), r.flap.has_value());
+        QCOMPARE(c.budget.has_value(), r.quantization->method == "budget");
+        QVERIFY(!fs::exists(scratch));
+        for (const auto& e : fs::directory_iterator(dir_.path().toStdString()))
+            QVERIFY2(e.path().filename().string().find("scratch-" + tag) == std::string::npos, e.path().c_str());
+        // The planned recipe survives its JSON form (what whittle-cli plan writes and slim reads).
+        const Recipe planned = parseRecipe(toJson(c.recipe), "planned.json");
+        QCOMPARE(toJson(planned).dump(), toJson(c.recipe).dump());
+        const Estimate e = estimate(ck, planned, rt);
+        QVERIFY(e.exact);
+        QVERIFY(!e.low && !e.high);
+        const fs::path out = tempPath(dir_, ("planned-original-" + tag).c_str());
+        slim(ck, r, out, false, np, CancelToken{});
+        const Written w = folderBytes(out);
+        qInfo("estimated before planning %llu, after %llu; written %llu (tensors: %llu estimated, %llu written)",
+              (unsigned long long)before.output.diskBytes(), (unsigned long long)e.output.diskBytes(), (unsigned long long)w.all,
+              (unsigned long long)e.output.tensorBytes, (unsigned long long)w.tensors);
+        QCOMPARE(e.output.tensorBytes, w.tensors);
+        QVERIFY(std::abs(double(e.output.diskBytes()) - double(w.all)) <= 0.005 * double(w.all) + 65536);
+        for (const auto& [file, bytes] : e.output.ggufBytes) QCOMPARE(bytes, std::uint64_t(fs::file_size(out / file)));
+        QVERIFY(sameMemory(e.output.memory, estimateEngineMemory(Checkpoint::open(out), rt)));
+        const fs::path again = tempPath(dir_, ("planned-run-" + tag).c_str());
+        slim(ck, planned, again, false, np, CancelToken{});
+        QCOMPARE(sha256File(again / "model.safetensors", CancelToken{}), sha256File(out / "model.safetensors", CancelToken{}));
+    }
+
+    // A plan that does not fit the model or the recipe is refused by name; a cancelled plan leaves nothing.
+    void plannedRecipeErrors() {
+        const Checkpoint ck = Checkpoint::open(bundledModelDir());
+        const int layers = int(ck.config().layers.size());
+        auto refusal = [&](const Json& recipe) -> std::string {
+            Json j = recipe;
+            j["whittle_recipe"] = 1;
+            try {
+                (void)estimate(ck, parseRecipe(j, "recipe.json"), RuntimeOptions{});
+            } catch (const UsageError& e) {
+                return e.what();
+            }
+            return "accepted";
+        };
+        Json flap{{"flap", {{"ratio", 0.3}, {"widths", std::vector<int>(std::size_t(layers - 1), 256)}}}};
+        std::string why = refusal(flap);
+        QVERIFY2(why.find("flap.widths") != std::string::npos && why.find("layers") != std::string::npos, why.c_str());
+        std::vector<int> widths(std::size_t(layers), 256);
+        widths[1] = 250;  // not a multiple of 128
+        flap["flap"]["widths"] = widths;
+        why = refusal(flap);
+        QVERIFY2(why.find("flap.widths: layer 1 keeps 250") != std::string::npos, why.c_str());
+        const Json budget{{"quantization", {{"method", "budget"}, {"formats", {{"model.language_model.layers.0.mlp.up_proj.weight", "int4-g128"}}}}}};
+        why = refusal(budget);
+        QVERIFY2(why.find("quantization.formats has no format") != std::string::npos, why.c_str());
+        try {
+            (void)parseRecipe(Json{{"whittle_recipe", 1}, {"quantization", {{"method", "rtn"}, {"formats", {{"a", "int4-g128"}}}}}}, "r.json");
+            QFAIL("formats with rtn accepted");
+        } catch (const FormatError& e) {
+            QVERIFY2(std::string(e.what()).find("quantization.formats") != std::string::npos, e.what());
+        }
+        // Cancelled during FLAP's calibration: the scratch folder is removed.
+        const Recipe r = parseRecipe(Json::parse(R"({"whittle_recipe": 1, "vocabulary": {"preset": "english"}, "flap": {"ratio": 0.3}})"), "r.json");
+        const fs::path scratch = tempPath(dir_, "scratch-cancelled");
+        CancelToken cancel;
+        struct CancelAtFlap final : Progress {
+            CancelToken& c;
+            explicit CancelAtFlap(CancelToken& t) : c(t) {}
+            void report(const ProgressReport& p) override {
+                if (p.stage.rfind("flap: ", 0) == 0) c.cancel();
+            }
+        } progress(cancel);
+        QVERIFY_THROWS_EXCEPTION(CancelledError, calibrateRecipe(ck, r, scratch, progress, cancel));
+        for (const auto& e : fs::directory_iterator(dir_.path().toStdString()))
+            QVERIFY2(e.path().filename().string().find("scratch-cancelled") == std::string::npos, e.path().c_str());
+    }
+
+    // whittle-cli plan writes the planned recipe (refusing to replace one without --force); estimate reads it
+    // as exact; the JSON report carries the widths chosen.
+    void planCli() {
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        const QString file = QString::fromStdString(tempPath(dir_, "planned.json").string());
+        const QStringList args{"plan", model, file, "--flap", "0.3", "--calib-samples", "4", "--calib-length", "64", "--json"};
+        const CliResult r = runCli(args);
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const Json j = Json::parse(r.out.toStdString());
+        QVERIFY(j["estimate"]["exact"].get<bool>());
+        const Json written = readJsonFile(file.toStdString());
+        QCOMPARE(written["flap"]["widths"], j["flap"]["widths_after"]);
+        const CliResult again = runCli(args);
+        QCOMPARE(again.exitCode, 2);
+        QVERIFY2(again.err.contains("--force"), qPrintable(again.err));
+        const CliResult est = runCli({"estimate", model, "--recipe", file, "--json"});
+        QVERIFY2(est.exitCode == 0, qPrintable(est.err));
+        const Json e = Json::parse(est.out.toStdString());
+        QVERIFY(e["exact"].get<bool>());
+        QCOMPARE(e["disk_bytes"]["total"], j["estimate"]["disk_bytes"]["total"]);
+        const CliResult text = runCli({"plan", model, file, "--flap", "0.3", "--calib-samples", "4", "--calib-length", "64", "--force"});
+        QVERIFY2(text.exitCode == 0, qPrintable(text.err));
+        QVERIFY2(text.out.contains("FLAP keeps") && text.out.contains("keeps these choices"), qPrintable(text.out));
     }
 
     // The CLI prints the same figures; a bad flag names itself.
