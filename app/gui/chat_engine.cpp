@@ -50,6 +50,7 @@ struct EngineState {
 };
 
 ChatEngine::ChatEngine(QObject* parent) : QObject(parent), context_(new QObject), state_(std::make_unique<EngineState>()) {
+    qRegisterMetaType<std::vector<gpu::DeviceCaps>>();  // deviceCapsListed crosses from the engine thread
     thread_.setObjectName("whittle-engine");
     context_->moveToThread(&thread_);
     connect(&thread_, &QThread::finished, context_, &QObject::deleteLater);
@@ -85,6 +86,13 @@ void ChatEngine::listDevices() {
             preferred = gpu::pickDevice(s.caps);
         }
         emit devicesListed(labels, ids, preferred);
+    });
+}
+
+void ChatEngine::listDeviceCaps() {
+    post([this] {
+        EngineState& s = *state_;
+        emit deviceCapsListed(s.ensureInstance() ? s.caps : std::vector<gpu::DeviceCaps>{});
     });
 }
 

@@ -14,6 +14,7 @@
 #include "core/engine/sampler.h"
 #include "core/progress.h"
 #include "core/tokenizer/chat_format.h"
+#include "gpu/device_caps.h"
 
 namespace whittle {
 class Checkpoint;
@@ -31,6 +32,9 @@ public:
 
     // Each posts its work to the engine thread and returns at once.
     void listDevices();
+    // What each Vulkan device offers (room for a model, limits), from the engine's own instance: deviceCapsListed
+    // (empty without a Vulkan loader or driver). Pages size models against it without opening a second instance.
+    void listDeviceCaps();
     // device: a Vulkan device index, or -1 for the CPU reference. `opened`: the main window's checkpoint of
     // `dir` when it has one (read-only, shared across threads), so the folder is not opened twice.
     void loadModel(const QString& dir, int device, int context, std::shared_ptr<const Checkpoint> opened = {});
@@ -48,6 +52,7 @@ public:
 signals:
     // labels[i] describes devices[i] ("CPU reference" for -1); `preferred` is the default pick.
     void devicesListed(const QStringList& labels, const QList<int>& devices, int preferred);
+    void deviceCapsListed(const std::vector<whittle::gpu::DeviceCaps>& caps);
     // ok, the message (the error, or a summary), and the model's generation_config.json sampling defaults.
     void modelLoaded(bool ok, const QString& message, const QVariantMap& defaults);
     void piece(const QString& text);
@@ -67,3 +72,5 @@ private:
 };
 
 }  // namespace whittle::gui
+
+Q_DECLARE_METATYPE(std::vector<whittle::gpu::DeviceCaps>)

@@ -77,7 +77,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     quantizationPage_ = new QuantizationPage(worker_, pages_);
     addPage(tr("Quantize"), quantizationPage_);
     runPage_ = new RunPage(worker_, pages_);
-    recipePage_ = new RecipePage(runPage_, pages_);
+    chatPage_ = new ChatPage(pages_);  // made first: its engine thread lists the devices for the Recipe and Compare pages
+    recipePage_ = new RecipePage(runPage_, worker_, chatPage_->engine(), pages_);
     addPage(tr("Recipe"), recipePage_);
     addPage(tr("Run"), runPage_);
     connect(recipePage_, &RecipePage::queued, this, [this] { pageList_->setCurrentRow(pages_->indexOf(runPage_)); });
@@ -85,7 +86,6 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     const auto offerSelection = [this] { recipePage_->editor()->setVocabularyPageSelection(vocabularyPage_->recipe().vocabulary); };
     connect(vocabularyPage_, &VocabularyPage::selectionChanged, this, offerSelection);
     connect(vocabularyPage_, &VocabularyPage::loaded, this, offerSelection);
-    chatPage_ = new ChatPage(pages_);
     comparePage_ = new ComparePage(worker_, chatPage_->engine(), pages_);  // decode timings share the Chat page's engine
     addPage(tr("Compare"), comparePage_);
     addPage(tr("Chat"), chatPage_);

@@ -295,6 +295,7 @@ void RecipeEditor::controlsChanged() {
     } else {
         j.erase("evaluation");
     }
+    dropStaleChoices(j);
     json_->setPlainText(QString::fromStdString(j.dump(2)));
     showExcluded();
     try {
@@ -303,6 +304,32 @@ void RecipeEditor::controlsChanged() {
     } catch (const std::exception& e) {
         status_->setText(QString::fromUtf8(e.what()));  // e.g. token tables as blocks with plain tensors
     }
+}
+
+void RecipeEditor::dropStaleChoices(Json& j) const {
+    // Compared as the parser reads them (defaults filled in), without the choices a calibration made.
+    Recipe now, was;
+    try {
+        now = parseRecipe(j, "the recipe");
+        was = parseRecipe(base_, "the recipe");
+    } catch (const std::exception&) {
+        return;  // the editor shows why it does not parse
+    }
+    auto flap = [](Recipe r) {
+        if (r.flap) r.flap->widths.clear();
+        return r.flap ? toJson(*r.flap) : Json();
+    };
+    auto quant = [](Recipe r) {
+        if (r.quantization) r.quantization->formats.clear();
+        return r.quantization ? toJson(*r.quantization) : Json();
+    };
+    // FLAP's widths depend on the model FLAP calibrates on (text-only, vocabulary) and on FLAP's section; the
+    // budget's formats on those and on the quantization section.
+    const bool before = now.textOnly != was.textOnly || (now.vocabulary ? toJson(*now.vocabulary) : Json()) != (was.vocabulary ? toJson(*was.vocabulary) : Json());
+    const bool flapStale = before || flap(now) != flap(was);
+    const bool quantStale = flapStale || quant(now) != quant(was);
+    if (flapStale && j.contains("flap")) j["flap"].erase("widths");
+    if (quantStale && j.contains("quantization")) j["quantization"].erase("formats");
 }
 
 void RecipeEditor::showInControls(const Recipe& r) {

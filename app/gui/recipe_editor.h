@@ -4,7 +4,8 @@
 // exports, the quality report) and the exact JSON whittle-cli reads (editable; checked by the same parser,
 // errors name the field). A control rewrites only the keys it owns, so a loaded file's other keys (exclusion
 // rules, seeds, a corpus) survive. Presets (recipe_presets.h) and recipe files load into both; Save writes
-// the JSON. With a checkpoint, the exclusion rules show the linears they keep unquantized; the vocabulary can
+// the JSON. A planned recipe's calibration choices (flap.widths, quantization.formats) stay while the sections
+// they depend on are unchanged and are dropped once one changes. With a checkpoint, the exclusion rules show the linears they keep unquantized; the vocabulary can
 // follow the Vocabulary page's selection. Emits recipeChanged() whenever the text changes, whatever changed it.
 #include <QMap>
 #include <QWidget>
@@ -79,6 +80,9 @@ signals:
 
 private:
     void controlsChanged();  // rewrites the JSON's control-owned keys
+    // Removes FLAP's planned widths and the budget's planned formats (whittle-cli plan, the Recipe page's
+    // "Calibrate") when a section they were calibrated on differs from the recipe they came with (base_).
+    void dropStaleChoices(Json& j) const;
     void showInControls(const Recipe& r);
     void updateEnabled();
     void fillFormats();  // the formats the chosen method can be written in

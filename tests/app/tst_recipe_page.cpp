@@ -10,6 +10,9 @@
 //     one of 24 GB;
 //   - the exclusion rules list the linears they keep; calibration files reach both calibrations; the vocabulary
 //     can follow the Vocabulary page's selection;
+//   - Calibrate plans FLAP's widths and the budget's formats on the worker into the recipe: the panel then says
+//     exact and equals the CLI's estimate of the planned recipe; changing a section they depend on drops them;
+//     a cancelled calibration changes nothing and leaves no scratch folder;
 //   - Run queues the recipe on the Run page (which the window then shows);
 //   - QAbstractItemModelTester watches the parts model through the changes.
 #include <QAbstractItemModelTester>
@@ -382,6 +385,56 @@ private slots:
     }
 
     // Run: the recipe is queued on the Run page, which the window shows; a bad recipe queues nothing.
+    void calibrate() {
+        w_->showPage(int(w_->pageNames().indexOf("Recipe")));
+        const QString model = QString::fromStdString(bundledModelDir().string());
+        ed_->setRecipe(parseRecipe(Json::parse(R"({"whittle_recipe": 1, "flap": {"ratio": 0.3, "calibration": {"samples": 4, "length": 64}},
+                                                   "quantization": {"method": "budget", "bpw": 3.6, "calibration": {"samples": 4, "length": 64}}})"),
+                                   "r"));
+        settle();
+        QVERIFY(panel_->current() && !panel_->current()->exact);
+        QVERIFY(page_->calibrateButton()->isEnabled());
+        page_->outputEdit()->setText(QString::fromStdString(out("calibrated-out").string()));
+        QSignalSpy done(page_, &RecipePage::calibrated);
+        page_->calibrateButton()->click();
+        QVERIFY(page_->calibrating());
+        QCOMPARE(page_->calibrateButton()->text(), QString("Cancel calibration"));
+        QVERIFY(done.wait(120000));
+        QVERIFY2(done.first().at(0).toBool(), qPrintable(page_->statusLabel()->text()));
+        QVERIFY2(page_->statusLabel()->text().contains("exact"), qPrintable(page_->statusLabel()->text()));
+        const Recipe planned = ed_->recipe();
+        QCOMPARE(planned.flap->widths.size(), Checkpoint::open(bundledModelDir()).config().layers.size());
+        QVERIFY(!planned.quantization->formats.empty());
+        QVERIFY(!page_->calibrateButton()->isEnabled());  // nothing left to calibrate
+        QVERIFY(!fs::exists(out("calibrated-out.calibrating")));
+        settle();
+        QVERIFY(panel_->current()->exact);
+        QVERIFY(!panel_->current()->low);
+        compareWithCli(model);
+        // A change after FLAP keeps its widths but not the budget's formats; a change to FLAP drops both.
+        ed_->bpwBox()->setValue(4.0);
+        QVERIFY(!ed_->recipe().flap->widths.empty());
+        QVERIFY(ed_->recipe().quantization->formats.empty());
+        ed_->bpwBox()->setValue(3.6);  // back to what was calibrated: the formats come back with it
+        QVERIFY(!ed_->recipe().quantization->formats.empty());
+        ed_->flapRatioBox()->setValue(0.2);
+        QVERIFY(ed_->recipe().flap->widths.empty() && ed_->recipe().quantization->formats.empty());
+        settle();
+        QVERIFY(!panel_->current()->exact);
+        // Cancelled as soon as it starts: the recipe stays as it was, and no scratch folder is left.
+        const std::string before = toJson(ed_->recipe()).dump();
+        QSignalSpy again(page_, &RecipePage::calibrated);
+        QVERIFY(page_->calibrate());
+        page_->calibrateButton()->click();  // "Cancel calibration"
+        QVERIFY(again.wait(120000));
+        QVERIFY(!again.first().at(0).toBool());
+        QVERIFY2(page_->statusLabel()->text().contains("Cancelled"), qPrintable(page_->statusLabel()->text()));
+        QCOMPARE(toJson(ed_->recipe()).dump(), before);
+        QVERIFY(!fs::exists(out("calibrated-out.calibrating")));
+        for (const auto& e : fs::directory_iterator(dir_.path().toStdString()))
+            QVERIFY2(e.path().filename().string().find(".calibrating") == std::string::npos, e.path().c_str());
+    }
+
     void runQueuesOnTheRunPage() {
         RunPage* run = w_->runPage();
         const auto before = run->jobs().size();
