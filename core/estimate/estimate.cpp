@@ -201,7 +201,12 @@ struct Estimator::Impl {
     std::shared_ptr<const Checkpoint> ck;
     Planned input;
     mutable std::mutex mutex;
-    mutable Cache<TensorStream> streams;   // text-only + vocabulary (each holds a rewritten tokenizer: few are kept)
+    // The text-only + vocabulary stream, with the vocabulary's report.
+    struct StreamStage {
+        TensorStream stream;
+        std::optional<VocabPruneReport> vocabulary;
+    };
+    mutable Cache<StreamStage> streams;   // text-only + vocabulary (each holds a rewritten tokenizer: few are kept)
     mutable Cache<RecipeOutput> outputs;  // + FLAP and quantization
     static constexpr std::size_t kStreams = 4, kOutputs = 32;
 
@@ -254,25 +259,25 @@ struct Estimator::Impl {
         return valueOf(k);
     }
 
-    std::shared_ptr<const TensorStream> streamOf(const Recipe& r) const {
+    std::shared_ptr<const StreamStage> streamOf(const Recipe& r) const {
         return memoized(streams, kStreams, streamKey(r), [&] {
-            TensorStream s = checkpointStream(*ck);
+            StreamStage st{checkpointStream(*ck), {}};
             if (r.textOnly) {
                 TextOnlyReport rep;
-                s = textOnlyStream(std::move(s), rep);
+                st.stream = textOnlyStream(std::move(st.stream), rep);
             }
             if (r.vocabulary) {
-                VocabPruneReport rep;
-                s = vocabularyStream(std::move(s), *r.vocabulary, rep);
+                st.vocabulary.emplace();
+                st.stream = vocabularyStream(std::move(st.stream), *r.vocabulary, *st.vocabulary);
             }
-            return s;
+            return st;
         });
     }
 
     std::shared_ptr<const RecipeOutput> outputOf(const Recipe& r) const {
         return memoized(outputs, kOutputs, outputKey(r), [&] {
-            const std::shared_ptr<const TensorStream> stream = streamOf(r);
-            const TensorStream& s = *stream;
+            const std::shared_ptr<const StreamStage> stage = streamOf(r);
+            const TensorStream& s = stage->stream;
             RecipeOutput out;
             const double ratio = r.flap ? r.flap->ratio : 0;
             out.output = afterFlapAndQuantization(s, *ck, r, ratio, out.note);
@@ -346,6 +351,8 @@ void Estimator::prepare(const Recipe& r) const {
 }
 
 std::shared_ptr<const Checkpoint> Estimator::plannedOutput(const Recipe& r) const { return impl_->outputOf(r)->output.checkpoint; }
+
+std::optional<VocabPruneReport> Estimator::vocabularyReport(const Recipe& r) const { return impl_->streamOf(r)->vocabulary; }
 
 Estimate estimate(const Checkpoint& ck, const Recipe& r, const RuntimeOptions& runtime) {
     // The caller's checkpoint, not owned: the estimator lives only for this call.

@@ -24,6 +24,7 @@
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
 #include "core/recipes/recipe.h"
+#include "core/recipes/vocab_prune.h"
 
 namespace whittle {
 
@@ -77,6 +78,9 @@ public:
     // The recipe's output as the checkpoint of its planned tensors (none can be read): what sizes by tensor are
     // computed from. Throws as estimate() does.
     std::shared_ptr<const Checkpoint> plannedOutput(const Recipe& recipe) const;
+    // What the recipe's vocabulary section keeps (the kept stage's report: the tokenizer is not read again);
+    // nothing without one. Throws as estimate() does.
+    std::optional<VocabPruneReport> vocabularyReport(const Recipe& recipe) const;
 
 private:
     struct Impl;

@@ -15,7 +15,6 @@
 #include "core/recipes/recipe.h"
 #include "core/recipes/text_only.h"
 #include "core/recipes/vocab_prune.h"
-#include "core/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -81,14 +80,12 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
         plan.stages.push_back(s);
     }
     if (r.vocabulary) {
-        const Tokenizer tok = checkpointTokenizer(ck);
-        const int rows = ck.config().vocabSize;
-        const FittedSelection f = recipeFittedSelection(tok, *r.vocabulary, rows);
-        if (f.kept <= 0) throw UsageError(ck.dir().string(), {}, "vocabulary: the selection keeps no token of this tokenizer");
-        PlannedStage s{"vocabulary", "keep " + std::to_string(f.kept) + " of " + std::to_string(rows) + " token rows (" +
-                                         std::to_string(f.vocabSize) + " with padding)"};
+        PlannedStage s{"vocabulary", {}};
         sofar.vocabulary = r.vocabulary;
-        stageBytes(s, "vocabulary");
+        stageBytes(s, "vocabulary");  // the estimator's stream stage selects the tokens (a selection that keeps none is refused there)
+        const VocabPruneReport v = *estimator.vocabularyReport(sofar);
+        s.summary = "keep " + std::to_string(v.tokensKept) + " of " + std::to_string(v.tokensBefore) + " token rows (" +
+                    std::to_string(v.tokensAfterPadding) + " with padding)";
         plan.stages.push_back(s);
     }
     if (r.flap) {

@@ -251,6 +251,7 @@ TensorStream vocabularyStream(TensorStream in, const VocabularyRecipe& recipe, V
         throw FormatError((in.origin / files::kConfig).string(), {}, "vocab_size_per_layer_input differs from vocab_size; llama.cpp needs them equal");
     rep.tokensBefore = rows;
     const FittedSelection fit = recipeFittedSelection(tok, recipe, rows);
+    if (fit.kept <= 0) throw UsageError(in.origin.string(), {}, "the selection keeps no token of this tokenizer");  // before what it lacks
     const int extra = fit.extra;
     rep.tokensKept = fit.kept;
     const int padSource = firstUnusedId(tok);
