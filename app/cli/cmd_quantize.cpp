@@ -154,7 +154,10 @@ int runQuantize(const std::vector<std::string>& argv) {
     CancelToken cancel;
     // The bit budget's plan, shown before anything is written (on stderr under --json, which owns stdout).
     std::optional<BitBudgetPlan> budget;
-    if (method == "budget") {
+    if (method == "budget" && !recipes.front().quantization->formats.empty()) {
+        // A planned recipe (whittle-cli plan): its formats are used as they are, nothing is measured.
+        if (a.flag("plan-only")) throw UsageError("--plan-only: the recipe's quantization.formats are already planned");
+    } else if (method == "budget") {
         const Recipe& r = recipes.front();
         const std::filesystem::path scratch =
             a.positional().size() == 2 ? std::filesystem::absolute(a.positional()[1]).parent_path() : std::filesystem::temp_directory_path();

@@ -743,6 +743,19 @@ private slots:
                      qPrintable(r.err));
             QVERIFY(!fs::exists(tempPath(dir_, "bad-budget")));
         }
+        // A planned recipe (whittle-cli plan: the formats in quantization.formats) quantizes with exactly those
+        // formats and measures nothing: the same files as the run that measured them.
+        const fs::path plannedRecipe = tempPath(dir_, "planned-budget.json");
+        r = runCli({"plan", model, QString::fromStdString(plannedRecipe.string()), "--quantize", "budget", "--calib-samples", "4", "--calib-length", "128"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        const fs::path measured = tempPath(dir_, "budget-measured"), fromPlan = tempPath(dir_, "budget-from-plan");
+        r = runCli({"quantize", model, QString::fromStdString(measured.string()), "--method", "budget", "--calib-samples", "4", "--calib-length", "128"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        r = runCli({"quantize", model, QString::fromStdString(fromPlan.string()), "--recipe", QString::fromStdString(plannedRecipe.string()), "--json"});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QVERIFY2(!r.err.contains("predicted error"), qPrintable(r.err));  // no table: nothing was measured
+        QVERIFY(!parseJson(r.out.toStdString(), "quantize --json").contains("bit_budget"));
+        QCOMPARE(readBytes(fromPlan / "model.safetensors"), readBytes(measured / "model.safetensors"));
     }
 
     void cliAndRefusals() {
