@@ -74,6 +74,16 @@ FlapRecipe parseFlapRecipe(const Json& j, const std::string& src) {
     return f;
 }
 
+namespace {
+
+// The fewest channels a layer of F keeps under min_keep.
+int minKeptWidth(int F, double minKeep) { return std::min(F, int(std::ceil(minKeep * F - 1e-9))); }
+
+// A width FLAP may keep: the whole layer, or a multiple of `multiple` not below min_keep's share.
+bool allowedWidth(int w, int F, double minKeep, int multiple) { return w == F || (w > 0 && w < F && w % multiple == 0 && w >= minKeptWidth(F, minKeep)); }
+
+}  // namespace
+
 void checkFlapWidths(const Gemma4Config& c, const FlapRecipe& f, const std::string& src) {
     if (f.widths.empty()) return;
     if (f.widths.size() != c.layers.size())
@@ -81,12 +91,10 @@ void checkFlapWidths(const Gemma4Config& c, const FlapRecipe& f, const std::stri
                                       " layers (it was planned for another model?)");
     for (const LayerSpec& l : c.layers) {
         const int w = f.widths[std::size_t(l.index)], F = l.ffnWidth;
-        const int floorKeep = std::min(F, int(std::ceil(f.minKeep * F - 1e-9)));
-        if (w == F) continue;
-        if (w > F || w % f.multiple != 0 || w < floorKeep)
+        if (!allowedWidth(w, F, f.minKeep, f.multiple))
             throw UsageError(src, {}, "flap.widths: layer " + std::to_string(l.index) + " keeps " + std::to_string(w) + " of its " + std::to_string(F) +
                                           " channels; a kept width is the whole layer or a multiple of " + std::to_string(f.multiple) +
-                                          " from " + std::to_string(floorKeep) + " (min_keep) up");
+                                          " from " + std::to_string(minKeptWidth(F, f.minKeep)) + " (min_keep) up");
     }
 }
 
@@ -152,7 +160,7 @@ std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<doubl
         const auto& s = scores[l];
         const int F = int(s.size());
         total += F;
-        floorKeep[l] = std::min(F, int(std::ceil(minKeep * F - 1e-9)));
+        floorKeep[l] = minKeptWidth(F, minKeep);
         maxRemove[l] = F - floorKeep[l];
         double mean = 0, var = 0;
         for (double v : s) mean += v;
@@ -179,7 +187,7 @@ std::vector<std::vector<int>> selectChannels(const std::vector<std::vector<doubl
         // The allowed width nearest the ranking's (the larger on a tie): a multiple not below the floor, or F.
         int keep = F;
         for (int k = multiple; k < F; k += multiple)
-            if (k >= floorKeep[l] && std::abs(k - want) < std::abs(keep - want)) keep = k;
+            if (allowedWidth(k, F, minKeep, multiple) && std::abs(k - want) < std::abs(keep - want)) keep = k;
         widths[l] = keep;
     }
     return keepBestChannels(scores, widths);
