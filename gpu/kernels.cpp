@@ -383,7 +383,7 @@ void recordArgmax(const KernelContext& k, vk::Buffer logits, std::uint32_t n, vk
 void recordGatherRow(const KernelContext& k, const DeviceWeight& table, vk::Buffer state, vk::Buffer out, std::uint32_t outOff,
                      std::uint32_t tokens) {
     const std::uint32_t fmt = rowFormatCode(table.format, table.dtype, table.name);
-    if (fmt == WHITTLE_FMT_Q4_0 || fmt == WHITTLE_FMT_NVFP4)  // gather_row.comp decodes dense rows and Q8_0 only
+    if (fmt == WHITTLE_FMT_NVFP4)  // gather_row.comp decodes dense rows, Q8_0 and Q4_0 (NVFP4 keeps its tables dense)
         throw UsageError("the Vulkan engine cannot gather rows of '" + table.name + "' on the device; keep the table in host memory");
     const Pipeline& pl = k.kernels.pipeline(ShaderId::GatherRow, 3, sizeof(GatherParams), {fmt});
     for (const auto& part : table.parts) {

@@ -101,7 +101,7 @@ void MemoryArena::allocate(const std::string& description, std::uint64_t already
         if (heapNeed[h] == 0) continue;
         std::uint64_t avail = device_.memoryProperties().memoryHeaps[h].size;
         if (h < caps.heaps.size() && caps.memoryBudget && caps.heaps[h].budget > 0) avail = caps.heaps[h].budget;
-        if (limit) avail = std::min(avail, limit);
+        if (limit) avail = limit;
         if (heapNeed[h] + alreadyUsedElsewhere > avail)
             throw UsageError(description + " needs " + formatBytes(heapNeed[h]) + " of device memory" +
                              (alreadyUsedElsewhere ? " (plus " + formatBytes(alreadyUsedElsewhere) + " already in use)" : std::string()) +

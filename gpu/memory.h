@@ -45,7 +45,7 @@ public:
     BufferId add(MemoryKind kind, std::uint64_t bytes, std::string name);
     // Creates every declared buffer and the memory behind it. Throws UsageError naming the needed and available
     // sizes when they exceed the device's memory (what `description` — e.g. the model — needs), before allocating.
-    // limit (when non-zero) caps what a heap is taken to hold, as if the device were that small (tests).
+    // limit (when non-zero) is what a heap is taken to hold instead of its reported size or budget.
     void allocate(const std::string& description, std::uint64_t alreadyUsedElsewhere = 0, std::uint64_t limit = 0);
 
     vk::Buffer buffer(BufferId id) const;

@@ -27,7 +27,9 @@ struct EngineOptions {
     bool pleInVram = false;           // the PLE table on the device (gathered there) instead of host memory
     std::uint64_t maxBindingBytes = 0;  // 0: the device's maxStorageBufferRange; tests force smaller to split tensors
     bool stagingUploads = false;      // upload through a staging buffer even when device memory is host-visible
-    std::uint64_t memoryLimitBytes = 0;  // 0: the device's heaps; else treat each heap as this small (tests of the refusal)
+    // 0: what the device's heaps hold (their budgets when reported); else each heap is taken to hold this much —
+    // smaller to test the refusal, larger where a heap's size is nominal (lavapipe's "device" memory is host RAM).
+    std::uint64_t memoryLimitBytes = 0;
     // Prompt tokens per submit (1: token by token, as decode). Scratch grows with it, and each sliding layer's KV
     // ring holds window + prefillChunk − 1 slots so a chunk's own keys never overwrite ones its queries attend.
     int prefillChunk = 32;

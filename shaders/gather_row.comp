@@ -1,6 +1,6 @@
 #version 450
-// Decodes each token's row of a table part (one workgroup per token of the state) (f32/f16/bf16 or Q8_0 blocks) into out: the PLE table when it lives
-// in VRAM. Every part is dispatched; only the one holding the token writes, so the recorded command buffer
+// Decodes each token's row of a table part (one workgroup per token of the state) (f32/f16/bf16, Q8_0 or Q4_0
+// blocks) into out: the PLE table when it lives in VRAM. Every part is dispatched; only the one holding the token writes, so the recorded command buffer
 // never changes with the token.
 #include "shader_params.h"
 #define STATE_BINDING 1
@@ -24,9 +24,13 @@ void main() {
         if (FORMAT == WHITTLE_FMT_F32) v = uintBitsToFloat(w[row * cols + i]);
         else if (FORMAT == WHITTLE_FMT_F16) v = f16Bits(half2(2u * (row * cols + i)));
         else if (FORMAT == WHITTLE_FMT_BF16) v = bf16Bits(half2(2u * (row * cols + i)));
-        else {  // Q8_0
+        else if (FORMAT == WHITTLE_FMT_Q8_0) {
             const uint off = row * (cols / 32u) * 34u + (i / 32u) * 34u;
             v = f16Bits(half2(off)) * float(bitfieldExtract(int(byteAt(off + 2u + i % 32u)), 0, 8));
+        } else {  // Q4_0: an f16 scale, then 16 bytes whose low nibbles are values 0–15 and high nibbles 16–31
+            const uint off = row * (cols / 32u) * 18u + (i / 32u) * 18u, j = i % 32u;
+            const uint q = (byteAt(off + 2u + (j & 15u)) >> (j < 16u ? 0u : 4u)) & 15u;
+            v = f16Bits(half2(off)) * (float(q) - 8.0);
         }
         dst[outBase + i] = v;
     }

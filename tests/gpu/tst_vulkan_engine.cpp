@@ -50,6 +50,8 @@ class TestVulkanEngine : public QObject {
         else if (variant == "int4 rtn") args = {"quantize", src, QString::fromStdString(out.string()), "--method", "rtn"};
         else if (variant == "int4 rtn q8_0 tables")
             args = {"quantize", src, QString::fromStdString(out.string()), "--method", "rtn", "--embeddings", "q8_0"};
+        else if (variant == "int4 rtn q4_0 tables ple-vram")  // the PLE table's Q4_0 rows decoded on the device
+            args = {"quantize", src, QString::fromStdString(out.string()), "--method", "rtn", "--embeddings", "q4_0"};
         else if (variant == "int4 gptq")
             args = {"quantize", src, QString::fromStdString(out.string()), "--method", "gptq", "--act-order", "--calib-samples", "4", "--calib-length", "64"};
         else if (variant == "flap 0.2")
@@ -71,8 +73,8 @@ private slots:
 
     void matchesReference_data() {
         QTest::addColumn<QString>("variant");
-        for (const char* v : {"bf16", "bf16 ple-vram", "bf16 staged 1MiB", "int4 rtn", "int4 rtn q8_0 tables", "int4 gptq", "nvfp4", "budget 3.6 bpw",
-                              "english", "flap 0.2"})
+        for (const char* v : {"bf16", "bf16 ple-vram", "bf16 staged 1MiB", "int4 rtn", "int4 rtn q8_0 tables",
+                              "int4 rtn q4_0 tables ple-vram", "int4 gptq", "nvfp4", "budget 3.6 bpw", "english", "flap 0.2"})
             QTest::newRow(v) << v;
     }
     void matchesReference() {
@@ -93,6 +95,10 @@ private slots:
         if (variant.startsWith("flap")) {  // per-layer widths and FLAP's down_proj bias reach both engines
             QVERIFY(ref.config().downProjBias);
             QVERIFY(vm.layers().front().downBias.valid());
+        }
+        if (variant.contains("q4_0 tables ple-vram")) {
+            QCOMPARE(vm.pleTable().format, WeightFormat::GgufQ4_0);
+            QVERIFY(!vm.pleTable().parts.empty());
         }
         if (variant.contains("1MiB")) QVERIFY2(vm.head().parts.size() > 1, "the 1 MiB binding range did not split the token table");
         const int context = 256;
