@@ -39,6 +39,7 @@ struct Planned {
     OutputEstimate sizes;  // memory not filled in
     std::shared_ptr<const Checkpoint> checkpoint;
     std::int64_t weightsDelta = 0;  // the bit budget's bytes, beyond the uniform plan's
+    std::optional<QuantizePlan> quantization;  // the quantization's counts (its tensor list dropped: the checkpoint has it)
 
     OutputEstimate withMemory(const RuntimeOptions& runtime) const {
         OutputEstimate o = sizes;
@@ -127,6 +128,8 @@ Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& c
     if (sc.hasQuantizedWeights()) throw UsageError(ck.dir().string(), {}, "is already quantized (GPTQ or NVFP4 tensors found)");
     const QuantizePlan plan = planQuantization(sc, q, planned ? recipeBudgetFormats(sc, q) : std::map<std::string, IntOptions>{});
     Planned p = planOutput(s, plan.tensors, r);
+    p.quantization = plan;
+    p.quantization->tensors.clear();
     OutputEstimate& o = p.sizes;
     // The quantization configs written beside config.json (a few hundred bytes each): counted as 2 KiB.
     o.sideBytes += q.format == "hf" ? 0 : 2048;
@@ -137,6 +140,7 @@ Planned afterFlapAndQuantization(const TensorStream& stream, const Checkpoint& c
         const std::int64_t delta = std::llround(target - planned);
         o.tensorBytes = std::uint64_t(std::int64_t(o.tensorBytes) + delta);
         p.weightsDelta = delta;
+        p.quantization->bitsPerWeight = target * 8 / double(plan.weightsQuantized);
         // The budget moves bytes between the quantized weights' formats: charged to the parts they are in.
         Totals& mlp = o.parts[Part::Mlp];
         Totals& attn = o.parts[Part::Attention];
@@ -353,6 +357,8 @@ void Estimator::prepare(const Recipe& r) const {
 std::shared_ptr<const Checkpoint> Estimator::plannedOutput(const Recipe& r) const { return impl_->outputOf(r)->output.checkpoint; }
 
 std::optional<VocabPruneReport> Estimator::vocabularyReport(const Recipe& r) const { return impl_->streamOf(r)->vocabulary; }
+
+std::optional<QuantizePlan> Estimator::quantizationPlan(const Recipe& r) const { return impl_->outputOf(r)->output.quantization; }
 
 Estimate estimate(const Checkpoint& ck, const Recipe& r, const RuntimeOptions& runtime) {
     // The caller's checkpoint, not owned: the estimator lives only for this call.

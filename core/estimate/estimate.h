@@ -23,6 +23,7 @@
 #include "core/estimate/engine_memory.h"
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
+#include "core/recipes/quantize.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
 
@@ -81,6 +82,10 @@ public:
     // What the recipe's vocabulary section keeps (the kept stage's report: the tokenizer is not read again);
     // nothing without one. Throws as estimate() does.
     std::optional<VocabPruneReport> vocabularyReport(const Recipe& recipe) const;
+    // The quantization's counts on the recipe's stream (after FLAP): tensors quantized and kept, weights, bits per
+    // weight (the bit budget's target before its formats are planned); its tensor list is left empty. Nothing
+    // without a quantization section. Throws as estimate() does.
+    std::optional<QuantizePlan> quantizationPlan(const Recipe& recipe) const;
 
 private:
     struct Impl;

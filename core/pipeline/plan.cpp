@@ -108,32 +108,20 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
     if (r.quantization) {
         const QuantizeRecipe& q = *r.quantization;
         if (q.method == "gptq" || q.method == "budget") (void)textFilesOrHeldout(ck.dir(), q.calibration.files, "quantization.calibration");
-        // The bit budget's formats are chosen by a measurement inside the stage (planBitBudget); its estimate
-        // here is INT4 g128's, the budget's default target.
-        QuantizeRecipe probe = q;
-        if (q.method == "budget") {
-            probe.method = "gptq";
-            probe.groupSize = 128;
-        }
-        QuantizePlan qp;
-        try {
-            qp = planQuantization(ck, probe);
-        } catch (const UsageError& e) {
-            throw UsageError(e.file(), e.tensor(), "quantization: " + e.reason());
-        }
-        std::ostringstream what;
-        what << (q.method == "nvfp4"    ? std::string("NVFP4")
-                 : q.method == "budget" ? std::string(q.formats.empty() ? "mixed bit budget (estimated as INT4 g128)"
-                                                                        : "mixed bit budget (formats planned; shown as INT4 g128)")
-                                        : "INT4 " + q.method + " g" + std::to_string(q.groupSize))
-             << ": "
-             << qp.tensorsQuantized << " linear weights at " << std::fixed;
-        what.precision(2);
-        what << qp.bitsPerWeight << " bits per weight";
-        PlannedStage s{"quantization", what.str()};
+        PlannedStage s{"quantization", {}};
         s.forwardTokens = q.method == "gptq" || q.method == "budget" ? std::int64_t(q.calibration.samples) * q.calibration.length : 0;
         sofar.quantization = r.quantization;
-        stageBytes(s, "quantization");  // the bit budget at its target bits per weight
+        stageBytes(s, "quantization");  // the bit budget at its target bits per weight until its formats are planned
+        // The counts of the stream this stage quantizes (FLAP's widths included), from the estimator's plan.
+        const QuantizePlan qp = *estimator.quantizationPlan(sofar);
+        std::ostringstream what;
+        what << (q.method == "nvfp4"    ? std::string("NVFP4")
+                 : q.method == "budget" ? std::string(q.formats.empty() ? "mixed bit budget (at its target until measured)" : "mixed bit budget (formats planned)")
+                                        : "INT4 " + q.method + " g" + std::to_string(q.groupSize))
+             << ": " << qp.tensorsQuantized << " linear weights at " << std::fixed;
+        what.precision(2);
+        what << qp.bitsPerWeight << " bits per weight";
+        s.summary = what.str();
         plan.stages.push_back(s);
     }
     if (r.exports) {

@@ -167,6 +167,13 @@ private slots:
         qInfo("plan:\n%s", formatPlan(rep.plan).c_str());
         QVERIFY2(std::abs(double(rep.plan.outputBytes) / double(bytes("after")) - 1) < 0.05, formatPlan(rep.plan).c_str());
         QCOMPARE(rep.plan.stages[2].forwardTokens, std::int64_t(8 * 128));
+        // The quantization line counts the stream it quantizes (after FLAP): the run's tensors and bits per weight.
+        const Json qr = w["slim"]["stages"][3]["report"];
+        QCOMPARE(QString::fromStdString(rep.plan.stages[3].summary),
+                 QString("INT4 gptq g128: %1 linear weights at %2 bits per weight")
+                     .arg(qr["tensors_quantized"].get<int>())
+                     .arg(qr["bits_per_weight"].get<double>(), 0, 'f', 2));
+        QCOMPARE(QString::fromStdString(rep.plan.stages[3].summary), QString("INT4 gptq g128: 38 linear weights at 4.23 bits per weight"));
         QCOMPARE(w["recipe"], toJson(recipe));
         QVERIFY(w["slim"]["stages"][2]["report"]["ratio_removed"].get<double>() > 0.1);
         QVERIFY(w["slim"]["stages"][3]["report"]["calibration_windows"].get<int>() > 0);
