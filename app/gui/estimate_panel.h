@@ -66,6 +66,8 @@ public:
     QLabel* warningLabel() const { return warning_; }
     MemoryBar* memoryBar() const { return bar_; }
     QTableView* partsView() const { return parts_; }
+    // The open checkpoint's estimator (null before one is open): its kept stages serve the page's calibration too.
+    std::shared_ptr<const Estimator> estimator() const { return estimator_; }
     QAbstractItemModel* partsModel() const;
 
 signals:

@@ -147,9 +147,9 @@ bool RecipePage::calibrate() {
     auto result = std::make_shared<Recipe>();
     calibratedRecipe_ = result;
     calibratedFrom_ = toJson(r).dump();
-    const std::shared_ptr<const Checkpoint> ck = checkpoint_;
-    calibrationJob_ = bridge_->submit(tr("Calibrate the recipe"), [ck, r, scratch, result](Progress& progress, const CancelToken& cancel) {
-        const CalibratedRecipe c = calibrateRecipe(*ck, r, scratch, progress, cancel);
+    const std::shared_ptr<const Estimator> estimator = panel_->estimator();  // the open checkpoint's (it holds it)
+    calibrationJob_ = bridge_->submit(tr("Calibrate the recipe"), [estimator, r, scratch, result](Progress& progress, const CancelToken& cancel) {
+        const CalibratedRecipe c = calibrateRecipe(*estimator, r, scratch, progress, cancel);
         *result = c.recipe;
         QString what;
         if (c.flap) what += tr("FLAP keeps %1 % of the FFN channels").arg(100 * (1 - c.flap->ratioRemoved), 0, 'f', 1);

@@ -358,6 +358,11 @@ std::shared_ptr<const Checkpoint> Estimator::plannedOutput(const Recipe& r) cons
 
 std::optional<VocabPruneReport> Estimator::vocabularyReport(const Recipe& r) const { return impl_->streamOf(r)->vocabulary; }
 
+Estimator::KeptStream Estimator::keptStream(const Recipe& r) const {
+    const std::shared_ptr<const Impl::StreamStage> stage = impl_->streamOf(r);
+    return KeptStream{stage->stream, stage->vocabulary};
+}
+
 std::optional<QuantizePlan> Estimator::quantizationPlan(const Recipe& r) const { return impl_->outputOf(r)->output.quantization; }
 
 Estimate estimate(const Checkpoint& ck, const Recipe& r, const RuntimeOptions& runtime) {

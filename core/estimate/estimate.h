@@ -23,6 +23,7 @@
 #include "core/estimate/engine_memory.h"
 #include "core/model/checkpoint.h"
 #include "core/model/inventory.h"
+#include "core/pipeline/tensor_stream.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/vocab_prune.h"
@@ -86,6 +87,14 @@ public:
     // weight (the bit budget's target before its formats are planned); its tensor list is left empty. Nothing
     // without a quantization section. Throws as estimate() does.
     std::optional<QuantizePlan> quantizationPlan(const Recipe& recipe) const;
+    // The recipe's text-only and vocabulary stages as a run makes them, from the kept stage (the tokens are not
+    // selected, nor the tokenizer rewritten, again): slim and calibration write from it after planning. The stream
+    // reads this estimator's checkpoint, which must outlive it. Throws as estimate() does.
+    struct KeptStream {
+        TensorStream stream;
+        std::optional<VocabPruneReport> vocabulary;  // with a vocabulary section
+    };
+    KeptStream keptStream(const Recipe& recipe) const;
 
 private:
     struct Impl;

@@ -2,12 +2,11 @@
 
 #include <chrono>
 
+#include "core/estimate/estimate.h"
 #include "core/io/atomic_output.h"
 #include "core/pipeline/plan.h"
 #include "core/pipeline/tensor_stream.h"
 #include "core/recipes/quantize.h"
-#include "core/recipes/text_only.h"
-#include "core/recipes/vocab_prune.h"
 
 namespace fs = std::filesystem;
 
@@ -23,8 +22,16 @@ bool budgetNeedsFormats(const Recipe& r) { return r.quantization && r.quantizati
 bool needsCalibration(const Recipe& r) { return flapNeedsWidths(r) || budgetNeedsFormats(r); }
 
 CalibratedRecipe calibrateRecipe(const Checkpoint& ck, const Recipe& recipe, const fs::path& scratch, Progress& progress, const CancelToken& cancel) {
+    // The caller's checkpoint, not owned: the estimator lives only for this call.
+    const Estimator estimator(std::shared_ptr<const Checkpoint>(&ck, [](const Checkpoint*) {}));
+    return calibrateRecipe(estimator, recipe, scratch, progress, cancel);
+}
+
+CalibratedRecipe calibrateRecipe(const Estimator& estimator, const Recipe& recipe, const fs::path& scratch, Progress& progress,
+                                 const CancelToken& cancel) {
     const auto t0 = std::chrono::steady_clock::now();
-    (void)planSlim(ck, recipe);  // the run's own checks first, naming the recipe field
+    const Checkpoint& ck = estimator.checkpoint();
+    (void)planSlim(estimator, recipe);  // the run's own checks first, naming the recipe field; its stages stay kept
     CalibratedRecipe out{recipe, {}, {}, 0};
     if (!needsCalibration(recipe)) return out;
 
@@ -49,14 +56,8 @@ CalibratedRecipe calibrateRecipe(const Checkpoint& ck, const Recipe& recipe, con
     };
     auto model = [&]() -> const Checkpoint& { return current ? *current : ck; };
 
-    if (recipe.textOnly) {
-        TextOnlyReport r;
-        stream = textOnlyStream(std::move(stream), r);
-        pending = true;
-    }
-    if (recipe.vocabulary) {
-        VocabPruneReport r;
-        stream = vocabularyStream(std::move(stream), *recipe.vocabulary, r);
+    if (recipe.textOnly || recipe.vocabulary) {  // the plan's text-only + vocabulary stage (the tokenizer is not read again)
+        stream = estimator.keptStream(recipe).stream;
         pending = true;
     }
     if (recipe.flap && (flapNeedsWidths(recipe) || budgetNeedsFormats(recipe))) {

@@ -17,6 +17,8 @@
 
 namespace whittle {
 
+class Estimator;
+
 // Whether the recipe's sizes wait for a calibration: FLAP without widths, the bit budget without formats.
 bool needsCalibration(const Recipe& recipe);
 
@@ -31,6 +33,10 @@ struct CalibratedRecipe {
 // (beside the output the recipe is for: the stages' models may be large), removed before returning or
 // throwing. Throws CancelledError when cancelled.
 CalibratedRecipe calibrateRecipe(const Checkpoint& checkpoint, const Recipe& recipe, const std::filesystem::path& scratch, Progress& progress,
+                                 const CancelToken& cancel);
+// The same, of the estimator's checkpoint, reusing the stages it keeps (the Recipe page passes its live one:
+// the vocabulary's tokens are not selected again).
+CalibratedRecipe calibrateRecipe(const Estimator& estimator, const Recipe& recipe, const std::filesystem::path& scratch, Progress& progress,
                                  const CancelToken& cancel);
 
 }  // namespace whittle

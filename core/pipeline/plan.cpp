@@ -42,6 +42,13 @@ std::string formatPlan(const SlimPlan& p) {
 }
 
 SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
+    // The caller's checkpoint, not owned: the estimator lives only for this call.
+    const Estimator estimator(std::shared_ptr<const Checkpoint>(&ck, [](const Checkpoint*) {}));
+    return planSlim(estimator, r);
+}
+
+SlimPlan planSlim(const Estimator& estimator, const Recipe& r) {
+    const Checkpoint& ck = estimator.checkpoint();
     SlimPlan plan;
     if (!r.textOnly && !r.vocabulary && !r.flap && !r.quantization)
         throw UsageError("the recipe has nothing to do: give text_only, vocabulary, flap or quantization");
@@ -51,7 +58,6 @@ SlimPlan planSlim(const Checkpoint& ck, const Recipe& r) {
     const Inventory inv = makeInventory(ck);
     // The safetensors bytes each stage leaves: the estimator's output of the recipe up to that stage (its
     // stages are kept, so the text-only + vocabulary stream is made once). Errors name the stage.
-    const Estimator estimator(std::shared_ptr<const Checkpoint>(&ck, [](const Checkpoint*) {}));
     Recipe sofar;
     std::uint64_t last = estimator.estimate(sofar, RuntimeOptions{}).input.tensorBytes;
     plan.inputBytes = last;

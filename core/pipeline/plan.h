@@ -14,6 +14,7 @@
 namespace whittle {
 
 struct Recipe;
+class Estimator;
 
 struct PlannedStage {
     std::string name;     // text_only | vocabulary | flap | quantization | export | evaluation
@@ -36,5 +37,8 @@ std::string formatPlan(const SlimPlan& p);  // one line per stage, for the CLI a
 // or foreign codes to a GGUF export, and what each section's own
 // planner refuses (exclusions covering every linear, shapes a format cannot pack).
 SlimPlan planSlim(const Checkpoint& checkpoint, const Recipe& recipe);
+// The same, of the estimator's checkpoint: the stages it computes stay kept there, for the run to reuse
+// (Estimator::keptStream).
+SlimPlan planSlim(const Estimator& estimator, const Recipe& recipe);
 
 }  // namespace whittle

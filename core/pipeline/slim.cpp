@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/estimate/estimate.h"
 #include "core/export/gguf_export.h"
 #include "core/io/atomic_output.h"
 #include "core/model/checkpoint_files.h"
@@ -86,7 +87,9 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
     const auto t0 = std::chrono::steady_clock::now();
     SlimReport rep;
     rep.stages = slimStages(recipe);
-    rep.plan = planSlim(ck, recipe);  // every check before any work: errors name the recipe field
+    // Every check before any work (errors name the recipe field); the plan's estimator keeps the stages it made.
+    const Estimator estimator(std::shared_ptr<const Checkpoint>(&ck, [](const Checkpoint*) {}));
+    rep.plan = planSlim(estimator, recipe);
     // Export writes other formats of the result and evaluation measures it: neither transforms.
     const std::size_t transforms = rep.stages.size() - (recipe.exports ? 1 : 0) - (recipe.evaluation ? 1 : 0);
     const std::string n = std::to_string(rep.stages.size());
@@ -157,10 +160,12 @@ SlimReport slim(const Checkpoint& ck, const Recipe& recipe, const fs::path& dest
             stream = textOnlyStream(std::move(stream), r);
             rep.stageReports[i] = toJson(r);
         } else if (stage == "vocabulary") {
-            sp.report(ProgressReport{"selecting tokens, rewriting the tokenizer (written with the pass)", 0});
-            VocabPruneReport r;
-            stream = vocabularyStream(std::move(stream), *recipe.vocabulary, r);
-            rep.stageReports[i] = toJson(r);
+            sp.report(ProgressReport{"the tokens and tokenizer the plan selected (written with the pass)", 0});
+            // The plan selected the tokens and rewrote the tokenizer: its kept stage is this stage's stream, with
+            // text-only's transform when the recipe has it (the stages before the vocabulary; none was written).
+            Estimator::KeptStream kept = estimator.keptStream(recipe);
+            stream = std::move(kept.stream);
+            rep.stageReports[i] = toJson(*kept.vocabulary);
         } else if (stage == "flap") {
             if (!pending.empty()) flush();  // FLAP calibrates on the model the stages before it made
             FlapReport r;
