@@ -8,6 +8,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QLocale>
 #include <QSlider>
 #include <QSpinBox>
 #include <QTableView>
@@ -64,6 +65,9 @@ public:
                 case ColChange: return change(r.before, r.after);
             }
         }
+        if (role == Qt::ToolTipRole)  // the exact byte counts, and the whole name where the column elides it
+            return QObject::tr("%1: %2 → %3 bytes")
+                .arg(QString::fromUtf8(partName(r.part)), QLocale().toString(qulonglong(r.before)), QLocale().toString(qulonglong(r.after)));
         if (role == Qt::UserRole && i.column() != ColPart) return QVariant::fromValue<qulonglong>(i.column() == ColBefore ? r.before : r.after);
         if (role == Qt::TextAlignmentRole && i.column() != ColPart) return int(Qt::AlignRight | Qt::AlignVCenter);
         return {};
@@ -118,8 +122,10 @@ EstimatePanel::EstimatePanel(QWidget* parent) : QWidget(parent) {
     parts_ = new QTableView(figures);
     parts_->setModel(partsModel_);
     parts_->verticalHeader()->hide();
-    parts_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-    parts_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
+    // The figures are never elided; a long part name is, with the whole name in its tooltip.
+    parts_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    parts_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
+    parts_->setTextElideMode(Qt::ElideMiddle);
     parts_->setSelectionMode(QAbstractItemView::NoSelection);
     parts_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     memory_ = new QLabel(figures);

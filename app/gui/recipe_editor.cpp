@@ -16,12 +16,16 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSaveFile>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSpinBox>
+#include <QTextDocument>
 #include <QVBoxLayout>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/model/tensor_table.h"
 #include "core/recipes/recipe_presets.h"
 
 namespace whittle::gui {
@@ -44,6 +48,22 @@ QString joinList(const std::vector<std::string>& items) {
     for (const auto& i : items) l << QString::fromStdString(i);
     return l.join(", ");
 }
+
+// The recipe form scrolls when the window is short. QScrollArea caps its size hint at 24 lines, which
+// would make the form scroll where it fits, so this one asks for the whole form and never scrolls sideways.
+class FormScrollArea : public QScrollArea {
+public:
+    explicit FormScrollArea(QWidget* form, QWidget* parent) : QScrollArea(parent) {
+        setWidget(form);
+        setWidgetResizable(true);
+        setFrameShape(QFrame::NoFrame);
+        setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    }
+    QSize sizeHint() const override { return widget()->sizeHint() + QSize(verticalScrollBar()->sizeHint().width(), 0); }
+    QSize minimumSizeHint() const override {
+        return {widget()->minimumSizeHint().width() + verticalScrollBar()->sizeHint().width(), 4 * fontMetrics().lineSpacing()};
+    }
+};
 
 QHBoxLayout* row(std::initializer_list<QWidget*> widgets) {
     auto* r = new QHBoxLayout;
@@ -122,7 +142,11 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     form->addRow(tr("Keep unquantized"), exclude_);
     excluded_ = new QPlainTextEdit(box);
     excluded_->setReadOnly(true);
-    excluded_->setMaximumHeight(64);
+    // Three lines at least: the count and the first roles stay readable when the page is short.
+    const int lineHeight = excluded_->fontMetrics().lineSpacing();
+    const int chrome = 2 * excluded_->frameWidth() + 2 * int(excluded_->document()->documentMargin());
+    excluded_->setMinimumHeight(3 * lineHeight + chrome);
+    excluded_->setMaximumHeight(4 * lineHeight + chrome);
     excluded_->setObjectName("excludedLinears");
     form->addRow(QString(), excluded_);
 
@@ -167,6 +191,10 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     json_ = new QPlainTextEdit(jsonBox);
     json_->setObjectName("recipeJson");
     json_->setFont(QFont("monospace"));
+    // The file takes the room the form leaves (its own size hint ignored), five lines at least.
+    json_->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Ignored);
+    json_->setMinimumHeight(5 * json_->fontMetrics().lineSpacing() + 2 * json_->frameWidth() +
+                            2 * int(json_->document()->documentMargin()));
     load_ = new QPushButton(tr("Load recipe…"), jsonBox);
     save_ = new QPushButton(tr("Save recipe…"), jsonBox);
     status_ = new QLabel(jsonBox);
@@ -181,7 +209,7 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
 
     auto* col = new QVBoxLayout(this);
     col->setContentsMargins(0, 0, 0, 0);
-    col->addWidget(box);
+    col->addWidget(new FormScrollArea(box, this));
     col->addWidget(jsonBox, 1);
 
     fillFormats();
@@ -493,9 +521,13 @@ void RecipeEditor::showExcluded() {
     q.exclude.clear();
     for (const QString& g : splitList(exclude_->text())) q.exclude.push_back(g.toStdString());
     const std::vector<std::string> names = excludedLinears(q, checkpoint_->table());
+    // The summary first (a role once, with its layers), so the short box shows what the rules catch;
+    // every name follows for the exact list.
     QStringList lines;
     lines << tr("%n linear(s) kept unquantized:", nullptr, int(names.size()));
-    for (const std::string& n : names) lines << QString::fromStdString(n);
+    for (const std::string& line : summarizeTensorNames(checkpoint_->table(), names)) lines << "  " + QString::fromStdString(line);
+    if (!names.empty()) lines << tr("By name:");
+    for (const std::string& n : names) lines << "  " + QString::fromStdString(n);
     excluded_->setPlainText(lines.join('\n'));
 }
 

@@ -1,6 +1,8 @@
 #include "core/model/tensor_table.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "core/error.h"
 
@@ -243,6 +245,44 @@ LinearSite linearSite(TensorRole role) {
 }
 
 std::string roleGlob(TensorRole role) { return std::string("*") + rule(role).hf; }
+
+std::string layerRanges(const std::vector<int>& sortedLayers) {
+    std::string out;
+    for (std::size_t i = 0; i < sortedLayers.size();) {
+        std::size_t j = i;
+        while (j + 1 < sortedLayers.size() && sortedLayers[j + 1] == sortedLayers[j] + 1) ++j;
+        if (!out.empty()) out += ", ";
+        out += std::to_string(sortedLayers[i]);
+        if (j > i) out += "\u2013" + std::to_string(sortedLayers[j]);
+        i = j + 1;
+    }
+    return out;
+}
+
+std::vector<std::string> summarizeTensorNames(const std::vector<ExpectedTensor>& table, const std::vector<std::string>& names) {
+    std::set<std::string_view> wanted(names.begin(), names.end());
+    std::vector<std::string> lines;
+    std::map<TensorRole, std::vector<int>> layersOf;
+    std::vector<TensorRole> roleOrder;  // per-layer roles in the order the table first lists them
+    for (const ExpectedTensor& t : table) {
+        if (!wanted.erase(t.name)) continue;
+        if (t.layer < 0) {
+            lines.push_back(t.name);
+            continue;
+        }
+        auto& layers = layersOf[t.role];
+        if (layers.empty()) roleOrder.push_back(t.role);
+        layers.push_back(t.layer);
+    }
+    for (TensorRole role : roleOrder) {
+        std::vector<int>& layers = layersOf[role];
+        std::sort(layers.begin(), layers.end());
+        lines.push_back(roleGlob(role) + " in layers " + layerRanges(layers) + " (" + std::to_string(layers.size()) + ")");
+    }
+    for (const std::string& n : names)
+        if (wanted.count(n)) lines.push_back(n);  // not in the table: as given, in the caller's order
+    return lines;
+}
 
 bool isTowerTensor(std::string_view name, Part* part) {
     struct Prefix {

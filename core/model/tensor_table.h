@@ -130,6 +130,14 @@ LinearSite linearSite(TensorRole role);
 // Glob patterns (fnmatch) matching a role's tensors in every layer: "*" + its relative name.
 std::string roleGlob(TensorRole role);
 
+// A list of tensors as a person reads it (the Recipe page's "kept unquantized" box): model-level tensors
+// by name, then each per-layer role once, as its glob with the layers it covers as ranges
+// ("*mlp.down_proj.weight in layers 0–3, 8, 10–34 (36)"), both in table order. Names not in the table
+// follow as they are.
+std::vector<std::string> summarizeTensorNames(const std::vector<ExpectedTensor>& table, const std::vector<std::string>& names);
+// Sorted layer indices as ranges: {0,1,2,3,8,10,11} → "0–3, 8, 10–11".
+std::string layerRanges(const std::vector<int>& sortedLayers);
+
 // Vision/audio tower tensors are opaque: classified by prefix only.
 bool isTowerTensor(std::string_view name, Part* part = nullptr);
 

@@ -43,6 +43,7 @@
 #include "app/gui/worker_bridge.h"
 #include "core/io/json_file.h"
 #include "core/model/inventory.h"
+#include "core/model/tensor_table.h"
 #include "core/recipes/recipe.h"
 #include "core/recipes/quantize.h"
 #include "core/recipes/recipe_presets.h"
@@ -334,6 +335,11 @@ private slots:
         QString shown = ed_->excludedView()->toPlainText();
         QVERIFY2(shown.startsWith(QString("%1 linear").arg(byDefault.size())), qPrintable(shown));
         for (const auto& n : byDefault) QVERIFY2(shown.contains(QString::fromStdString(n)), n.c_str());
+        // The summary comes first: a role once with its layers, so the short box reads at a glance.
+        const std::vector<std::string> summary = summarizeTensorNames(table, byDefault);
+        QVERIFY(summary.size() < byDefault.size());
+        QVERIFY2(shown.indexOf(QString::fromStdString(summary.back())) < shown.indexOf("By name:"), qPrintable(shown));
+        for (const auto& line : summary) QVERIFY2(shown.contains(QString::fromStdString(line)), line.c_str());
         ed_->excludeEdit()->setText("*.mlp.down_proj.weight");
         QCOMPARE(ed_->recipe().quantization->exclude, std::vector<std::string>{"*.mlp.down_proj.weight"});
         QuantizeRecipe downOnly;
@@ -343,6 +349,10 @@ private slots:
         shown = ed_->excludedView()->toPlainText();
         QVERIFY2(shown.startsWith(QString("%1 linear").arg(down.size())), qPrintable(shown));
         QVERIFY(!shown.contains("per_layer_input_gate"));
+        const QString downLine = QString("*mlp.down_proj.weight in layers 0\u2013%1 (%2)")
+                                     .arg(w_->checkpoint()->config().numLayers - 1)
+                                     .arg(w_->checkpoint()->config().numLayers);
+        QVERIFY2(shown.contains(downLine), qPrintable(shown));
         settle();
         QVERIFY(panel_->current()->output.tensorBytes > before);  // the down projections stay in 16 bits
         compareWithCli(QString::fromStdString(bundledModelDir().string()));

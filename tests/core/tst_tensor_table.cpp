@@ -135,6 +135,26 @@ private slots:
         QVERIFY(!ggufTensorName(c, "model.vision_tower.encoder.layers.0.mlp.up_proj.weight"));
     }
 
+    // The Recipe page's "kept unquantized" summary: model-level tensors by name, then a role once with its
+    // layers as ranges (in table order), then names the table does not have; every input name is counted once.
+    void summarizeNames() {
+        QCOMPARE(layerRanges({}), std::string());
+        QCOMPARE(layerRanges({4}), std::string("4"));
+        QCOMPARE(layerRanges({0, 1, 2, 3, 8, 10, 11}), std::string("0\u20133, 8, 10\u201311"));
+        const Gemma4Config c = presetConfig("e2b-full");
+        const auto table = textTensorTable(c);
+        std::vector<std::string> names;
+        for (int l = 34; l >= 0; --l) names.push_back(tensorName(c, TensorRole::PleInputGate, l));  // any order
+        for (int l : {0, 1, 2, 3, 8, 10, 11}) names.push_back(tensorName(c, TensorRole::DownProj, l));
+        names.push_back("not.in.the.table");
+        names.push_back(tensorName(c, TensorRole::PleModelProjection));
+        const std::vector<std::string> expected = {"model.language_model.per_layer_model_projection.weight",
+                                                   "*mlp.down_proj.weight in layers 0\u20133, 8, 10\u201311 (7)",
+                                                   "*per_layer_input_gate.weight in layers 0\u201334 (35)", "not.in.the.table"};
+        QCOMPARE(summarizeTensorNames(table, names), expected);
+        QVERIFY(summarizeTensorNames(table, {}).empty());
+    }
+
     // One RoPE pair rule for engine and exporter: E2B's full layers rotate 64 of 256 pairs.
     void ropePairRule() {
         const Gemma4Config c = presetConfig("e2b-full");
