@@ -65,6 +65,11 @@ public:
     }
 };
 
+// The height of a plain-text box that shows `lines` lines of its font, frame and margins included.
+int textBoxHeight(const QPlainTextEdit* box, int lines) {
+    return lines * box->fontMetrics().lineSpacing() + 2 * box->frameWidth() + 2 * int(box->document()->documentMargin());
+}
+
 QHBoxLayout* row(std::initializer_list<QWidget*> widgets) {
     auto* r = new QHBoxLayout;
     for (QWidget* w : widgets) r->addWidget(w);
@@ -143,10 +148,8 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     excluded_ = new QPlainTextEdit(box);
     excluded_->setReadOnly(true);
     // Three lines at least: the count and the first roles stay readable when the page is short.
-    const int lineHeight = excluded_->fontMetrics().lineSpacing();
-    const int chrome = 2 * excluded_->frameWidth() + 2 * int(excluded_->document()->documentMargin());
-    excluded_->setMinimumHeight(3 * lineHeight + chrome);
-    excluded_->setMaximumHeight(4 * lineHeight + chrome);
+    excluded_->setMinimumHeight(textBoxHeight(excluded_, 3));
+    excluded_->setMaximumHeight(textBoxHeight(excluded_, 4));
     excluded_->setObjectName("excludedLinears");
     form->addRow(QString(), excluded_);
 
@@ -193,8 +196,7 @@ RecipeEditor::RecipeEditor(QWidget* parent) : QWidget(parent) {
     json_->setFont(QFont("monospace"));
     // The file takes the room the form leaves (its own size hint ignored), five lines at least.
     json_->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Ignored);
-    json_->setMinimumHeight(5 * json_->fontMetrics().lineSpacing() + 2 * json_->frameWidth() +
-                            2 * int(json_->document()->documentMargin()));
+    json_->setMinimumHeight(textBoxHeight(json_, 5));
     load_ = new QPushButton(tr("Load recipe…"), jsonBox);
     save_ = new QPushButton(tr("Save recipe…"), jsonBox);
     status_ = new QLabel(jsonBox);
