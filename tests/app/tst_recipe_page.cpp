@@ -5,7 +5,9 @@
 //   - every preset parses, shows in the controls and becomes "Custom" once a control changes;
 //   - the live panel after each change equals `whittle-cli estimate --json` for the same recipe and runtime
 //     (disk, device memory, host RAM, by part; the device's room and whether it fits); a runtime change, or a
-//     recipe seen before, is there when the change returns (no worker thread: its stages are kept);
+//     recipe seen before, is there when the change returns (no worker thread: its stages are kept); each
+//     part's row gives its exact bytes in its tooltip;
+//   - the recipe form scrolls when the window is short;
 //   - the spill warning: E2B with its PLE table in device memory at 128k does not fit a 4 GB GPU, and fits
 //     one of 24 GB;
 //   - the exclusion rules list the linears they keep; calibration files reach both calibrations; the vocabulary
@@ -22,7 +24,10 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
+#include <QLocale>
 #include <QPushButton>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QSpinBox>
@@ -106,6 +111,17 @@ class TestRecipePage : public QObject {
                  qPrintable(panel_->memoryLabel()->text()));
         QVERIFY2(panel_->hostLabel()->text().contains(QString::fromStdString(formatBytes(o.memory.hostTables))), qPrintable(panel_->hostLabel()->text()));
         QCOMPARE(panel_->memoryBar()->total(), o.memory.deviceTotal());
+        // Each part's row: its tooltip gives the exact byte counts before and after.
+        const QAbstractItemModel* rows = panel_->partsModel();
+        int row = 0;
+        for (Part p : kAllParts) {
+            const std::uint64_t before = e.input.parts.at(p).bytes, after = o.parts.at(p).bytes;
+            if (!before && !after) continue;
+            QVERIFY(row < rows->rowCount());
+            QCOMPARE(rows->index(row++, 0).data(Qt::ToolTipRole).toString(),
+                     QString("%1: %2 \u2192 %3 bytes").arg(partName(p), QLocale().toString(qulonglong(before)), QLocale().toString(qulonglong(after))));
+        }
+        QCOMPARE(row, rows->rowCount());
         if (t && t->deviceIndex >= 0) {
             QCOMPARE(j["device"]["available_bytes"].get<std::uint64_t>(), t->room);
             const bool fits = j["device"]["fits"].get<bool>();
@@ -321,6 +337,19 @@ private slots:
         qInfo("E2B (fit-8gb preset, 128k, PLE on device): %s of device memory; estimate took %.3f ms on the GUI thread",
               formatBytes(panel_->current()->output.memory.deviceTotal()).c_str(), panel_->lastMilliseconds());
         openModel(QString::fromStdString(bundledModelDir().string()));
+    }
+
+    // The recipe form scrolls when the window is too short for it, and is whole when it is tall enough.
+    void formScrollsWhenShort() {
+        auto* area = ed_->findChild<QScrollArea*>();
+        QVERIFY(area);
+        QVERIFY(area->widget()->isAncestorOf(ed_->excludedView()));
+        const QSize size = w_->size();
+        w_->resize(size.width(), w_->minimumSizeHint().height());
+        QTRY_VERIFY(area->verticalScrollBar()->maximum() > 0);
+        w_->resize(size.width(), 1000);
+        QTRY_COMPARE(area->verticalScrollBar()->maximum(), 0);
+        w_->resize(size);
     }
 
     // The exclusion rules show the linears they keep unquantized (the table's own list), and a rule typed in
